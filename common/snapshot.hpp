@@ -1,0 +1,131 @@
+// Writer and reader of the snapshot described in snapshot_layout.hpp.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "result.hpp"
+#include "snapshot_layout.hpp"
+
+namespace coupecircuit::snapshot {
+
+enum class ReadError : std::uint8_t {
+  missing,      // no file, or not readable
+  not_regular,  // the path is not a regular file
+  bad_magic,
+  bad_version,
+  bad_size,     // header_size/total_size/file size differ from this build's layout
+  torn,         // no consistent copy after the bounded retries (writer stuck mid-write)
+  stale,        // heartbeat older than the allowed age
+};
+[[nodiscard]] std::string_view to_string(ReadError error) noexcept;
+
+[[nodiscard]] std::uint64_t monotonic_now_ns() noexcept;
+[[nodiscard]] std::int64_t realtime_now_ns() noexcept;
+// A random value identifying one writer's lifetime (Payload::writer_generation).
+[[nodiscard]] std::uint64_t new_writer_generation();
+
+// ---- Low-level reader operations on a mapping (used by the module's fast path).
+
+// Checks magic, version and sizes. mapped_size is the size of the mapping.
+[[nodiscard]] bool header_is_valid(const SnapshotFile& file, std::size_t mapped_size,
+                                   ReadError* why = nullptr) noexcept;
+[[nodiscard]] std::uint64_t load_sequence(const SnapshotFile& file) noexcept;
+[[nodiscard]] std::uint64_t load_heartbeat_ns(const SnapshotFile& file) noexcept;
+// Copies the payload consistently; false when every attempt saw a write in
+// progress. On success *sequence_out is the even sequence the copy belongs to.
+[[nodiscard]] bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* sequence_out,
+                                    unsigned max_attempts) noexcept;
+
+// A PROT_READ, MAP_SHARED mapping of a snapshot file.
+class ReadOnlyMapping {
+ public:
+  ReadOnlyMapping() noexcept = default;
+  ReadOnlyMapping(const ReadOnlyMapping&) = delete;
+  ReadOnlyMapping& operator=(const ReadOnlyMapping&) = delete;
+  ReadOnlyMapping(ReadOnlyMapping&& other) noexcept;
+  ReadOnlyMapping& operator=(ReadOnlyMapping&& other) noexcept;
+  ~ReadOnlyMapping();
+
+  // Opens without following a final symlink and validates the header.
+  [[nodiscard]] static Result<ReadOnlyMapping, ReadError> open(const char* path) noexcept;
+
+  [[nodiscard]] const SnapshotFile* file() const noexcept { return file_; }
+  [[nodiscard]] dev_t device() const noexcept { return device_; }
+  [[nodiscard]] ino_t inode() const noexcept { return inode_; }
+  // Leaves the mapping in place for the life of the process (readers on other
+  // threads may still be copying from it) and forgets it.
+  const SnapshotFile* release() noexcept;
+
+ private:
+  const SnapshotFile* file_ = nullptr;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
+};
+
+// ---- High-level reader API (coupecircuitctl, tests).
+
+struct ReadOptions {
+  unsigned max_attempts = 10000;
+  std::uint64_t max_age_ns = 10ULL * 1000 * 1000 * 1000;
+};
+
+struct SnapshotCopy {
+  Payload payload{};
+  std::uint64_t sequence = 0;
+  std::uint64_t heartbeat_ns = 0;
+  std::uint64_t age_ns = 0;  // now - heartbeat, CLOCK_MONOTONIC
+};
+
+// A validated, consistent copy; stale beyond options.max_age_ns is an error.
+[[nodiscard]] Result<SnapshotCopy, ReadError> read_snapshot(const char* path, const ReadOptions& options = {});
+// Same, but a stale copy is still returned (stale reported through *stale).
+[[nodiscard]] Result<SnapshotCopy, ReadError> read_snapshot_allow_stale(const char* path, const ReadOptions& options,
+                                                                         bool* stale);
+
+// ---- Writer (coupecircuitd only: one writer per file).
+
+class SnapshotWriter {
+ public:
+  SnapshotWriter() noexcept = default;
+  SnapshotWriter(const SnapshotWriter&) = delete;
+  SnapshotWriter& operator=(const SnapshotWriter&) = delete;
+  SnapshotWriter(SnapshotWriter&& other) noexcept;
+  SnapshotWriter& operator=(SnapshotWriter&& other) noexcept;
+  ~SnapshotWriter();
+
+  // Opens the file in place when its layout matches, else creates it (or a new
+  // file renamed over an incompatible one). Creates the parent directory
+  // (0755) when missing. The file is 0644.
+  [[nodiscard]] static Result<SnapshotWriter> open(const std::string& path);
+
+  // Publishes a whole payload under the seqlock and ticks the heartbeat.
+  void publish(const Payload& payload) noexcept;
+  // Liveness only: readers do not retry.
+  void heartbeat() noexcept;
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] bool is_valid() const noexcept { return file_ != nullptr; }
+  // The file at path is no longer the one mapped (deleted or replaced), or its
+  // header was damaged: the caller should re-open.
+  [[nodiscard]] bool needs_reopen() const noexcept;
+
+ private:
+  SnapshotFile* file_ = nullptr;
+  std::string path_;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
+};
+
+// Copies a C string into a fixed char array, always NUL-terminated.
+template <std::size_t N>
+void copy_text(char (&destination)[N], std::string_view text) noexcept {
+  const std::size_t length = text.size() < N - 1 ? text.size() : N - 1;
+  for (std::size_t i = 0; i < length; ++i) destination[i] = text[i];
+  for (std::size_t i = length; i < N; ++i) destination[i] = '\0';
+}
+
+}  // namespace coupecircuit::snapshot

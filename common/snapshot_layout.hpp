@@ -1,0 +1,162 @@
+// The snapshot: the one protocol between coupecircuitd (single writer) and
+// every reader (mod_coupecircuit in each Apache child, coupecircuitctl).
+//
+// A fixed-size file, default /run/coupecircuit/snapshot (mode 0644, owned by
+// root), mapped MAP_SHARED by the writer and PROT_READ by readers. It is
+// created once at its full size and then only updated in place: never
+// truncated, shrunk or replaced while readers map it.
+//
+// Concurrency: a seqlock. The writer makes `sequence` odd, stores the payload
+// word by word through std::atomic_ref (relaxed) after a release fence, then
+// stores the next even value with release. Readers load `sequence` (acquire),
+// copy the payload with relaxed atomic loads, issue an acquire fence and load
+// `sequence` again; equal and even means the copy is consistent. Readers only
+// ever load: their mapping is PROT_READ, so no read-modify-write and no
+// 16-byte atomics. `heartbeat_ns` lives outside the seqlock so a liveness tick
+// does not make readers retry.
+//
+// Layout changes: any change to these structs bumps kLayoutVersion. Readers
+// reject a file whose magic, version, header size or total size differ from
+// their own (typed error, never a guess); they fail open. A new writer finding
+// an older layout (after a package upgrade) rewrites the header in place only
+// if the file size is unchanged; otherwise it creates the new file beside the
+// old one and renames it over the path, so that old readers keep a valid
+// mapping of the old inode and see it go stale, then re-open the new one.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace coupecircuit::snapshot {
+
+inline constexpr std::uint32_t kMagic = 0x4343534EU;  // "NSCC" little-endian: CoupeCircuit Snapshot
+inline constexpr std::uint16_t kLayoutVersion = 1;
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr const char* kDefaultPath = "/run/coupecircuit/snapshot";
+
+inline constexpr std::size_t kMaxVhostOverrides = 64;
+inline constexpr std::size_t kVhostNameCapacity = 88;  // including the NUL
+inline constexpr std::size_t kCutReasonCapacity = 128;
+inline constexpr std::size_t kTextCapacity = 16;       // pre-rendered numbers
+
+// Threshold set, as the helper publishes it. A value is present when its
+// has_* flag is set; text is the value pre-rendered for $_SERVER.
+struct ThresholdSet {
+  std::uint32_t has_sessions;
+  std::uint32_t has_load;
+  std::uint64_t sessions;
+  std::uint64_t load_centi;  // load average times 100
+  char sessions_text[kTextCapacity];
+  char load_text[kTextCapacity];
+};
+static_assert(sizeof(ThresholdSet) == 56);
+
+struct VhostOverride {
+  std::uint64_t name_hash;  // vhost_name_hash(name): readers compare this first
+  char name[kVhostNameCapacity];
+  ThresholdSet thresholds;
+};
+static_assert(sizeof(VhostOverride) == 152);
+
+enum SessionCountIndex : std::size_t {
+  kEmpty = 0,
+  kAnonymous = 1,
+  kUnknown = 2,
+  kAuthenticated = 3,
+};
+
+enum PayloadFlags : std::uint32_t {
+  kFlagPsiAvailable = 1U << 0,
+  kFlagCutActive = 1U << 1,
+  kFlagScanFailed = 1U << 2,    // the last scan could not read the session dir
+  kFlagStateInvalid = 1U << 3,  // the state file is unreadable: last good state kept
+};
+
+// Everything below is copied as a whole under the seqlock. Plain integers and
+// char arrays only, a multiple of 8 bytes, so it can be stored and loaded as
+// 64-bit words.
+struct Payload {
+  // Writer identity.
+  std::uint64_t writer_generation;  // random per writer start: a restart is visible
+  std::uint32_t writer_pid;
+  std::uint32_t flags;              // PayloadFlags
+  std::uint64_t snapshot_sequence;  // +1 per content publish, for this generation
+
+  // Session scan.
+  std::int64_t last_scan_wall_ns;   // CLOCK_REALTIME of the end of the last scan
+  std::uint64_t last_scan_duration_us;
+  std::uint64_t sessions_active;    // active authenticated sessions
+  std::uint64_t files_seen;
+  std::uint64_t count_active[4];    // by SessionCountIndex
+  std::uint64_t count_inactive[4];
+  std::uint32_t active_minutes;
+  std::uint32_t reserved0;
+  char sessions_active_text[kTextCapacity];
+
+  // Load signals (centi: value times 100).
+  std::uint32_t load_centi[3];           // 1, 5, 15 minutes
+  std::uint32_t psi_some_avg10_centi[3]; // cpu, memory, io
+  std::uint32_t mem_available_centi_pct;
+  std::uint32_t swap_used_centi_pct;
+  char load1_text[kTextCapacity];        // "1.52"
+
+  // Manual cut.
+  std::int64_t cut_since_wall_s;
+  char cut_reason[kCutReasonCapacity];
+
+  // Runtime threshold overrides (from the state file).
+  ThresholdSet global_override;
+  std::uint32_t vhost_override_count;
+  std::uint32_t reserved1;
+  VhostOverride vhost_overrides[kMaxVhostOverrides];
+};
+static_assert(std::is_trivially_copyable_v<Payload>);
+static_assert(sizeof(Payload) % sizeof(std::uint64_t) == 0);
+
+struct alignas(kCacheLine) Header {  // written once when the file is created
+  std::uint32_t magic;
+  std::uint16_t layout_version;
+  std::uint16_t header_size;  // offsetof(SnapshotFile, payload)
+  std::uint32_t total_size;   // sizeof(SnapshotFile)
+  std::uint32_t reserved;
+};
+
+struct alignas(kCacheLine) SyncLine {  // written on every publish
+  std::uint64_t sequence;      // seqlock: odd while the payload is being written
+  std::uint64_t heartbeat_ns;  // CLOCK_MONOTONIC of the writer's last tick
+};
+
+struct alignas(kCacheLine) SnapshotFile {
+  Header header;
+  SyncLine sync;
+  Payload payload;
+};
+
+static_assert(std::is_standard_layout_v<SnapshotFile>);
+static_assert(std::is_trivially_copyable_v<SnapshotFile>);
+static_assert(offsetof(SnapshotFile, header) == 0);
+static_assert(offsetof(SnapshotFile, sync) == kCacheLine);
+static_assert(offsetof(SnapshotFile, payload) == 2 * kCacheLine);
+static_assert(sizeof(SnapshotFile) % kCacheLine == 0);
+static_assert(sizeof(SnapshotFile) <= 16384, "keep the snapshot small: it is copied on change");
+static_assert(offsetof(Payload, writer_generation) == 0);
+static_assert(offsetof(Payload, vhost_overrides) % 8 == 0);
+static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
+static_assert(alignof(SnapshotFile) >= alignof(std::uint64_t));
+
+inline constexpr std::size_t kHeaderSize = offsetof(SnapshotFile, payload);
+inline constexpr std::size_t kTotalSize = sizeof(SnapshotFile);
+
+// FNV-1a over the vhost name, shared by writer and readers.
+[[nodiscard]] constexpr std::uint64_t vhost_name_hash(const char* name, std::size_t length) noexcept {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (std::size_t i = 0; i < length; ++i) {
+    hash ^= static_cast<unsigned char>(name[i]);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+}  // namespace coupecircuit::snapshot

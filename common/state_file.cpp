@@ -1,0 +1,263 @@
+#include "state_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "decimal.hpp"
+#include "snapshot.hpp"
+#include "unique_fd.hpp"
+
+namespace coupecircuit {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxStateBytes = 1U << 20;
+
+Result<ThresholdOverride> parse_override(const json& node, const std::string& where) {
+  if (!node.is_object()) return make_error(where + ": expected an object");
+  ThresholdOverride result;
+  for (const auto& [key, value] : node.items()) {
+    if (key == "sessions") {
+      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > kMaxSessionsValue) {
+        return make_error(where + ".sessions: expected a non-negative integer");
+      }
+      result.sessions = value.get<std::uint64_t>();
+    } else if (key == "load") {
+      if (!value.is_string()) return make_error(where + ".load: expected a string such as \"4.50\"");
+      auto centi = parse_centi(value.get<std::string>());
+      if (!centi) return make_error(where + ".load: " + centi.error().message);
+      result.load_centi = *centi;
+    } else {
+      return make_error(where + ": unknown key \"" + key + "\"");
+    }
+  }
+  return result;
+}
+
+json override_to_json(const ThresholdOverride& value) {
+  json node = json::object();
+  if (value.sessions) node["sessions"] = *value.sessions;
+  if (value.load_centi) node["load"] = centi_to_string(*value.load_centi);
+  return node;
+}
+
+void fill_threshold_set(const ThresholdOverride& source, snapshot::ThresholdSet& target) noexcept {
+  target = snapshot::ThresholdSet{};
+  if (source.sessions) {
+    target.has_sessions = 1;
+    target.sessions = *source.sessions;
+    render_unsigned(target.sessions_text, sizeof target.sessions_text, *source.sessions);
+  }
+  if (source.load_centi) {
+    target.has_load = 1;
+    target.load_centi = *source.load_centi;
+    render_centi(target.load_text, sizeof target.load_text, *source.load_centi);
+  }
+}
+
+Error errno_error(const std::string& what, const std::string& path) {
+  const int saved = errno;
+  return make_error(what + " " + path + ": " + std::strerror(saved), saved);
+}
+
+}  // namespace
+
+Result<void> validate_vhost_name(std::string_view name) {
+  if (name.empty()) return make_error("vhost name is empty");
+  if (name.size() >= snapshot::kVhostNameCapacity) {
+    return make_error("vhost name \"" + std::string(name) + "\" is longer than " +
+                      std::to_string(snapshot::kVhostNameCapacity - 1) + " characters");
+  }
+  for (const char c : name) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                         c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+    if (!allowed) return make_error("vhost name \"" + std::string(name) + "\" has a character outside [A-Za-z0-9.-_:[]]");
+  }
+  return {};
+}
+
+std::string normalize_vhost_name(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
+
+Result<void> validate_cut_reason(std::string_view reason) {
+  if (reason.size() >= snapshot::kCutReasonCapacity) {
+    return make_error("cut reason is longer than " + std::to_string(snapshot::kCutReasonCapacity - 1) + " bytes");
+  }
+  for (const char c : reason) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return make_error("cut reason contains a control character");
+  }
+  return {};
+}
+
+Result<ControlState> parse_state(std::string_view json_text) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& error) {
+    return make_error(std::string("invalid JSON: ") + error.what());
+  }
+  if (!root.is_object()) return make_error("expected a JSON object at the top level");
+  ControlState state;
+  bool saw_version = false;
+  for (const auto& [key, value] : root.items()) {
+    if (key == "version") {
+      if (!value.is_number_integer() || value.get<int>() != kStateVersion) {
+        return make_error("unsupported state version (expected " + std::to_string(kStateVersion) + ")");
+      }
+      saw_version = true;
+    } else if (key == "cut") {
+      if (!value.is_object()) return make_error("cut: expected an object");
+      for (const auto& [cut_key, cut_value] : value.items()) {
+        if (cut_key == "active") {
+          if (!cut_value.is_boolean()) return make_error("cut.active: expected true or false");
+          state.cut_active = cut_value.get<bool>();
+        } else if (cut_key == "reason") {
+          if (!cut_value.is_string()) return make_error("cut.reason: expected a string");
+          state.cut_reason = cut_value.get<std::string>();
+          if (auto valid = validate_cut_reason(state.cut_reason); !valid) return make_error("cut.reason: " + valid.error().message);
+        } else if (cut_key == "since") {
+          if (!cut_value.is_number_integer()) return make_error("cut.since: expected unix seconds");
+          state.cut_since = cut_value.get<std::int64_t>();
+        } else {
+          return make_error("cut: unknown key \"" + cut_key + "\"");
+        }
+      }
+    } else if (key == "thresholds") {
+      if (!value.is_object()) return make_error("thresholds: expected an object");
+      for (const auto& [scope, node] : value.items()) {
+        if (scope == "global") {
+          auto parsed = parse_override(node, "thresholds.global");
+          if (!parsed) return parsed.error();
+          state.global = *parsed;
+        } else if (scope == "vhosts") {
+          if (!node.is_object()) return make_error("thresholds.vhosts: expected an object");
+          if (node.size() > snapshot::kMaxVhostOverrides) {
+            return make_error("thresholds.vhosts: more than " + std::to_string(snapshot::kMaxVhostOverrides) + " vhosts");
+          }
+          for (const auto& [name, vhost_node] : node.items()) {
+            if (auto valid = validate_vhost_name(name); !valid) return make_error("thresholds.vhosts: " + valid.error().message);
+            auto parsed = parse_override(vhost_node, "thresholds.vhosts." + name);
+            if (!parsed) return parsed.error();
+            if (!parsed->empty()) state.vhosts[normalize_vhost_name(name)] = *parsed;
+          }
+        } else {
+          return make_error("thresholds: unknown key \"" + scope + "\"");
+        }
+      }
+    } else {
+      return make_error("unknown key \"" + key + "\"");
+    }
+  }
+  if (!saw_version) return make_error("missing \"version\"");
+  return state;
+}
+
+std::string serialize_state(const ControlState& state) {
+  json root = json::object();
+  root["version"] = kStateVersion;
+  root["cut"] = {{"active", state.cut_active}, {"reason", state.cut_reason}, {"since", state.cut_since}};
+  json vhosts = json::object();
+  for (const auto& [name, value] : state.vhosts) {
+    if (!value.empty()) vhosts[name] = override_to_json(value);
+  }
+  root["thresholds"] = {{"global", override_to_json(state.global)}, {"vhosts", vhosts}};
+  return root.dump(2) + "\n";
+}
+
+Result<ControlState> load_state_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    if (errno == ENOENT) return ControlState{};
+    return errno_error("cannot open state file", path);
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return errno_error("cannot stat state file", path);
+  if (!S_ISREG(info.st_mode)) return make_error("state file " + path + " is not a regular file");
+  if (static_cast<std::size_t>(info.st_size) > kMaxStateBytes) return make_error("state file " + path + " is larger than 1 MiB");
+  std::string text(static_cast<std::size_t>(info.st_size), '\0');
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t got = ::read(fd.get(), text.data() + done, text.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return errno_error("cannot read state file", path);
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  text.resize(done);
+  auto state = parse_state(text);
+  if (!state) return make_error("state file " + path + ": " + state.error().message);
+  return state;
+}
+
+Result<void> save_state_file(const std::string& path, const ControlState& state) {
+  const auto slash = path.rfind('/');
+  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("cannot create", directory);
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  const std::string text = serialize_state(state);
+  {
+    UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd) return errno_error("cannot create", temporary);
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t wrote = ::write(fd.get(), text.data() + done, text.size() - done);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) {
+        auto error = errno_error("cannot write", temporary);
+        ::unlink(temporary.c_str());
+        return error;
+      }
+      done += static_cast<std::size_t>(wrote);
+    }
+    if (::fsync(fd.get()) != 0) {
+      auto error = errno_error("cannot fsync", temporary);
+      ::unlink(temporary.c_str());
+      return error;
+    }
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    auto error = errno_error("cannot rename to", path);
+    ::unlink(temporary.c_str());
+    return error;
+  }
+  UniqueFd directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (directory_fd) ::fsync(directory_fd.get());  // make the rename durable across a crash
+  return {};
+}
+
+void apply_state_to_payload(const ControlState& state, snapshot::Payload& payload) noexcept {
+  if (state.cut_active) {
+    payload.flags |= snapshot::kFlagCutActive;
+  } else {
+    payload.flags &= ~static_cast<std::uint32_t>(snapshot::kFlagCutActive);
+  }
+  payload.cut_since_wall_s = state.cut_active ? state.cut_since : 0;
+  snapshot::copy_text(payload.cut_reason, state.cut_active ? std::string_view(state.cut_reason) : std::string_view{});
+  fill_threshold_set(state.global, payload.global_override);
+  std::size_t index = 0;
+  for (const auto& [name, value] : state.vhosts) {
+    if (index == snapshot::kMaxVhostOverrides) break;
+    auto& entry = payload.vhost_overrides[index++];
+    entry = snapshot::VhostOverride{};
+    snapshot::copy_text(entry.name, name);
+    entry.name_hash = snapshot::vhost_name_hash(name.data(), name.size());
+    fill_threshold_set(value, entry.thresholds);
+  }
+  for (std::size_t rest = index; rest < snapshot::kMaxVhostOverrides; ++rest) {
+    payload.vhost_overrides[rest] = snapshot::VhostOverride{};
+  }
+  payload.vhost_override_count = static_cast<std::uint32_t>(index);
+}
+
+}  // namespace coupecircuit

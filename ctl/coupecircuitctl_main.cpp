@@ -1,0 +1,373 @@
+// coupecircuitctl: the operator's view of CoupeCircuit. Reads the snapshot,
+// and changes the manual cut and runtime thresholds through the state file.
+//
+// Exit status: 0 ok; 1 cut, over a global threshold, or an operation failed;
+// 2 bad usage (nothing is written); 3 snapshot stale or missing (status).
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "decimal.hpp"
+#include "snapshot.hpp"
+#include "state_file.hpp"
+#include "unique_fd.hpp"
+
+namespace {
+
+using namespace coupecircuit;
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitAttention = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitStale = 3;
+
+constexpr const char* kClassNames[] = {"empty", "anonymous", "unknown", "authenticated"};
+
+struct GlobalOptions {
+  std::string snapshot_path = snapshot::kDefaultPath;
+  std::string state_path = kDefaultStatePath;
+  double max_age_s = 10.0;
+  double wait_s = 2.0;
+};
+
+std::string wall_time_text(std::int64_t unix_seconds) {
+  if (unix_seconds <= 0) return "-";
+  const std::time_t value = unix_seconds;
+  std::tm parts{};
+  ::localtime_r(&value, &parts);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S %z", &parts);
+  return buffer;
+}
+
+std::string percent_text(std::uint32_t centi_percent) { return centi_to_string(centi_percent) + " %"; }
+
+json threshold_set_json(const snapshot::ThresholdSet& set) {
+  json node = json::object();
+  if (set.has_sessions != 0) node["sessions"] = set.sessions;
+  if (set.has_load != 0) node["load"] = set.load_text;
+  return node;
+}
+
+std::string threshold_set_text(const snapshot::ThresholdSet& set) {
+  std::string text;
+  if (set.has_sessions != 0) text += "sessions " + std::string(set.sessions_text);
+  if (set.has_load != 0) text += std::string(text.empty() ? "" : ", ") + "load " + set.load_text;
+  return text.empty() ? "none" : text;
+}
+
+bool over_global_threshold(const snapshot::Payload& payload) {
+  const auto& global = payload.global_override;
+  return (global.has_sessions != 0 && payload.sessions_active >= global.sessions) ||
+         (global.has_load != 0 && payload.load_centi[0] >= global.load_centi);
+}
+
+int command_status(const GlobalOptions& options, bool as_json) {
+  snapshot::ReadOptions read_options;
+  read_options.max_age_ns = static_cast<std::uint64_t>(options.max_age_s * 1e9);
+  bool stale = false;
+  auto copy = snapshot::read_snapshot_allow_stale(options.snapshot_path.c_str(), read_options, &stale);
+  if (!copy) {
+    if (as_json) {
+      json out = {{"status", "missing"}, {"snapshot", options.snapshot_path},
+                  {"error", std::string(snapshot::to_string(copy.error()))}};
+      std::cout << out.dump(2) << "\n";
+    } else {
+      std::cout << "snapshot " << options.snapshot_path << ": " << snapshot::to_string(copy.error())
+                << " (is coupecircuitd running?)\n";
+    }
+    return kExitStale;
+  }
+  const auto& p = copy->payload;
+  const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
+  const bool over = over_global_threshold(p);
+  const char* status = stale ? "stale" : cut ? "cut" : over ? "over_threshold" : "ok";
+  const double age_s = static_cast<double>(copy->age_ns) / 1e9;
+
+  if (as_json) {
+    json out;
+    out["status"] = status;
+    out["snapshot"] = options.snapshot_path;
+    out["age_seconds"] = age_s;
+    out["helper_pid"] = p.writer_pid;
+    out["writer_generation"] = p.writer_generation;
+    out["snapshot_sequence"] = p.snapshot_sequence;
+    json active = json::object(), inactive = json::object();
+    for (std::size_t i = 0; i < 4; ++i) {
+      active[kClassNames[i]] = p.count_active[i];
+      inactive[kClassNames[i]] = p.count_inactive[i];
+    }
+    out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
+                       {"active_minutes", p.active_minutes},     {"active", active},
+                       {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0}};
+    out["last_scan"] = {{"wall_time", p.last_scan_wall_ns / 1'000'000'000LL}, {"duration_us", p.last_scan_duration_us}};
+    out["load"] = {{"1", centi_to_string(p.load_centi[0])}, {"5", centi_to_string(p.load_centi[1])},
+                   {"15", centi_to_string(p.load_centi[2])}};
+    const bool psi = (p.flags & snapshot::kFlagPsiAvailable) != 0;
+    out["psi_some_avg10"] = {{"available", psi}};
+    if (psi) {
+      out["psi_some_avg10"]["cpu"] = centi_to_string(p.psi_some_avg10_centi[0]);
+      out["psi_some_avg10"]["memory"] = centi_to_string(p.psi_some_avg10_centi[1]);
+      out["psi_some_avg10"]["io"] = centi_to_string(p.psi_some_avg10_centi[2]);
+    }
+    out["memory"] = {{"available_percent", centi_to_string(p.mem_available_centi_pct)},
+                     {"swap_used_percent", centi_to_string(p.swap_used_centi_pct)}};
+    out["cut"] = {{"active", cut}, {"reason", cut ? std::string(p.cut_reason) : std::string()},
+                  {"since", cut ? p.cut_since_wall_s : 0}};
+    json vhosts = json::object();
+    for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
+      vhosts[p.vhost_overrides[i].name] = threshold_set_json(p.vhost_overrides[i].thresholds);
+    }
+    out["thresholds"] = {{"global", threshold_set_json(p.global_override)}, {"vhosts", vhosts}};
+    out["state_file_invalid"] = (p.flags & snapshot::kFlagStateInvalid) != 0;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::printf("status:     %s\n", status);
+    std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", p.writer_pid, options.snapshot_path.c_str(), age_s,
+                stale ? " (STALE: is coupecircuitd running?)" : "");
+    std::printf("sessions:   %llu active authenticated (active within %u min)\n",
+                static_cast<unsigned long long>(p.sessions_active), p.active_minutes);
+    std::printf("            files %llu:", static_cast<unsigned long long>(p.files_seen));
+    for (std::size_t i = 0; i < 4; ++i) {
+      std::printf(" %s %llu/%llu", kClassNames[i], static_cast<unsigned long long>(p.count_active[i]),
+                  static_cast<unsigned long long>(p.count_inactive[i]));
+    }
+    std::printf(" (active/inactive)\n");
+    std::printf("last scan:  %s, %llu us%s\n", wall_time_text(p.last_scan_wall_ns / 1'000'000'000LL).c_str(),
+                static_cast<unsigned long long>(p.last_scan_duration_us),
+                (p.flags & snapshot::kFlagScanFailed) != 0 ? " (FAILED: session directory unreadable)" : "");
+    std::printf("load:       %s %s %s\n", centi_to_string(p.load_centi[0]).c_str(), centi_to_string(p.load_centi[1]).c_str(),
+                centi_to_string(p.load_centi[2]).c_str());
+    if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
+      std::printf("pressure:   some avg10 cpu %s, memory %s, io %s\n", centi_to_string(p.psi_some_avg10_centi[0]).c_str(),
+                  centi_to_string(p.psi_some_avg10_centi[1]).c_str(), centi_to_string(p.psi_some_avg10_centi[2]).c_str());
+    } else {
+      std::printf("pressure:   not available on this kernel\n");
+    }
+    std::printf("memory:     %s available, swap %s used\n", percent_text(p.mem_available_centi_pct).c_str(),
+                percent_text(p.swap_used_centi_pct).c_str());
+    if (cut) {
+      std::printf("cut:        ON since %s%s%s\n", wall_time_text(p.cut_since_wall_s).c_str(),
+                  p.cut_reason[0] != '\0' ? ": " : "", p.cut_reason);
+    } else {
+      std::printf("cut:        off\n");
+    }
+    std::printf("thresholds: global %s\n", threshold_set_text(p.global_override).c_str());
+    for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
+      std::printf("            vhost %s: %s\n", p.vhost_overrides[i].name,
+                  threshold_set_text(p.vhost_overrides[i].thresholds).c_str());
+    }
+    if ((p.flags & snapshot::kFlagStateInvalid) != 0) {
+      std::printf("WARNING:    the state file is invalid; coupecircuitd keeps the last good state (see its log)\n");
+    }
+  }
+  if (stale) return kExitStale;
+  return cut || over ? kExitAttention : kExitOk;
+}
+
+// Serialises concurrent coupecircuitctl invocations (read-modify-write).
+class StateLock {
+ public:
+  explicit StateLock(const std::string& state_path) {
+    const auto slash = state_path.rfind('/');
+    if (slash != std::string::npos && slash > 0) ::mkdir(state_path.substr(0, slash).c_str(), 0755);
+    fd_.reset(::open((state_path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd_) ::flock(fd_.get(), LOCK_EX);
+  }
+  [[nodiscard]] bool held() const { return fd_.valid(); }
+
+ private:
+  UniqueFd fd_;
+};
+
+bool snapshot_reflects(const snapshot::Payload& seen, const ControlState& state) {
+  snapshot::Payload expected{};
+  apply_state_to_payload(state, expected);
+  const auto cut_flag = static_cast<std::uint32_t>(snapshot::kFlagCutActive);
+  return (seen.flags & cut_flag) == (expected.flags & cut_flag) &&
+         std::memcmp(seen.cut_reason, expected.cut_reason, sizeof seen.cut_reason) == 0 &&
+         std::memcmp(&seen.global_override, &expected.global_override, sizeof seen.global_override) == 0 &&
+         seen.vhost_override_count == expected.vhost_override_count &&
+         std::memcmp(seen.vhost_overrides, expected.vhost_overrides, sizeof seen.vhost_overrides) == 0;
+}
+
+// Saves, then waits (bounded) until coupecircuitd has published the change.
+template <typename Change>
+int modify_state(const GlobalOptions& options, Change change, const std::string& what) {
+  StateLock lock(options.state_path);
+  if (!lock.held()) {
+    std::fprintf(stderr, "coupecircuitctl: cannot lock %s.lock: %s\n", options.state_path.c_str(), std::strerror(errno));
+    return kExitAttention;
+  }
+  auto state = load_state_file(options.state_path);
+  if (!state) {
+    std::fprintf(stderr, "coupecircuitctl: %s\nFix or remove the file; nothing was changed.\n",
+                 state.error().message.c_str());
+    return kExitAttention;
+  }
+  change(*state);
+  // What the helper would reject is never written (e.g. too many vhosts).
+  if (auto valid = parse_state(serialize_state(*state)); !valid) {
+    std::fprintf(stderr, "coupecircuitctl: refused: %s; nothing was changed.\n", valid.error().message.c_str());
+    return kExitAttention;
+  }
+  if (auto saved = save_state_file(options.state_path, *state); !saved) {
+    std::fprintf(stderr, "coupecircuitctl: %s\n", saved.error().message.c_str());
+    return kExitAttention;
+  }
+
+  snapshot::ReadOptions read_options;
+  read_options.max_age_ns = static_cast<std::uint64_t>(options.max_age_s * 1e9);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.wait_s);
+  for (;;) {
+    auto copy = snapshot::read_snapshot(options.snapshot_path.c_str(), read_options);
+    if (!copy) {
+      std::printf("%s: saved to %s; coupecircuitd is not running (snapshot %s): it applies when the helper starts\n",
+                  what.c_str(), options.state_path.c_str(), std::string(snapshot::to_string(copy.error())).c_str());
+      return kExitOk;
+    }
+    if (snapshot_reflects(copy->payload, *state)) {
+      std::printf("%s: applied (snapshot sequence %llu, helper pid %u)\n", what.c_str(),
+                  static_cast<unsigned long long>(copy->payload.snapshot_sequence), copy->payload.writer_pid);
+      return kExitOk;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::printf("%s: saved to %s, but coupecircuitd has not published it within %.1f s (see its log)\n", what.c_str(),
+                  options.state_path.c_str(), options.wait_s);
+      return kExitAttention;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int command_threshold_list(const GlobalOptions& options, bool as_json) {
+  auto state = load_state_file(options.state_path);
+  if (!state) {
+    std::fprintf(stderr, "coupecircuitctl: %s\n", state.error().message.c_str());
+    return kExitAttention;
+  }
+  auto describe = [](const ThresholdOverride& value) {
+    std::string text;
+    if (value.sessions) text += "sessions " + std::to_string(*value.sessions);
+    if (value.load_centi) text += std::string(text.empty() ? "" : ", ") + "load " + centi_to_string(*value.load_centi);
+    return text.empty() ? std::string("none") : text;
+  };
+  if (as_json) {
+    std::cout << json::parse(serialize_state(*state))["thresholds"].dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("global: %s\n", describe(state->global).c_str());
+  for (const auto& [name, value] : state->vhosts) std::printf("vhost %s: %s\n", name.c_str(), describe(value).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  GlobalOptions options;
+  CLI::App app{"coupecircuitctl: status, manual cut and runtime thresholds of CoupeCircuit", "coupecircuitctl"};
+  app.set_version_flag("--version", COUPECIRCUIT_VERSION);
+  app.require_subcommand(1);
+  app.add_option("--snapshot", options.snapshot_path, "Snapshot file")->capture_default_str();
+  app.add_option("--state", options.state_path, "Control state file")->capture_default_str();
+  app.add_option("--max-age", options.max_age_s, "Seconds after which the snapshot is stale")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--wait", options.wait_s, "Seconds to wait for coupecircuitd to publish a change")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0));
+
+  bool as_json = false;
+  auto* status = app.add_subcommand("status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale)");
+  status->add_flag("--json", as_json, "Machine-readable output");
+
+  auto* cut = app.add_subcommand("cut", "Manual cut (COUPURE_CHARGE_SERVEUR)");
+  cut->require_subcommand(1);
+  std::string reason;
+  auto* cut_on = cut->add_subcommand("on", "Turn the manual cut on");
+  cut_on->add_option("--reason", reason, "Short reason shown by status")->check([](const std::string& text) {
+    auto valid = validate_cut_reason(text);
+    return valid ? std::string() : valid.error().message;
+  });
+  auto* cut_off = cut->add_subcommand("off", "Turn the manual cut off");
+
+  auto* threshold = app.add_subcommand("threshold", "Runtime threshold overrides");
+  threshold->require_subcommand(1);
+  std::string kind, value, vhost;
+  const auto kind_check = CLI::IsMember({"sessions", "load"});
+  const auto vhost_check = [](const std::string& name) {
+    auto valid = validate_vhost_name(name);
+    return valid ? std::string() : valid.error().message;
+  };
+  auto* set = threshold->add_subcommand("set", "Set a threshold override: sessions|load VALUE [--vhost NAME]");
+  set->add_option("kind", kind, "sessions or load")->required()->check(kind_check);
+  set->add_option("value", value, "Integer for sessions, e.g. 4.50 for load")->required();
+  set->add_option("--vhost", vhost, "Only this vhost (its ServerName)")->check(vhost_check);
+  auto* unset = threshold->add_subcommand("unset", "Remove a threshold override: sessions|load [--vhost NAME]");
+  unset->add_option("kind", kind, "sessions or load")->required()->check(kind_check);
+  unset->add_option("--vhost", vhost, "Only this vhost (its ServerName)")->check(vhost_check);
+  auto* list = threshold->add_subcommand("list", "List the threshold overrides of the state file");
+  list->add_flag("--json", as_json, "Machine-readable output");
+
+  try {
+    app.parse(argc, argv);
+    if (set->parsed()) {
+      auto parsed = kind == "sessions" ? parse_unsigned(value, kMaxSessionsValue) : parse_centi(value);
+      if (!parsed) throw CLI::ValidationError("value", parsed.error().message);
+    }
+  } catch (const CLI::ParseError& error) {
+    const int status_code = app.exit(error);
+    if (status_code != 0) std::cerr << "\n" << app.help();
+    return status_code == 0 ? kExitOk : kExitUsage;
+  }
+
+  if (status->parsed()) return command_status(options, as_json);
+  if (cut_on->parsed()) {
+    return modify_state(options, [&](ControlState& state) {
+      state.cut_active = true;
+      state.cut_reason = reason;
+      state.cut_since = static_cast<std::int64_t>(std::time(nullptr));
+    }, "cut on");
+  }
+  if (cut_off->parsed()) {
+    return modify_state(options, [](ControlState& state) {
+      state.cut_active = false;
+      state.cut_reason.clear();
+      state.cut_since = 0;
+    }, "cut off");
+  }
+  if (list->parsed()) return command_threshold_list(options, as_json);
+  const std::string scope = vhost.empty() ? "global" : "vhost " + normalize_vhost_name(vhost);
+  if (set->parsed()) {
+    const auto number = kind == "sessions" ? parse_unsigned(value, kMaxSessionsValue) : parse_centi(value);
+    return modify_state(options, [&](ControlState& state) {
+      ThresholdOverride& target = vhost.empty() ? state.global : state.vhosts[normalize_vhost_name(vhost)];
+      (kind == "sessions" ? target.sessions : target.load_centi) = *number;
+    }, "threshold " + kind + " " + (kind == "sessions" ? std::to_string(*number) : centi_to_string(*number)) + " (" + scope + ")");
+  }
+  if (unset->parsed()) {
+    return modify_state(options, [&](ControlState& state) {
+      if (vhost.empty()) {
+        (kind == "sessions" ? state.global.sessions : state.global.load_centi).reset();
+        return;
+      }
+      auto it = state.vhosts.find(normalize_vhost_name(vhost));
+      if (it == state.vhosts.end()) return;
+      (kind == "sessions" ? it->second.sessions : it->second.load_centi).reset();
+      if (it->second.empty()) state.vhosts.erase(it);
+    }, "threshold " + kind + " unset (" + scope + ")");
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,89 @@
+// coupecircuitd: counts active authenticated PHP sessions, reads load signals
+// and publishes them with the manual cut and threshold overrides in the
+// snapshot read by mod_coupecircuit and coupecircuitctl.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+
+#include "daemon.hpp"
+#include "daemon_config.hpp"
+#include "log.hpp"
+
+namespace {
+
+struct CommandLine {
+  std::string config_path = coupecircuit::kDefaultConfigPath;
+  bool config_given = false;
+  std::optional<std::string> session_dir, snapshot_path, state_path;
+  std::optional<std::uint32_t> active_minutes, interval;
+  bool foreground = false;
+  bool once = false;
+};
+
+coupecircuit::Result<coupecircuit::DaemonConfig> load_effective_config(const CommandLine& line) {
+  auto config = coupecircuit::load_daemon_config(line.config_path, line.config_given);
+  if (!config) return config;
+  if (line.session_dir) config->scan.session_dir = *line.session_dir;
+  if (line.snapshot_path) config->snapshot_path = *line.snapshot_path;
+  if (line.state_path) config->state_path = *line.state_path;
+  if (line.active_minutes) config->scan.active_minutes = *line.active_minutes;
+  if (line.interval) config->rescan_interval_s = *line.interval;
+  return config;
+}
+
+// Classic detach for init systems without supervision; systemd runs the
+// helper with --foreground (Type=notify).
+bool detach() {
+  const pid_t child = ::fork();
+  if (child < 0) return false;
+  if (child > 0) std::_Exit(0);
+  if (::setsid() < 0) return false;
+  if (::chdir("/") != 0) return false;
+  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, STDIN_FILENO);
+    ::close(null_fd);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CommandLine line;
+  CLI::App app{"coupecircuitd: counts active authenticated PHP sessions and publishes server load for mod_coupecircuit",
+               "coupecircuitd"};
+  app.set_version_flag("--version", COUPECIRCUIT_VERSION);
+  auto* config_option = app.add_option("-c,--config", line.config_path, "Configuration file")
+                            ->capture_default_str();
+  app.add_option("--session-dir", line.session_dir, "PHP session directory (overrides [sessions] dir)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--snapshot", line.snapshot_path, "Snapshot file (overrides [snapshot] path)");
+  app.add_option("--state", line.state_path, "Control state file (overrides [state] path)");
+  app.add_option("--active-minutes", line.active_minutes,
+                 "A session is active when modified within this many minutes (default 24)")
+      ->check(CLI::Range(1U, 10080U));
+  app.add_option("--interval", line.interval, "Seconds between full rescans (default 60)")->check(CLI::Range(1U, 86400U));
+  app.add_flag("--foreground", line.foreground, "Do not detach (systemd, tests)");
+  app.add_flag("--once", line.once, "Scan once, publish the snapshot, exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int status = app.exit(error);
+    return status == 0 ? 0 : 2;
+  }
+  line.config_given = config_option->count() > 0;
+
+  coupecircuit::DaemonRunOptions options;
+  options.once = line.once;
+  options.load_config = [&line] { return load_effective_config(line); };
+  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr && !detach()) {
+    std::perror("coupecircuitd: cannot detach");
+    return 1;
+  }
+  return coupecircuit::run_daemon(options);
+}

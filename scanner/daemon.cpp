@@ -1,0 +1,398 @@
+#include "daemon.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "decimal.hpp"
+#include "load_signals.hpp"
+#include "log.hpp"
+#include "snapshot.hpp"
+#include "state_file.hpp"
+#include "unique_fd.hpp"
+
+namespace coupecircuit {
+namespace {
+
+constexpr std::uint64_t kMillisecond = 1'000'000ULL;
+constexpr std::uint64_t kTickNs = 1000 * kMillisecond;         // heartbeat, load signals, ageing
+constexpr std::uint64_t kMinPublishGapNs = 50 * kMillisecond;  // coalesce bursts of session writes
+constexpr std::uint32_t kSessionMask =
+    IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr std::uint32_t kStateMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
+
+std::string directory_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string base_name_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+log::Priority priority_from_name(const std::string& name) {
+  if (name == "error") return log::Priority::error;
+  if (name == "warning") return log::Priority::warning;
+  if (name == "notice") return log::Priority::notice;
+  if (name == "debug") return log::Priority::debug;
+  return log::Priority::info;
+}
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonRunOptions options) : options_(std::move(options)) {}
+  int run();
+
+ private:
+  bool configure(const DaemonConfig& config);
+  void load_state(bool at_start);
+  void full_scan();
+  void rewatch_sessions();
+  void watch_state_directory();
+  void drain_inotify();
+  bool handle_signals();  // false: stop
+  void reload();
+  void refresh_load_signals();
+  void publish(bool force);
+  void check_snapshot_file();
+
+  DaemonRunOptions options_;
+  DaemonConfig config_;
+  std::optional<SessionScanner> scanner_;
+  snapshot::SnapshotWriter writer_;
+  snapshot::Payload published_{};
+  bool has_published_ = false;
+  std::uint64_t generation_ = 0;
+  std::uint64_t snapshot_sequence_ = 0;
+
+  ControlState state_;
+  bool state_invalid_ = false;
+  LoadSignals signals_;
+  bool scan_failed_ = false;
+  std::int64_t last_scan_wall_ns_ = 0;
+  std::uint64_t last_scan_duration_us_ = 0;
+
+  UniqueFd inotify_;
+  UniqueFd signals_fd_;
+  std::unordered_map<int, std::string> session_watches_;  // wd -> directory relative to session_dir
+  int state_watch_ = -1;
+  bool rescan_due_ = false;
+  bool content_dirty_ = false;
+  std::uint64_t last_publish_ns_ = 0;
+};
+
+bool Daemon::configure(const DaemonConfig& config) {
+  config_ = config;
+  log::set_min_priority(priority_from_name(config_.log_level));
+  auto writer = snapshot::SnapshotWriter::open(config_.snapshot_path);
+  if (!writer) {
+    log::error(log::id::kSnapshotError, "cannot open snapshot: " + writer.error().message);
+    return false;
+  }
+  writer_ = std::move(*writer);
+  scanner_.emplace(config_.scan);
+  return true;
+}
+
+void Daemon::load_state(bool at_start) {
+  auto loaded = load_state_file(config_.state_path);
+  if (!loaded) {
+    // Keep the last good state (at start: the safe default, no cut) and say
+    // so loudly; the snapshot carries a flag that coupecircuitctl reports.
+    log::error(log::id::kStateInvalid, loaded.error().message +
+                                           (at_start ? " (starting without a manual cut or overrides)"
+                                                     : " (keeping the last good state)"));
+    state_invalid_ = true;
+    return;
+  }
+  if (!at_start && loaded->cut_active != state_.cut_active) {
+    log::notice(log::id::kCutChanged, std::string("manual cut ") + (loaded->cut_active ? "on" : "off") +
+                                          (loaded->cut_reason.empty() ? "" : ": " + loaded->cut_reason));
+  }
+  state_ = std::move(*loaded);
+  state_invalid_ = false;
+  if (at_start) {
+    log::info(log::id::kStateLoaded, "state " + config_.state_path + ": cut " + (state_.cut_active ? "on" : "off") +
+                                         ", " + std::to_string(state_.vhosts.size()) + " vhost override(s)");
+  }
+}
+
+void Daemon::full_scan() {
+  auto statistics = scanner_->full_scan();
+  rescan_due_ = false;
+  if (!statistics) {
+    if (!scan_failed_) log::error(log::id::kScanDirError, statistics.error().message);
+    scan_failed_ = true;
+    return;
+  }
+  if (scan_failed_) log::notice(log::id::kScanDirError, "session directory readable again");
+  scan_failed_ = false;
+  last_scan_wall_ns_ = snapshot::realtime_now_ns();
+  last_scan_duration_us_ = statistics->duration_us;
+  log::debug(log::id::kScanSummary, "full scan: " + std::to_string(statistics->files_seen) + " files, " +
+                                        std::to_string(statistics->files_read) + " read, " +
+                                        std::to_string(statistics->skipped) + " skipped, " +
+                                        std::to_string(statistics->unreadable) + " unreadable, " +
+                                        std::to_string(statistics->duration_us) + " us");
+  rewatch_sessions();
+}
+
+void Daemon::rewatch_sessions() {
+  if (!inotify_) return;
+  for (const auto& [wd, directory] : session_watches_) ::inotify_rm_watch(inotify_.get(), wd);
+  session_watches_.clear();
+  for (const auto& relative : scanner_->directories()) {
+    const std::string path = relative.empty() ? config_.scan.session_dir : config_.scan.session_dir + "/" + relative;
+    const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), kSessionMask | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK);
+    if (wd < 0) {
+      log::warning(log::id::kInotifyUnavailable, "cannot watch " + path + ": " + std::strerror(errno) +
+                                                     " (changes are seen at the next full rescan)");
+      continue;
+    }
+    session_watches_[wd] = relative;
+  }
+}
+
+void Daemon::watch_state_directory() {
+  if (!inotify_) return;
+  if (state_watch_ >= 0) ::inotify_rm_watch(inotify_.get(), state_watch_);
+  const std::string directory = directory_of(config_.state_path);
+  ::mkdir(directory.c_str(), 0755);
+  state_watch_ = ::inotify_add_watch(inotify_.get(), directory.c_str(), kStateMask | IN_ONLYDIR);
+  if (state_watch_ < 0) {
+    log::warning(log::id::kInotifyUnavailable, "cannot watch " + directory + ": " + std::strerror(errno) +
+                                                   " (state changes are seen within a second)");
+  }
+}
+
+void Daemon::drain_inotify() {
+  alignas(inotify_event) char buffer[64 * 1024];
+  const std::string state_name = base_name_of(config_.state_path);
+  for (;;) {
+    const ssize_t length = ::read(inotify_.get(), buffer, sizeof buffer);
+    if (length <= 0) return;  // EAGAIN: drained
+    for (ssize_t offset = 0; offset < length;) {
+      const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);  // NOLINT
+      offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+      if ((event->mask & IN_Q_OVERFLOW) != 0) {
+        log::warning(log::id::kInotifyOverflow, "inotify queue overflow: full rescan");
+        rescan_due_ = true;
+        load_state(false);
+        continue;
+      }
+      const std::string_view name = event->len > 0 ? std::string_view(event->name) : std::string_view{};
+      if (event->wd == state_watch_) {
+        if (name == state_name) {
+          load_state(false);
+          content_dirty_ = true;
+          last_publish_ns_ = 0;  // control changes go out at once
+        }
+        continue;
+      }
+      auto watch = session_watches_.find(event->wd);
+      if (watch == session_watches_.end()) continue;
+      if ((event->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) != 0) {
+        rescan_due_ = true;
+        continue;
+      }
+      if ((event->mask & IN_ISDIR) != 0) continue;
+      if ((event->mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
+        scanner_->file_removed(watch->second, name);
+      } else {
+        scanner_->file_changed(watch->second, name);
+      }
+      content_dirty_ = true;
+    }
+  }
+}
+
+bool Daemon::handle_signals() {
+  signalfd_siginfo info{};
+  while (::read(signals_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_signo == SIGHUP) {
+      reload();
+    } else {
+      log::info(log::id::kStopping, std::string("stopping on ") + ::strsignal(static_cast<int>(info.ssi_signo)));
+      return false;
+    }
+  }
+  return true;
+}
+
+void Daemon::reload() {
+  ::sd_notify(0, "RELOADING=1");
+  auto config = options_.load_config();
+  if (!config) {
+    log::error(log::id::kReloadFailed, "reload failed, keeping the running configuration: " + config.error().message);
+  } else if (configure(*config)) {
+    load_state(false);
+    full_scan();
+    watch_state_directory();
+    publish(true);
+    log::info(log::id::kReloaded, "configuration reloaded");
+  } else {
+    log::error(log::id::kReloadFailed, "reload failed: cannot apply the new configuration");
+  }
+  ::sd_notify(0, "READY=1");
+}
+
+void Daemon::refresh_load_signals() {
+  auto signals = read_load_signals();
+  if (!signals) {
+    log::warning(log::id::kLoadSignalError, signals.error().message);
+    return;
+  }
+  signals_ = *signals;
+}
+
+void Daemon::publish(bool force) {
+  content_dirty_ = false;
+  snapshot::Payload payload{};
+  payload.writer_generation = generation_;
+  payload.writer_pid = static_cast<std::uint32_t>(::getpid());
+  const std::int64_t now_s = snapshot::realtime_now_ns() / 1'000'000'000LL;
+  const SessionCounts counts = scanner_->counts(now_s);
+  payload.last_scan_wall_ns = last_scan_wall_ns_;
+  payload.last_scan_duration_us = last_scan_duration_us_;
+  payload.sessions_active = counts.active_authenticated();
+  payload.files_seen = counts.files_seen;
+  for (std::size_t i = 0; i < kSessionClassCount; ++i) {
+    payload.count_active[i] = counts.active[i];
+    payload.count_inactive[i] = counts.inactive[i];
+  }
+  payload.active_minutes = config_.scan.active_minutes;
+  render_unsigned(payload.sessions_active_text, sizeof payload.sessions_active_text, payload.sessions_active);
+  for (std::size_t i = 0; i < 3; ++i) {
+    payload.load_centi[i] = signals_.load_centi[i];
+    payload.psi_some_avg10_centi[i] = signals_.psi_some_avg10_centi[i];
+  }
+  payload.mem_available_centi_pct = signals_.mem_available_centi_pct;
+  payload.swap_used_centi_pct = signals_.swap_used_centi_pct;
+  render_centi(payload.load1_text, sizeof payload.load1_text, signals_.load_centi[0]);
+  if (signals_.psi_available) payload.flags |= snapshot::kFlagPsiAvailable;
+  if (scan_failed_) payload.flags |= snapshot::kFlagScanFailed;
+  if (state_invalid_) payload.flags |= snapshot::kFlagStateInvalid;
+  apply_state_to_payload(state_, payload);
+
+  payload.snapshot_sequence = snapshot_sequence_;
+  if (!force && has_published_ && std::memcmp(&payload, &published_, sizeof payload) == 0) {
+    writer_.heartbeat();
+    return;
+  }
+  payload.snapshot_sequence = ++snapshot_sequence_;
+  writer_.publish(payload);
+  published_ = payload;
+  has_published_ = true;
+  last_publish_ns_ = snapshot::monotonic_now_ns();
+}
+
+void Daemon::check_snapshot_file() {
+  if (!writer_.needs_reopen()) return;
+  auto writer = snapshot::SnapshotWriter::open(config_.snapshot_path);
+  if (!writer) {
+    log::error(log::id::kSnapshotError, "snapshot file damaged or removed, cannot re-create it: " + writer.error().message);
+    return;
+  }
+  writer_ = std::move(*writer);
+  log::warning(log::id::kSnapshotReopened, "snapshot file " + config_.snapshot_path + " was removed or damaged: re-created");
+  publish(true);
+}
+
+int Daemon::run() {
+  auto config = options_.load_config();
+  if (!config) {
+    log::error(log::id::kConfigError, config.error().message);
+    return 2;
+  }
+  generation_ = snapshot::new_writer_generation();
+  if (!configure(*config)) return 1;
+  load_state(true);
+  refresh_load_signals();
+
+  if (!options_.once) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signals_fd_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+      log::warning(log::id::kInotifyUnavailable, std::string("inotify unavailable: ") + std::strerror(errno) +
+                                                     " (relying on periodic rescans)");
+    }
+    watch_state_directory();
+  }
+
+  full_scan();
+  publish(true);
+  log::info(log::id::kStarted,
+            "coupecircuitd " COUPECIRCUIT_VERSION ": " + config_.scan.session_dir + " -> " + config_.snapshot_path + ", " +
+                std::to_string(scanner_->tracked_files()) + " session files, " +
+                std::to_string(published_.sessions_active) + " active authenticated");
+  if (options_.once) return scan_failed_ ? 1 : 0;
+
+  ::sd_notify(0, "READY=1");
+  std::uint64_t next_tick = snapshot::monotonic_now_ns() + kTickNs;
+  std::uint64_t next_rescan = snapshot::monotonic_now_ns() + config_.rescan_interval_s * 1000 * kMillisecond;
+  for (;;) {
+    const std::uint64_t now = snapshot::monotonic_now_ns();
+    std::uint64_t deadline = next_tick < next_rescan ? next_tick : next_rescan;
+    if (content_dirty_) {
+      const std::uint64_t publish_at = last_publish_ns_ + kMinPublishGapNs;
+      if (publish_at < deadline) deadline = publish_at;
+    }
+    const int timeout_ms = deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
+    pollfd fds[2] = {{signals_fd_.get(), POLLIN, 0}, {inotify_.get(), POLLIN, 0}};
+    const int ready = ::poll(fds, inotify_ ? 2 : 1, timeout_ms);
+    if (ready < 0 && errno != EINTR) {
+      log::error(log::id::kStopping, std::string("poll failed: ") + std::strerror(errno));
+      return 1;
+    }
+    if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
+    if (inotify_ && (fds[1].revents & POLLIN) != 0) drain_inotify();
+
+    const std::uint64_t after = snapshot::monotonic_now_ns();
+    if (rescan_due_ || after >= next_rescan) {
+      full_scan();
+      next_rescan = after + config_.rescan_interval_s * 1000 * kMillisecond;
+      content_dirty_ = true;
+    }
+    if (after >= next_tick) {
+      check_snapshot_file();
+      refresh_load_signals();
+      if (!inotify_ || state_watch_ < 0) load_state(false);
+      publish(false);  // also ages sessions out of the active window
+      // Healthy: the loop runs and the snapshot is being published.
+      ::sd_notify(0, "WATCHDOG=1");
+      next_tick = after + kTickNs;
+    } else if (content_dirty_ && after >= last_publish_ns_ + kMinPublishGapNs) {
+      publish(false);
+    }
+  }
+  ::sd_notify(0, "STOPPING=1");
+  return 0;
+}
+
+}  // namespace
+
+int run_daemon(const DaemonRunOptions& options) {
+  log::set_program_name("coupecircuitd");
+  Daemon daemon(options);
+  return daemon.run();
+}
+
+}  // namespace coupecircuit
