@@ -28,6 +28,10 @@ struct ThreadView {
 };
 thread_local ThreadView t_view{};
 
+// Mapping generations are unique in the process (not per source), so a view
+// never mistakes a new mapping at a recycled address for the one it copied.
+std::atomic<std::uint64_t> g_mapping_generation{0};
+
 template <std::size_t N>
 void copy_fixed(char (&destination)[N], const char (&source)[N]) noexcept {
   std::memcpy(destination, source, N);
@@ -76,7 +80,7 @@ bool SnapshotSource::reopen_if_due(std::uint64_t now_ns) noexcept {
     // than unmap memory another thread may be reading.
   }
   current_mapping_ = std::move(*mapping);
-  generation_.fetch_add(1, std::memory_order_relaxed);
+  generation_.store(g_mapping_generation.fetch_add(1, std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   current_.store(current_mapping_.file(), std::memory_order_release);
   return true;
 }
@@ -143,6 +147,8 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     out.verdict = compute_verdict(payload, effective);
   } else {
     // No value is invented: only the vhost's own configuration is exported.
+    out.has_values = false;
+    out.cut = false;
     if (settings.thresholds.has_sessions != 0) effective.sessions_from = &settings.thresholds;
     if (settings.thresholds.has_load != 0) effective.load_from = &settings.thresholds;
     out.verdict = Verdict::inconnu;
