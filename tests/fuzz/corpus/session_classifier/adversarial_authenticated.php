@@ -1,0 +1,1 @@
+note|s:22:"a:1:{s:7:"storage";} |";vzn_x|a:1:{s:7:"storage";s:15:"s:7:"storage";|";}

@@ -1,0 +1,1 @@
+first|a:1:{s:7:"storage";s:6:"shared";}second|R:1;o1|O:8:"stdClass":0:{}o2|r:3;

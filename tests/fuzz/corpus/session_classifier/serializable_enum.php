@@ -1,0 +1,1 @@
+Default|a:1:{s:11:"initialized";b:1;}legacy|C:9:"LegacyBag":55:{a:1:{s:7:"storage";s:27:"inside an opaque C: payload";}}suit|E:11:"Suit:Hearts";suits|a:2:{i:0;E:11:"Suit:Spades";i:1;r:6;}

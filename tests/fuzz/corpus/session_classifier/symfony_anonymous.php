@@ -1,0 +1,1 @@
+_sf2_attributes|a:1:{s:18:"_csrf/authenticate";s:27:"p6q1hY0x7xvH0mJd6l0b0Uo5sQ0";}_sf2_meta|a:3:{s:1:"u";i:1700000000;s:1:"c";i:1699990000;s:1:"l";i:0;}

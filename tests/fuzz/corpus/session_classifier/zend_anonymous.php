@@ -1,0 +1,1 @@
+Default|a:1:{s:11:"initialized";b:1;}

@@ -1,0 +1,1 @@
+Default|a:1:{s:11:"initialized";b:1;}__ZF|a:1:{s:36:"vzn_a15774ed86e9f3eaebc925162120cec2";a:1:{s:3:"ENT";i:1585155117;}}vzn_a15774ed86e9f3eaebc925162120cec2|a:1:{s:7:"storage";s:11:"compte_reel";}

@@ -1,0 +1,1 @@
+Default|a:1:{s:11:"initialized";b:1;}__ZF|a:1:{s:5:"vzn_x";a:1:{s:3:"ENT";i:1585155117;}}vzn_x|a:3:{s:5:"prefs";a:2:{s:4:"lang";s:2:"fr";s:4:"rows";i:50;}s:4:"menu";N;s:7:"storage";a:2:{s:2:"id";i:42;s:4:"name";s:11:"compte_reel";}}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a
+# bounded time on its seed corpus. A crash fails the run and leaves the
+# reproducer in the build directory (add it to tests as a regression).
+#   tests/fuzz/run_fuzzers.sh [--seconds N]      (default 60 per target)
+set -euo pipefail
+seconds=60
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds="$2"; shift 2 ;;
+    *) echo "usage: $0 [--seconds N]" >&2; exit 2 ;;
+  esac
+done
+source_dir="$(cd "$(dirname "$0")/../.." && pwd)"
+build_dir="${COUPECIRCUIT_FUZZ_BUILD_DIR:-$source_dir/build-fuzz}"
+
+# Every library linked into a fuzzer carries the sanitizers, not only the target.
+CC=clang CXX=clang++ cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=Debug \
+  -DCOUPECIRCUIT_FUZZ=ON -DCOUPECIRCUIT_BUILD_TESTS=OFF -DCOUPECIRCUIT_BUILD_MODULE=OFF \
+  -DCOUPECIRCUIT_SANITIZE=address,undefined -DCOUPECIRCUIT_WERROR=ON >/dev/null
+cmake --build "$build_dir" -j "$(nproc)" --target $(cd "$source_dir/tests/fuzz" && ls fuzz_*.cpp | sed 's/\.cpp$//')
+
+status=0
+for source in "$source_dir"/tests/fuzz/fuzz_*.cpp; do
+  name="$(basename "$source" .cpp)"
+  corpus_seed="$source_dir/tests/fuzz/corpus/${name#fuzz_}"
+  work_corpus="$build_dir/corpus/$name"
+  mkdir -p "$work_corpus" "$build_dir/artifacts/$name"
+  echo "== $name: ${seconds}s"
+  if ! "$build_dir/tests/fuzz/$name" -max_total_time="$seconds" -print_final_stats=1 \
+      -artifact_prefix="$build_dir/artifacts/$name/" "$work_corpus" ${corpus_seed:+$( [ -d "$corpus_seed" ] && echo "$corpus_seed")} \
+      2> "$build_dir/$name.log"; then
+    echo "!! $name found a failure; see $build_dir/$name.log and $build_dir/artifacts/$name/" >&2
+    tail -n 40 "$build_dir/$name.log" >&2
+    status=1
+  fi
+  grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$build_dir/$name.log" | sed "s/^/   /"
+done
+exit $status
