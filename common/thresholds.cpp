@@ -50,4 +50,19 @@ Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresho
   return Verdict::ok;
 }
 
+ThresholdCheck check_thresholds(const snapshot::Payload& payload, const EffectiveThresholds& thresholds,
+                                std::uint64_t sessions_release, std::uint64_t load_release) noexcept {
+  ThresholdCheck check;
+  if (thresholds.sessions_from != nullptr) {
+    check.over = check.over || payload.sessions_active >= thresholds.sessions_from->sessions;
+    check.sessions_high = payload.sessions_active > sessions_release;
+  }
+  if (thresholds.load_from != nullptr) {
+    check.over = check.over || payload.load_centi[0] >= thresholds.load_from->load_centi;
+    check.load_high = payload.load_centi[0] > load_release;
+  }
+  check.under = !check.sessions_high && !check.load_high;
+  return check;
+}
+
 }  // namespace coupecircuit

@@ -29,6 +29,18 @@ struct EffectiveThresholds {
                                                      const snapshot::ThresholdSet& directive) noexcept;
 
 // A threshold is reached when the value is greater than or equal to it.
+// Without hysteresis: coupure, surcharge or ok.
 [[nodiscard]] Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresholds& thresholds) noexcept;
+
+// Inputs of the hysteresis: a value reached its TRIP (over), every value is at
+// or below its RELEASE (under), and which values are above their RELEASE.
+struct ThresholdCheck {
+  bool over = false;
+  bool under = true;
+  bool sessions_high = false;
+  bool load_high = false;
+};
+[[nodiscard]] ThresholdCheck check_thresholds(const snapshot::Payload& payload, const EffectiveThresholds& thresholds,
+                                              std::uint64_t sessions_release, std::uint64_t load_release) noexcept;
 
 }  // namespace coupecircuit

@@ -4,19 +4,30 @@
 //
 // Every hook is noexcept and fails open: whatever happens here, the request
 // goes on (DECLINED), at worst without the variables.
+#include <cstdlib>
+#include <cstring>
 #include <new>
+#include <string>
 
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
+#include "http_main.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "mod_status.h"
+#include "mpm_common.h"
+#include "util_cookies.h"
+#include "apr_optional.h"
 #include "apr_strings.h"
 #include "apr_tables.h"
 
+#include "enforcement.hpp"
 #include "module_config.hpp"
 #include "request_values.hpp"
+#include "shared_state.hpp"
+#include "status_report.hpp"
 
 namespace cm = coupecircuit::module;
 
@@ -30,6 +41,59 @@ namespace {
 
 // One per process: Apache children map the snapshot once (child_init).
 cm::SnapshotSource g_source;
+// Hysteresis and counters shared by all children (created in post_config).
+cm::SharedState g_shared;
+
+constexpr const char* kHealthHandler = "coupecircuit-health";
+constexpr const char* kStatusHandler = "coupecircuit-status";
+constexpr const char* kSharedBlockKey = "coupecircuit-shared-block";
+constexpr apr_size_t kMaxErrorDocumentBytes = 256 * 1024;
+
+struct ExemptEntry {
+  const char* prefix;   // a path prefix, or null
+  ap_regex_t* regex;    // "~ regex" form, or null
+};
+
+// Per-directory settings (enforcement, health). Unset fields inherit.
+struct DirSettings {
+  cm::Action action;
+  int shed_status;           // 0: unset (503)
+  apr_int64_t retry_after;   // -1: unset (no header)
+  const char* session_cookie;
+  const char* error_body;    // CoupeCircuitErrorDocument's content, loaded at start
+  const char* health_token;
+  apr_array_header_t* exempt;  // of ExemptEntry, accumulated from outer to inner
+};
+
+DirSettings* dir_settings_of(ap_conf_vector_t* vector) noexcept {
+  return static_cast<DirSettings*>(ap_get_module_config(vector, &coupecircuit_module));
+}
+
+void* create_dir_settings(apr_pool_t* pool, char*) noexcept {
+  auto* settings = static_cast<DirSettings*>(apr_pcalloc(pool, sizeof(DirSettings)));
+  settings->action = cm::Action::unset;
+  settings->retry_after = -1;
+  settings->exempt = apr_array_make(pool, 2, sizeof(ExemptEntry));
+  return settings;
+}
+
+void* merge_dir_settings(apr_pool_t* pool, void* base_void, void* add_void) noexcept {
+  const auto* base = static_cast<const DirSettings*>(base_void);
+  const auto* add = static_cast<const DirSettings*>(add_void);
+  auto* merged = static_cast<DirSettings*>(apr_pcalloc(pool, sizeof(DirSettings)));
+  merged->action = add->action != cm::Action::unset ? add->action : base->action;
+  merged->shed_status = add->shed_status != 0 ? add->shed_status : base->shed_status;
+  merged->retry_after = add->retry_after >= 0 ? add->retry_after : base->retry_after;
+  merged->session_cookie = add->session_cookie != nullptr ? add->session_cookie : base->session_cookie;
+  merged->error_body = add->error_body != nullptr ? add->error_body : base->error_body;
+  merged->health_token = add->health_token != nullptr ? add->health_token : base->health_token;
+  merged->exempt = apr_array_append(pool, base->exempt, add->exempt);  // exemptions add up
+  return merged;
+}
+
+struct RequestState {  // r->request_config: what post_read_request computed
+  cm::RequestValues* values;
+};
 
 cm::ServerSettings* settings_of(server_rec* server) noexcept {
   return static_cast<cm::ServerSettings*>(ap_get_module_config(server->module_config, &coupecircuit_module));
@@ -103,6 +167,122 @@ const char* set_env_name(cmd_parms* cmd, void*, const char* logical, const char*
   return nullptr;
 }
 
+const char* set_hold(cmd_parms* cmd, void*, const char* value) noexcept {
+  try {
+    auto seconds = cm::parse_hold(value);
+    if (!seconds) return error_text(cmd, seconds.error());
+    auto* settings = settings_of(cmd->server);
+    settings->hold_seconds = *seconds;
+    settings->hold_set = true;
+  } catch (...) {
+    return "CoupeCircuitHold: out of memory";
+  }
+  return nullptr;
+}
+
+const char* set_action(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  try {
+    auto action = cm::parse_action(value);
+    if (!action) return error_text(cmd, action.error());
+    static_cast<DirSettings*>(dir)->action = *action;
+  } catch (...) {
+    return "CoupeCircuitAction: out of memory";
+  }
+  return nullptr;
+}
+
+const char* set_shed_status(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  try {
+    auto status = cm::parse_shed_status(value);
+    if (!status) return error_text(cmd, status.error());
+    static_cast<DirSettings*>(dir)->shed_status = *status;
+  } catch (...) {
+    return "CoupeCircuitStatusCode: out of memory";
+  }
+  return nullptr;
+}
+
+const char* set_retry_after(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  try {
+    auto seconds = cm::parse_retry_after(value);
+    if (!seconds) return error_text(cmd, seconds.error());
+    static_cast<DirSettings*>(dir)->retry_after = static_cast<apr_int64_t>(*seconds);
+  } catch (...) {
+    return "CoupeCircuitRetryAfter: out of memory";
+  }
+  return nullptr;
+}
+
+const char* set_session_cookie(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  try {
+    if (auto valid = cm::validate_cookie_name(value); !valid) return error_text(cmd, valid.error());
+  } catch (...) {
+    return "CoupeCircuitSessionCookie: out of memory";
+  }
+  static_cast<DirSettings*>(dir)->session_cookie = apr_pstrdup(cmd->pool, value);
+  return nullptr;
+}
+
+const char* set_health_token(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  try {
+    if (auto valid = cm::validate_health_token(value); !valid) return error_text(cmd, valid.error());
+  } catch (...) {
+    return "CoupeCircuitHealthToken: out of memory";
+  }
+  static_cast<DirSettings*>(dir)->health_token = apr_pstrdup(cmd->pool, value);
+  return nullptr;
+}
+
+// The maintenance page is read once, at start: a missing file fails the
+// configuration test instead of a request.
+const char* set_error_document(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  const char* path = ap_server_root_relative(cmd->pool, value);
+  if (path == nullptr) return apr_psprintf(cmd->pool, "CoupeCircuitErrorDocument: invalid path \"%s\"", value);
+  apr_file_t* file = nullptr;
+  apr_finfo_t info;
+  apr_status_t status = apr_file_open(&file, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, cmd->pool);
+  if (status == APR_SUCCESS) status = apr_file_info_get(&info, APR_FINFO_SIZE | APR_FINFO_TYPE, file);
+  if (status != APR_SUCCESS) {
+    char reason[128];
+    return apr_psprintf(cmd->pool, "CoupeCircuitErrorDocument: cannot read \"%s\": %s", path,
+                        apr_strerror(status, reason, sizeof reason));
+  }
+  if (info.filetype != APR_REG || info.size > static_cast<apr_off_t>(kMaxErrorDocumentBytes)) {
+    apr_file_close(file);
+    return apr_psprintf(cmd->pool, "CoupeCircuitErrorDocument: \"%s\" must be a regular file of at most %u bytes", path,
+                        static_cast<unsigned>(kMaxErrorDocumentBytes));
+  }
+  auto size = static_cast<apr_size_t>(info.size);
+  char* body = static_cast<char*>(apr_palloc(cmd->pool, size + 1));
+  apr_size_t got = size;
+  status = size > 0 ? apr_file_read_full(file, body, size, &got) : APR_SUCCESS;
+  apr_file_close(file);
+  if (status != APR_SUCCESS) return apr_psprintf(cmd->pool, "CoupeCircuitErrorDocument: cannot read \"%s\"", path);
+  body[got] = '\0';
+  static_cast<DirSettings*>(dir)->error_body = body;
+  return nullptr;
+}
+
+const char* add_exempt(cmd_parms* cmd, void* dir, const char* value) noexcept {
+  auto* settings = static_cast<DirSettings*>(dir);
+  auto* entry = static_cast<ExemptEntry*>(apr_array_push(settings->exempt));
+  entry->prefix = nullptr;
+  entry->regex = nullptr;
+  if (value[0] == '~') {
+    const char* pattern = value + 1;
+    while (*pattern == ' ') ++pattern;
+    entry->regex = ap_pregcomp(cmd->pool, pattern, AP_REG_EXTENDED | AP_REG_NOSUB);
+    if (entry->regex == nullptr || *pattern == '\0') {
+      return apr_psprintf(cmd->pool, "CoupeCircuitExempt: invalid regular expression \"%s\"", pattern);
+    }
+  } else if (value[0] == '/') {
+    entry->prefix = apr_pstrdup(cmd->pool, value);
+  } else {
+    return apr_psprintf(cmd->pool, "CoupeCircuitExempt takes a path starting with / or ~REGEX, not \"%s\"", value);
+  }
+  return nullptr;
+}
+
 // httpd's command table stores every handler as an untyped function pointer
 // and calls it back with the signature the directive's kind implies.
 template <typename Handler>
@@ -127,14 +307,49 @@ const command_rec kCommands[] = {
     AP_INIT_TAKE2("CoupeCircuitEnvName", as_cmd_func(set_env_name), nullptr, RSRC_CONF,
                   "CoupeCircuitEnvName LOGICAL NAME - export a variable under another name (load_avg, sessions_actives, "
                   "coupure, seuil_sessions, seuil_load, etat, age)"),
+    AP_INIT_TAKE1("CoupeCircuitHold", as_cmd_func(set_hold), nullptr, RSRC_CONF,
+                  "CoupeCircuitHold SECONDS - a tripped or released state holds at least this long (default 30)"),
+    AP_INIT_TAKE1("CoupeCircuitAction", as_cmd_func(set_action), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitAction none|refuse-new|refuse-all - refuse requests while tripped or cut (default none)"),
+    AP_INIT_TAKE1("CoupeCircuitStatusCode", as_cmd_func(set_shed_status), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitStatusCode 503|429 - status of a refused request (default 503)"),
+    AP_INIT_TAKE1("CoupeCircuitRetryAfter", as_cmd_func(set_retry_after), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitRetryAfter SECONDS - Retry-After of a refused request (default: none)"),
+    AP_INIT_TAKE1("CoupeCircuitSessionCookie", as_cmd_func(set_session_cookie), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitSessionCookie NAME - the cookie refuse-new lets through (default PHPSESSID)"),
+    AP_INIT_TAKE1("CoupeCircuitErrorDocument", as_cmd_func(set_error_document), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitErrorDocument FILE - static page sent with a refused request (default: ErrorDocument)"),
+    AP_INIT_ITERATE("CoupeCircuitExempt", as_cmd_func(add_exempt), nullptr, RSRC_CONF | ACCESS_CONF,
+                    "CoupeCircuitExempt /path-prefix|~REGEX ... - never refused (health checks, assets, back office)"),
+    AP_INIT_TAKE1("CoupeCircuitHealthToken", as_cmd_func(set_health_token), nullptr, RSRC_CONF | ACCESS_CONF,
+                  "CoupeCircuitHealthToken TOKEN - coupecircuit-health requires Authorization: Bearer TOKEN"),
     {nullptr, {nullptr}, nullptr, 0, RAW_ARGS, nullptr}};
 
 // ---- Hooks
 
+// The shared block lives in the process pool so that the hysteresis state of
+// each vhost survives graceful restarts; children inherit it on fork.
+cm::SharedBlock* shared_block(server_rec* main_server) noexcept {
+  apr_pool_t* process_pool = main_server->process->pool;
+  void* existing = nullptr;
+  apr_pool_userdata_get(&existing, kSharedBlockKey, process_pool);
+  if (existing != nullptr) return static_cast<cm::SharedBlock*>(existing);
+  cm::SharedBlock* block = cm::SharedState::create_block();
+  if (block != nullptr) apr_pool_userdata_set(block, kSharedBlockKey, apr_pool_cleanup_null, process_pool);
+  return block;
+}
+
 int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) noexcept {
+  cm::SharedBlock* block = shared_block(main_server);
+  if (block == nullptr) {
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
+                 "CC0304: cannot create shared memory for the verdict hysteresis: each child decides alone");
+  }
+  g_shared = cm::SharedState(block);
   for (server_rec* server = main_server; server != nullptr; server = server->next) {
     auto* settings = settings_of(server);
     cm::set_vhost_identity(*settings, server->server_hostname != nullptr ? server->server_hostname : "");
+    settings->verdict_slot = g_shared.slot_for(settings->vhost_hash);
   }
   return OK;
 }
@@ -181,7 +396,8 @@ void export_values(request_rec* r) noexcept {
   // at them, and they stay valid for the request's whole life (logging too).
   auto* values = new (apr_palloc(r->pool, sizeof(cm::RequestValues))) cm::RequestValues();
   cm::Transition transition = cm::Transition::none;
-  g_source.compute(settings, cm::coarse_monotonic_now_ns(), *values, &transition);
+  g_source.compute(settings, cm::coarse_monotonic_now_ns(), *values, &transition, &g_shared);
+  ap_set_module_config(r->request_config, &coupecircuit_module, values);
 
   apr_table_t* env = r->subprocess_env;
   if (values->has_values) {
@@ -209,11 +425,177 @@ int on_header_parser(request_rec* r) noexcept {
   return DECLINED;
 }
 
+cm::RequestValues* values_of(request_rec* r) noexcept {
+  return static_cast<cm::RequestValues*>(ap_get_module_config(r->request_config, &coupecircuit_module));
+}
+
+bool is_exempt(const request_rec* r, const DirSettings& dir) noexcept {
+  const char* path = r->uri != nullptr ? r->uri : "";
+  const auto* entries = reinterpret_cast<const ExemptEntry*>(dir.exempt->elts);  // NOLINT
+  for (int i = 0; i < dir.exempt->nelts; ++i) {
+    if (entries[i].prefix != nullptr && cm::path_matches_prefix(path, entries[i].prefix)) return true;
+    if (entries[i].regex != nullptr && ap_regexec(entries[i].regex, path, 0, nullptr, 0) == 0) return true;
+  }
+  return false;
+}
+
+// Enforcement (CoupeCircuitAction), after the location walk and SetHandler.
+int on_fixups(request_rec* r) noexcept {
+  // Not for sub-requests, nor internal redirects (the error page of a refused
+  // request must not be refused again).
+  if (r->main != nullptr || r->prev != nullptr) return DECLINED;
+  const DirSettings& dir = *dir_settings_of(r->per_dir_config);
+  if (dir.action == cm::Action::unset || dir.action == cm::Action::none) return DECLINED;
+  const cm::RequestValues* values = values_of(r);
+  if (values == nullptr || (values->verdict != coupecircuit::Verdict::coupure &&
+                            values->verdict != coupecircuit::Verdict::surcharge)) {
+    return DECLINED;
+  }
+  if (r->handler != nullptr && (std::strcmp(r->handler, kHealthHandler) == 0 || std::strcmp(r->handler, kStatusHandler) == 0)) {
+    return DECLINED;
+  }
+  bool has_cookie = false;
+  if (dir.action == cm::Action::refuse_new) {
+    const char* cookie = nullptr;
+    has_cookie = ap_cookie_read(r, dir.session_cookie != nullptr ? dir.session_cookie : cm::kDefaultSessionCookie,
+                                &cookie, 0) == APR_SUCCESS && cookie != nullptr && cookie[0] != '\0';
+  }
+  if (!cm::should_shed(dir.action, values->verdict, has_cookie, is_exempt(r, dir))) return DECLINED;
+
+  const char* reason = cm::shed_reason(values->verdict);
+  g_shared.count_shed(values->verdict == coupecircuit::Verdict::coupure ? cm::ShedReason::coupure
+                                                                        : cm::ShedReason::surcharge);
+  apr_table_setn(r->notes, "coupecircuit", reason);
+  apr_table_setn(r->err_headers_out, "X-CoupeCircuit", reason);
+  apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+  if (dir.retry_after >= 0) {
+    apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, dir.retry_after));
+  }
+  const int status = dir.shed_status != 0 ? dir.shed_status : cm::kDefaultShedStatus;
+  if (dir.error_body != nullptr) ap_custom_response(r, status, dir.error_body);
+  return status;
+}
+
+int handle_health(request_rec* r) noexcept {
+  if (r->handler == nullptr || std::strcmp(r->handler, kHealthHandler) != 0) return DECLINED;
+  if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
+  const DirSettings& dir = *dir_settings_of(r->per_dir_config);
+  apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+  if (dir.health_token != nullptr &&
+      !cm::bearer_token_matches(apr_table_get(r->headers_in, "Authorization"), dir.health_token)) {
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer realm=\"coupecircuit\"");
+    return HTTP_UNAUTHORIZED;
+  }
+  cm::RequestValues* values = values_of(r);
+  cm::RequestValues fallback;
+  if (values == nullptr) {  // CoupeCircuit Off on this vhost: compute anyway
+    g_source.compute(*settings_of(r->server), cm::coarse_monotonic_now_ns(), fallback, nullptr, &g_shared);
+    values = &fallback;
+  }
+  try {
+    const cm::HealthAnswer answer = cm::health_answer(*values);
+    r->status = answer.status;
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    if (!r->header_only) ap_rwrite(answer.body.data(), static_cast<int>(answer.body.size()), r);
+  } catch (...) {
+    return HTTP_SERVICE_UNAVAILABLE;
+  }
+  return OK;
+}
+
+cm::StatusReport build_status_report(request_rec* r) {
+  cm::StatusReport report;
+  report.snapshot_path = g_source.path();
+  for (server_rec* server = ap_server_conf; server != nullptr; server = server->next) {
+    const auto* settings = settings_of(server);
+    cm::VhostStatus vhost;
+    vhost.name = settings->vhost_name[0] != '\0' ? settings->vhost_name : "(default)";
+    g_source.compute(*settings, cm::coarse_monotonic_now_ns(), vhost.values, nullptr, &g_shared);
+    vhost.trips = g_shared.trips(settings->verdict_slot);
+    if (server == ap_server_conf || server == r->server) {
+      report.health = vhost.values.health;
+      report.has_payload = vhost.values.has_age;
+      if (report.has_payload) {
+        report.payload = cm::SnapshotSource::thread_payload();
+        report.age_seconds = std::strtoull(vhost.values.age, nullptr, 10);
+      }
+    }
+    report.vhosts.push_back(std::move(vhost));
+  }
+  report.shed[0] = g_shared.shed_count(cm::ShedReason::coupure);
+  report.shed[1] = g_shared.shed_count(cm::ShedReason::surcharge);
+  return report;
+}
+
+int handle_status(request_rec* r) noexcept {
+  if (r->handler == nullptr || std::strcmp(r->handler, kStatusHandler) != 0) return DECLINED;
+  if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
+  try {
+    const cm::StatusReport report = build_status_report(r);
+    const std::string query = r->args != nullptr ? r->args : "";
+    std::string body;
+    if (query == "json") {
+      ap_set_content_type(r, "application/json");
+      body = cm::render_status_json(report);
+    } else if (query == "prometheus") {
+      ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+      body = cm::render_status_prometheus(report);
+    } else {
+      ap_set_content_type(r, "text/html; charset=utf-8");
+      body = cm::render_status_html(report);
+    }
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!r->header_only) ap_rwrite(body.data(), static_cast<int>(body.size()), r);
+  } catch (...) {
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "CC0305: cannot render the status page");
+    return HTTP_INTERNAL_SERVER_ERROR;
+  }
+  return OK;
+}
+
+// A section in mod_status's /server-status.
+int on_server_status(request_rec* r, int flags) noexcept {
+  try {
+    const cm::StatusReport report = build_status_report(r);
+    if ((flags & AP_STATUS_SHORT) != 0) {
+      ap_rprintf(r, "CoupeCircuitSnapshot: %s\n", cm::to_string(report.health));
+      if (report.has_payload) {
+        ap_rprintf(r, "CoupeCircuitSessionsActives: %" APR_UINT64_T_FMT "\n",
+                   static_cast<apr_uint64_t>(report.payload.sessions_active));
+      }
+      for (const auto& vhost : report.vhosts) {
+        ap_rprintf(r, "CoupeCircuitVhost: %s %s\n", vhost.name.c_str(), coupecircuit::to_string(vhost.values.verdict).data());
+      }
+      return OK;
+    }
+    ap_rputs("<hr />\n<h2>CoupeCircuit</h2>\n", r);
+    ap_rprintf(r, "<p>Snapshot %s: %s", ap_escape_html(r->pool, report.snapshot_path.c_str()), cm::to_string(report.health));
+    if (report.has_payload) {
+      ap_rprintf(r, ", %" APR_UINT64_T_FMT " active authenticated sessions",
+                 static_cast<apr_uint64_t>(report.payload.sessions_active));
+    }
+    ap_rputs("</p>\n<table><tr><th>vhost</th><th>state</th></tr>\n", r);
+    for (const auto& vhost : report.vhosts) {
+      ap_rprintf(r, "<tr><td>%s</td><td>%s</td></tr>\n", ap_escape_html(r->pool, vhost.name.c_str()),
+                 coupecircuit::to_string(vhost.values.verdict).data());
+    }
+    ap_rputs("</table>\n", r);
+  } catch (...) {
+    ap_rputs("<p>CoupeCircuit: status unavailable</p>\n", r);
+  }
+  return OK;
+}
+
 void register_hooks(apr_pool_t*) noexcept {
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_post_read_request(on_post_read_request, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
   ap_hook_header_parser(on_header_parser, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
+  // After core's SetHandler (REALLY_FIRST), before per-directory rewriting.
+  ap_hook_fixups(on_fixups, nullptr, nullptr, APR_HOOK_FIRST);
+  ap_hook_handler(handle_health, nullptr, nullptr, APR_HOOK_FIRST);
+  ap_hook_handler(handle_status, nullptr, nullptr, APR_HOOK_FIRST);
+  APR_OPTIONAL_HOOK(ap, status_hook, on_server_status, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 
 }  // namespace
@@ -221,8 +603,8 @@ void register_hooks(apr_pool_t*) noexcept {
 extern "C" {
 module AP_MODULE_DECLARE_DATA coupecircuit_module = {
     STANDARD20_MODULE_STUFF,
-    nullptr,                 // per-directory config: none (see kCommands)
-    nullptr,
+    create_dir_settings,     // per-directory config: enforcement and health
+    merge_dir_settings,
     create_server_settings,  // per-server config
     merge_server_settings,
     kCommands,

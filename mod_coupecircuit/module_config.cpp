@@ -26,6 +26,10 @@ ServerSettings merge_settings(const ServerSettings& parent, const ServerSettings
     merged.max_age_seconds = parent.max_age_seconds;
     merged.max_age_set = parent.max_age_set;
   }
+  if (!child.hold_set) {
+    merged.hold_seconds = parent.hold_seconds;
+    merged.hold_set = parent.hold_set;
+  }
   if (child.thresholds.has_sessions == 0) {
     merged.thresholds.has_sessions = parent.thresholds.has_sessions;
     merged.thresholds.sessions = parent.thresholds.sessions;
@@ -59,6 +63,15 @@ Result<std::uint64_t> parse_max_age(std::string_view value) {
   return *seconds;
 }
 
+Result<std::uint64_t> parse_hold(std::string_view value) {
+  auto seconds = parse_unsigned(value, kMaxMaxAgeSeconds);
+  if (!seconds) {
+    return make_error("CoupeCircuitHold takes a number of seconds from 0 to " + std::to_string(kMaxMaxAgeSeconds) +
+                      ", not " + quoted(value));
+  }
+  return *seconds;
+}
+
 Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_view trip, std::string_view release) {
   ThresholdDirective result;
   if (equals_ignoring_case(kind, "sessions")) {
@@ -76,7 +89,7 @@ Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_vi
   if (*trip_value == 0) return make_error("CoupeCircuitThreshold " + std::string(kind) + " TRIP must be greater than 0");
   result.trip = *trip_value;
   if (release.empty()) {
-    result.release = result.trip - (result.trip + 9) / 10;  // 90 % of TRIP, rounded down, < TRIP
+    result.release = default_release(result.trip);  // 90 % of TRIP, always < TRIP
   } else {
     auto release_value = parse(release);
     if (!release_value) {

@@ -24,6 +24,7 @@ inline constexpr std::array<const char*, kVariableCount> kDefaultEnvNames = {
     "COUPECIRCUIT_ETAT", "COUPECIRCUIT_AGE"};
 
 inline constexpr std::uint64_t kDefaultMaxAgeSeconds = 10;
+inline constexpr std::uint64_t kDefaultHoldSeconds = 30;
 inline constexpr std::uint64_t kMaxMaxAgeSeconds = 86400;
 
 // One CoupeCircuitThreshold line, parsed.
@@ -39,6 +40,8 @@ struct ServerSettings {
   int enabled = -1;  // -1 unset (default On)
   std::uint64_t max_age_seconds = 0;
   bool max_age_set = false;
+  std::uint64_t hold_seconds = 0;
+  bool hold_set = false;
   snapshot::ThresholdSet thresholds{};  // directive thresholds, pre-rendered
   std::uint64_t sessions_release = 0;
   std::uint64_t load_release_centi = 0;
@@ -47,10 +50,14 @@ struct ServerSettings {
   // Filled after merge (post_config): this vhost's name for runtime overrides.
   std::uint64_t vhost_hash = 0;
   char vhost_name[snapshot::kVhostNameCapacity] = {};
+  int verdict_slot = -1;  // this vhost's hysteresis slot in the shared block
 
   [[nodiscard]] bool is_enabled() const noexcept { return enabled != 0; }
   [[nodiscard]] std::uint64_t max_age_ns() const noexcept {
     return (max_age_set ? max_age_seconds : kDefaultMaxAgeSeconds) * 1'000'000'000ULL;
+  }
+  [[nodiscard]] std::uint64_t hold_ns() const noexcept {
+    return (hold_set ? hold_seconds : kDefaultHoldSeconds) * 1'000'000'000ULL;
   }
   [[nodiscard]] const char* env_name(Variable variable) const noexcept {
     const auto index = static_cast<std::size_t>(variable);
@@ -64,6 +71,9 @@ struct ServerSettings {
 // Directive value parsers. Error messages start with the directive name.
 [[nodiscard]] Result<bool> parse_on_off(std::string_view directive, std::string_view value);
 [[nodiscard]] Result<std::uint64_t> parse_max_age(std::string_view value);
+[[nodiscard]] Result<std::uint64_t> parse_hold(std::string_view value);
+// RELEASE of a threshold given without one (runtime overrides): 90 % of TRIP.
+[[nodiscard]] constexpr std::uint64_t default_release(std::uint64_t trip) noexcept { return trip - (trip + 9) / 10; }
 [[nodiscard]] Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_view trip,
                                                          std::string_view release /* empty: none */);
 void apply_threshold(ServerSettings& settings, const ThresholdDirective& threshold) noexcept;

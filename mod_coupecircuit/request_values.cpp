@@ -98,8 +98,10 @@ Transition SnapshotSource::note_health(Health health) noexcept {
   return Transition::none;
 }
 
+const snapshot::Payload& SnapshotSource::thread_payload() noexcept { return t_view.payload; }
+
 void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_ns, RequestValues& out,
-                             Transition* transition) noexcept {
+                             Transition* transition, SharedState* shared) noexcept {
   const snapshot::SnapshotFile* file = current_.load(std::memory_order_acquire);
   if (file == nullptr && reopen_if_due(now_ns)) file = current_.load(std::memory_order_acquire);
 
@@ -144,11 +146,30 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
             ? nullptr
             : find_vhost_override(payload, settings.vhost_hash, std::string_view(settings.vhost_name));
     effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
-    out.verdict = compute_verdict(payload, effective);
+    // The directive's RELEASE applies to its own TRIP; a runtime override has
+    // the default RELEASE (90 % of its TRIP).
+    const std::uint64_t sessions_release =
+        effective.sessions_from == &settings.thresholds ? settings.sessions_release
+        : effective.sessions_from != nullptr            ? default_release(effective.sessions_from->sessions)
+                                                        : 0;
+    const std::uint64_t load_release =
+        effective.load_from == &settings.thresholds ? settings.load_release_centi
+        : effective.load_from != nullptr            ? default_release(effective.load_from->load_centi)
+                                                    : 0;
+    const ThresholdCheck check = check_thresholds(payload, effective, sessions_release, load_release);
+    out.tripped = shared != nullptr ? shared->update(settings.verdict_slot, check.over, check.under, now_ns,
+                                                     settings.hold_ns())
+                                    : check.over;
+    out.sessions_high = check.sessions_high;
+    out.load_high = check.load_high;
+    out.verdict = out.cut ? Verdict::coupure : out.tripped ? Verdict::surcharge : Verdict::ok;
   } else {
     // No value is invented: only the vhost's own configuration is exported.
     out.has_values = false;
     out.cut = false;
+    out.tripped = false;
+    out.sessions_high = false;
+    out.load_high = false;
     if (settings.thresholds.has_sessions != 0) effective.sessions_from = &settings.thresholds;
     if (settings.thresholds.has_load != 0) effective.load_from = &settings.thresholds;
     out.verdict = Verdict::inconnu;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "module_config.hpp"
+#include "shared_state.hpp"
 #include "snapshot.hpp"
 #include "thresholds.hpp"
 
@@ -32,6 +33,9 @@ struct RequestValues {
   bool has_seuil_sessions = false;
   bool has_seuil_load = false;
   bool has_age = false;
+  bool tripped = false;        // the vhost's hysteresis state
+  bool sessions_high = false;  // above its RELEASE: a reason to drain
+  bool load_high = false;
   char load_avg[snapshot::kTextCapacity] = {};
   char sessions[snapshot::kTextCapacity] = {};
   char seuil_sessions[snapshot::kTextCapacity] = {};
@@ -52,8 +56,11 @@ class SnapshotSource {
   void open(const char* path) noexcept;
   // now_ns: CLOCK_MONOTONIC(_COARSE). *transition reports a health change that
   // this call was the first to see.
-  void compute(const ServerSettings& settings, std::uint64_t now_ns, RequestValues& out,
-               Transition* transition) noexcept;
+  // shared: the server's hysteresis state (null: plain comparisons).
+  void compute(const ServerSettings& settings, std::uint64_t now_ns, RequestValues& out, Transition* transition,
+               SharedState* shared = nullptr) noexcept;
+  // The calling thread's last consistent copy (valid after a fresh compute).
+  [[nodiscard]] static const snapshot::Payload& thread_payload() noexcept;
 
   [[nodiscard]] const char* path() const noexcept { return path_; }
   [[nodiscard]] snapshot::ReadError last_open_error() const noexcept { return last_error_.load(std::memory_order_relaxed); }

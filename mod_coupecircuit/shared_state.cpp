@@ -1,0 +1,83 @@
+#include "shared_state.hpp"
+
+#include <sys/mman.h>
+
+#include <new>
+
+namespace coupecircuit::module {
+namespace {
+constexpr std::uint64_t kMagic = 0x4343534841524544ULL;  // "CCSHARED"
+constexpr std::uint64_t kTrippedBit = 1;
+}  // namespace
+
+SharedBlock* SharedState::create_block() noexcept {
+  void* memory = ::mmap(nullptr, sizeof(SharedBlock), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (memory == MAP_FAILED) return nullptr;
+  auto* block = new (memory) SharedBlock;
+  initialise(*block);
+  return block;
+}
+
+void SharedState::initialise(SharedBlock& block) noexcept {
+  block.magic = kMagic;
+  for (auto& counter : block.shed) counter.store(0, std::memory_order_relaxed);
+  block.started_ns.store(0, std::memory_order_relaxed);
+  for (auto& slot : block.slots) {
+    slot.name_hash.store(0, std::memory_order_relaxed);
+    slot.state.store(0, std::memory_order_relaxed);
+    slot.trips.store(0, std::memory_order_relaxed);
+  }
+}
+
+int SharedState::slot_for(std::uint64_t name_hash) noexcept {
+  if (block_ == nullptr) return -1;
+  const std::uint64_t key = name_hash == 0 ? 1 : name_hash;
+  for (std::size_t probe = 0; probe < kVerdictSlots; ++probe) {
+    const std::size_t index = (key + probe) % kVerdictSlots;
+    std::uint64_t current = block_->slots[index].name_hash.load(std::memory_order_acquire);
+    if (current == key) return static_cast<int>(index);
+    if (current == 0 && block_->slots[index].name_hash.compare_exchange_strong(current, key)) {
+      return static_cast<int>(index);
+    }
+    if (current == key) return static_cast<int>(index);  // claimed by another thread meanwhile
+  }
+  return -1;
+}
+
+bool SharedState::update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
+  if (block_ == nullptr || slot < 0) return over;  // no shared state: plain comparison
+  VerdictSlot& entry = block_->slots[static_cast<std::size_t>(slot)];
+  std::uint64_t state = entry.state.load(std::memory_order_acquire);
+  for (;;) {
+    const bool tripped = (state & kTrippedBit) != 0;
+    const bool wants_change = tripped ? under : over;
+    const std::uint64_t since = state & ~kTrippedBit;
+    // A state holds at least hold_ns after it changed (the first trip is immediate).
+    if (!wants_change || (since != 0 && now_ns - since < hold_ns)) return tripped;
+    const std::uint64_t next = ((now_ns | kTrippedBit) ^ kTrippedBit) | (tripped ? 0 : kTrippedBit);
+    if (entry.state.compare_exchange_weak(state, next == 0 ? 2 : next, std::memory_order_acq_rel)) {
+      if (!tripped) entry.trips.fetch_add(1, std::memory_order_relaxed);
+      return !tripped;
+    }
+  }
+}
+
+bool SharedState::is_tripped(int slot) const noexcept {
+  if (block_ == nullptr || slot < 0) return false;
+  return (block_->slots[static_cast<std::size_t>(slot)].state.load(std::memory_order_relaxed) & kTrippedBit) != 0;
+}
+
+std::uint64_t SharedState::trips(int slot) const noexcept {
+  if (block_ == nullptr || slot < 0) return 0;
+  return block_->slots[static_cast<std::size_t>(slot)].trips.load(std::memory_order_relaxed);
+}
+
+void SharedState::count_shed(ShedReason reason) noexcept {
+  if (block_ != nullptr) block_->shed[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t SharedState::shed_count(ShedReason reason) const noexcept {
+  return block_ == nullptr ? 0 : block_->shed[static_cast<std::size_t>(reason)].load(std::memory_order_relaxed);
+}
+
+}  // namespace coupecircuit::module

@@ -1,0 +1,222 @@
+#include "status_report.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "decimal.hpp"
+
+namespace coupecircuit::module {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kClassNames[] = {"empty", "anonymous", "unknown", "authenticated"};
+constexpr const char* kPsiNames[] = {"cpu", "memory", "io"};
+constexpr const char* kReasonNames[] = {"coupure", "surcharge"};
+constexpr Verdict kVerdicts[] = {Verdict::ok, Verdict::surcharge, Verdict::coupure, Verdict::inconnu};
+
+// Prometheus label values: backslash, double quote and newline are escaped.
+std::string label(std::string_view value) {
+  std::string escaped;
+  for (const char c : value) {
+    if (c == '\\' || c == '"') {
+      escaped += '\\';
+      escaped += c;
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else {
+      escaped += c;
+    }
+  }
+  return escaped;
+}
+
+std::string html_escape(std::string_view text) {
+  std::string escaped;
+  for (const char c : text) {
+    switch (c) {
+      case '<': escaped += "&lt;"; break;
+      case '>': escaped += "&gt;"; break;
+      case '&': escaped += "&amp;"; break;
+      case '"': escaped += "&quot;"; break;
+      default: escaped += c;
+    }
+  }
+  return escaped;
+}
+
+void metric(std::string& out, const char* name, const char* type, const char* help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void sample(std::string& out, const std::string& name_and_labels, const std::string& value) {
+  out += name_and_labels;
+  out += ' ';
+  out += value;
+  out += '\n';
+}
+
+std::string centi(std::uint64_t value) { return centi_to_string(value); }
+
+}  // namespace
+
+const char* to_string(Health health) noexcept {
+  switch (health) {
+    case Health::fresh: return "fresh";
+    case Health::stale: return "stale";
+    case Health::missing: return "missing";
+  }
+  return "missing";
+}
+
+std::string render_status_json(const StatusReport& report) {
+  json out;
+  out["snapshot"] = {{"path", report.snapshot_path}, {"health", to_string(report.health)}};
+  if (report.has_payload) {
+    const auto& p = report.payload;
+    out["snapshot"]["age_seconds"] = report.age_seconds;
+    out["helper"] = {{"pid", p.writer_pid}, {"generation", p.writer_generation}, {"sequence", p.snapshot_sequence}};
+    json active = json::object(), inactive = json::object();
+    for (std::size_t i = 0; i < 4; ++i) {
+      active[kClassNames[i]] = p.count_active[i];
+      inactive[kClassNames[i]] = p.count_inactive[i];
+    }
+    out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
+                       {"active", active}, {"inactive", inactive}, {"active_minutes", p.active_minutes},
+                       {"last_scan_duration_us", p.last_scan_duration_us}};
+    out["load"] = {centi(p.load_centi[0]), centi(p.load_centi[1]), centi(p.load_centi[2])};
+    out["pressure_some_avg10"] = json::object();
+    if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
+      for (std::size_t i = 0; i < 3; ++i) out["pressure_some_avg10"][kPsiNames[i]] = centi(p.psi_some_avg10_centi[i]);
+    }
+    out["memory"] = {{"available_percent", centi(p.mem_available_centi_pct)},
+                     {"swap_used_percent", centi(p.swap_used_centi_pct)}};
+    const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
+    out["cut"] = {{"active", cut}, {"reason", cut ? p.cut_reason : ""}, {"since", cut ? p.cut_since_wall_s : 0}};
+  }
+  json vhosts = json::array();
+  for (const auto& vhost : report.vhosts) {
+    json entry = {{"name", vhost.name}, {"state", to_string(vhost.values.verdict)}, {"tripped", vhost.values.tripped},
+                  {"trips", vhost.trips}};
+    if (vhost.values.has_seuil_sessions) entry["threshold_sessions"] = vhost.values.seuil_sessions;
+    if (vhost.values.has_seuil_load) entry["threshold_load"] = vhost.values.seuil_load;
+    vhosts.push_back(entry);
+  }
+  out["vhosts"] = vhosts;
+  out["requests_shed"] = {{"coupure", report.shed[0]}, {"surcharge", report.shed[1]}};
+  return out.dump(2) + "\n";
+}
+
+std::string render_status_prometheus(const StatusReport& report) {
+  std::string out;
+  metric(out, "coupecircuit_snapshot_fresh", "gauge", "1 when the helper's snapshot is fresh, 0 when stale or missing.");
+  sample(out, "coupecircuit_snapshot_fresh", report.health == Health::fresh ? "1" : "0");
+  metric(out, "coupecircuit_requests_shed_total", "counter", "Requests refused by CoupeCircuitAction since Apache started.");
+  for (std::size_t i = 0; i < kShedReasonCount; ++i) {
+    sample(out, std::string("coupecircuit_requests_shed_total{reason=\"") + kReasonNames[i] + "\"}",
+           std::to_string(report.shed[i]));
+  }
+  metric(out, "coupecircuit_vhost_state", "gauge", "Verdict of each vhost (1 for its current state).");
+  for (const auto& vhost : report.vhosts) {
+    for (const Verdict verdict : kVerdicts) {
+      sample(out, "coupecircuit_vhost_state{vhost=\"" + label(vhost.name) + "\",state=\"" + std::string(to_string(verdict)) + "\"}",
+             vhost.values.verdict == verdict ? "1" : "0");
+    }
+  }
+  metric(out, "coupecircuit_vhost_trips_total", "counter", "Times each vhost tripped since Apache started.");
+  for (const auto& vhost : report.vhosts) {
+    sample(out, "coupecircuit_vhost_trips_total{vhost=\"" + label(vhost.name) + "\"}", std::to_string(vhost.trips));
+  }
+  metric(out, "coupecircuit_vhost_threshold", "gauge", "Effective threshold of each vhost.");
+  for (const auto& vhost : report.vhosts) {
+    if (vhost.values.has_seuil_sessions) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost.name) + "\",kind=\"sessions\"}", vhost.values.seuil_sessions);
+    }
+    if (vhost.values.has_seuil_load) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost.name) + "\",kind=\"load\"}", vhost.values.seuil_load);
+    }
+  }
+  if (!report.has_payload) return out;
+  const auto& p = report.payload;
+  metric(out, "coupecircuit_snapshot_age_seconds", "gauge", "Seconds since the helper's last heartbeat.");
+  sample(out, "coupecircuit_snapshot_age_seconds", std::to_string(report.age_seconds));
+  metric(out, "coupecircuit_helper_info", "gauge", "The helper writing the snapshot.");
+  sample(out, "coupecircuit_helper_info{pid=\"" + std::to_string(p.writer_pid) + "\"}", "1");
+  metric(out, "coupecircuit_sessions_active_authenticated", "gauge", "Active authenticated PHP sessions.");
+  sample(out, "coupecircuit_sessions_active_authenticated", std::to_string(p.sessions_active));
+  metric(out, "coupecircuit_session_files", "gauge", "Session files by class and activity.");
+  for (std::size_t i = 0; i < 4; ++i) {
+    sample(out, std::string("coupecircuit_session_files{class=\"") + kClassNames[i] + "\",activity=\"active\"}",
+           std::to_string(p.count_active[i]));
+    sample(out, std::string("coupecircuit_session_files{class=\"") + kClassNames[i] + "\",activity=\"inactive\"}",
+           std::to_string(p.count_inactive[i]));
+  }
+  metric(out, "coupecircuit_last_scan_duration_seconds", "gauge", "Duration of the helper's last full scan.");
+  sample(out, "coupecircuit_last_scan_duration_seconds",
+         std::to_string(static_cast<double>(p.last_scan_duration_us) / 1e6));
+  metric(out, "coupecircuit_load_average", "gauge", "Load average.");
+  const char* periods[] = {"1", "5", "15"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    sample(out, std::string("coupecircuit_load_average{period=\"") + periods[i] + "\"}", centi(p.load_centi[i]));
+  }
+  metric(out, "coupecircuit_pressure_available", "gauge", "1 when the kernel reports pressure stall information.");
+  const bool psi = (p.flags & snapshot::kFlagPsiAvailable) != 0;
+  sample(out, "coupecircuit_pressure_available", psi ? "1" : "0");
+  if (psi) {
+    metric(out, "coupecircuit_pressure_some_avg10_percent", "gauge", "PSI some avg10.");
+    for (std::size_t i = 0; i < 3; ++i) {
+      sample(out, std::string("coupecircuit_pressure_some_avg10_percent{resource=\"") + kPsiNames[i] + "\"}",
+             centi(p.psi_some_avg10_centi[i]));
+    }
+  }
+  metric(out, "coupecircuit_memory_available_percent", "gauge", "MemAvailable over MemTotal.");
+  sample(out, "coupecircuit_memory_available_percent", centi(p.mem_available_centi_pct));
+  metric(out, "coupecircuit_swap_used_percent", "gauge", "Swap used over swap total.");
+  sample(out, "coupecircuit_swap_used_percent", centi(p.swap_used_centi_pct));
+  metric(out, "coupecircuit_cut", "gauge", "1 while the manual cut (COUPURE_CHARGE_SERVEUR) is on.");
+  sample(out, "coupecircuit_cut", (p.flags & snapshot::kFlagCutActive) != 0 ? "1" : "0");
+  return out;
+}
+
+std::string render_status_html(const StatusReport& report) {
+  std::string out =
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>CoupeCircuit</title></head><body>\n"
+      "<h1>CoupeCircuit</h1>\n<p>Snapshot " + html_escape(report.snapshot_path) + ": <b>" + to_string(report.health) + "</b>";
+  if (report.has_payload) {
+    const auto& p = report.payload;
+    out += ", " + std::to_string(report.age_seconds) + " s old, helper pid " + std::to_string(p.writer_pid) + "</p>\n";
+    out += "<table border=\"1\">\n<tr><th>Active authenticated sessions</th><td>" + std::to_string(p.sessions_active) +
+           "</td></tr>\n<tr><th>Load average</th><td>" + centi(p.load_centi[0]) + " " + centi(p.load_centi[1]) + " " +
+           centi(p.load_centi[2]) + "</td></tr>\n<tr><th>Memory available</th><td>" + centi(p.mem_available_centi_pct) +
+           " %</td></tr>\n<tr><th>Swap used</th><td>" + centi(p.swap_used_centi_pct) + " %</td></tr>\n";
+    const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
+    out += "<tr><th>Manual cut</th><td>" + std::string(cut ? "ON: " + html_escape(p.cut_reason) : "off") + "</td></tr>\n";
+    out += "<tr><th>Session files</th><td>";
+    for (std::size_t i = 0; i < 4; ++i) {
+      out += std::string(kClassNames[i]) + " " + std::to_string(p.count_active[i]) + "/" + std::to_string(p.count_inactive[i]) + " ";
+    }
+    out += "(active/inactive)</td></tr>\n</table>\n";
+  } else {
+    out += "</p>\n";
+  }
+  out += "<h2>Virtual hosts</h2>\n<table border=\"1\">\n<tr><th>vhost</th><th>state</th><th>sessions threshold</th>"
+         "<th>load threshold</th><th>trips</th></tr>\n";
+  for (const auto& vhost : report.vhosts) {
+    out += "<tr><td>" + html_escape(vhost.name) + "</td><td>" + std::string(to_string(vhost.values.verdict)) + "</td><td>" +
+           (vhost.values.has_seuil_sessions ? vhost.values.seuil_sessions : "-") + "</td><td>" +
+           (vhost.values.has_seuil_load ? vhost.values.seuil_load : "-") + "</td><td>" + std::to_string(vhost.trips) +
+           "</td></tr>\n";
+  }
+  out += "</table>\n<p>Requests shed: coupure " + std::to_string(report.shed[0]) + ", surcharge " +
+         std::to_string(report.shed[1]) + "</p>\n</body></html>\n";
+  return out;
+}
+
+}  // namespace coupecircuit::module
