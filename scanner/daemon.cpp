@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent.hpp"
 #include "decimal.hpp"
 #include "load_signals.hpp"
 #include "log.hpp"
@@ -86,6 +87,7 @@ class Daemon {
 
   UniqueFd inotify_;
   UniqueFd signals_fd_;
+  std::optional<AgentListener> agent_;
   std::unordered_map<int, std::string> session_watches_;  // wd -> directory relative to session_dir
   int state_watch_ = -1;
   bool rescan_due_ = false;
@@ -94,7 +96,20 @@ class Daemon {
 };
 
 bool Daemon::configure(const DaemonConfig& config) {
+  const bool agent_changed = config.agent.port != config_.agent.port || config.agent.bind != config_.agent.bind;
   config_ = config;
+  if (!options_.once && (agent_changed || (!agent_ && config_.agent.port != 0))) {
+    agent_.reset();
+    if (config_.agent.port != 0) {
+      auto listener = AgentListener::open(config_.agent);
+      if (!listener) {
+        log::error(log::id::kAgentError, listener.error().message);
+      } else {
+        agent_.emplace(std::move(*listener));
+        log::info(log::id::kAgentListening, "HAProxy agent on " + config_.agent.bind + ":" + std::to_string(config_.agent.port));
+      }
+    }
+  }
   log::set_min_priority(priority_from_name(config_.log_level));
   auto writer = snapshot::SnapshotWriter::open(config_.snapshot_path);
   if (!writer) {
@@ -356,14 +371,18 @@ int Daemon::run() {
       if (publish_at < deadline) deadline = publish_at;
     }
     const int timeout_ms = deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
-    pollfd fds[2] = {{signals_fd_.get(), POLLIN, 0}, {inotify_.get(), POLLIN, 0}};
-    const int ready = ::poll(fds, inotify_ ? 2 : 1, timeout_ms);
+    pollfd fds[3] = {{signals_fd_.get(), POLLIN, 0}, {inotify_.get(), POLLIN, 0}, {agent_ ? agent_->fd() : -1, POLLIN, 0}};
+    const int ready = ::poll(fds, 3, timeout_ms);
     if (ready < 0 && errno != EINTR) {
       log::error(log::id::kStopping, std::string("poll failed: ") + std::strerror(errno));
       return 1;
     }
     if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
     if (inotify_ && (fds[1].revents & POLLIN) != 0) drain_inotify();
+    if (agent_ && (fds[2].revents & POLLIN) != 0) {
+      if (content_dirty_) publish(false);  // answer from current counts
+      agent_->serve(agent_answer(published_, config_.agent));
+    }
 
     const std::uint64_t after = snapshot::monotonic_now_ns();
     if (rescan_due_ || after >= next_rescan) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "agent.hpp"
 #include "result.hpp"
 #include "session_scanner.hpp"
 
@@ -21,6 +22,7 @@ struct DaemonConfig {
   std::string snapshot_path = "/run/coupecircuit/snapshot";  // [snapshot] path
   std::string state_path = "/var/lib/coupecircuit/state";    // [state] path
   std::string log_level = "info";         // [log] level: error|warning|notice|info|debug
+  AgentSettings agent;                    // [agent] port, bind, sessions, load
 };
 
 // Applies the file's settings over `base`. Errors name the file and line.

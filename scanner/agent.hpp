@@ -1,0 +1,42 @@
+// HAProxy agent-check: coupecircuitd optionally listens on a TCP port and
+// answers one line per connection, then closes it.
+//   maint          the manual cut is on
+//   drain          a global threshold is reached (sessions or load)
+//   up ready N%    otherwise; N falls as load nears the trip point:
+//                  r = max(sessions / TRIP_sessions, load / TRIP_load)
+//                  N = 100 while r <= 0.5, then 100 * (1 - r) / 0.5, at least 1
+// The thresholds are the global runtime overrides (coupecircuitctl threshold
+// set ...), else [agent] sessions / load in coupecircuitd.conf.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "result.hpp"
+#include "snapshot_layout.hpp"
+#include "unique_fd.hpp"
+
+namespace coupecircuit {
+
+struct AgentSettings {
+  std::uint16_t port = 0;  // 0: off
+  std::string bind = "127.0.0.1";
+  std::optional<std::uint64_t> sessions_trip;
+  std::optional<std::uint64_t> load_trip_centi;
+};
+
+[[nodiscard]] std::string agent_answer(const snapshot::Payload& payload, const AgentSettings& settings);
+
+class AgentListener {
+ public:
+  [[nodiscard]] static Result<AgentListener> open(const AgentSettings& settings);
+  [[nodiscard]] int fd() const noexcept { return listener_.get(); }
+  // Accepts every pending connection and answers each (never blocks).
+  void serve(const std::string& answer) noexcept;
+
+ private:
+  UniqueFd listener_;
+};
+
+}  // namespace coupecircuit
