@@ -196,7 +196,8 @@ SnapshotWriter::SnapshotWriter(SnapshotWriter&& other) noexcept
     : file_(std::exchange(other.file_, nullptr)),
       path_(std::move(other.path_)),
       device_(other.device_),
-      inode_(other.inode_) {}
+      inode_(other.inode_),
+      fd_(std::move(other.fd_)) {}
 
 SnapshotWriter& SnapshotWriter::operator=(SnapshotWriter&& other) noexcept {
   if (this != &other) {
@@ -205,6 +206,7 @@ SnapshotWriter& SnapshotWriter::operator=(SnapshotWriter&& other) noexcept {
     path_ = std::move(other.path_);
     device_ = other.device_;
     inode_ = other.inode_;
+    fd_ = std::move(other.fd_);
   }
   return *this;
 }
@@ -217,7 +219,13 @@ Result<SnapshotWriter> SnapshotWriter::open(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
     const std::string directory = path.substr(0, slash);
-    if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("cannot create", directory);
+    if (::mkdir(directory.c_str(), 0755) == 0) {
+      // mkdir's mode is filtered by the umask; readers (the web server's
+      // user) must be able to reach the file whatever the daemon's umask.
+      if (::chmod(directory.c_str(), 0755) != 0) return errno_error("cannot chmod", directory);
+    } else if (errno != EEXIST) {
+      return errno_error("cannot create", directory);
+    }
   }
 
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
@@ -273,6 +281,7 @@ Result<SnapshotWriter> SnapshotWriter::open(const std::string& path) {
   writer.path_ = path;
   writer.device_ = info.st_dev;
   writer.inode_ = info.st_ino;
+  writer.fd_ = std::move(fd);
 
   // A previous writer killed mid-update leaves the sequence odd: close it so
   // the sequence stays monotonic and readers' cached sequences never match.
@@ -282,8 +291,13 @@ Result<SnapshotWriter> SnapshotWriter::open(const std::string& path) {
   return writer;
 }
 
+bool SnapshotWriter::mapping_is_backed() const noexcept {
+  struct stat info {};
+  return file_ != nullptr && ::fstat(fd_.get(), &info) == 0 && static_cast<std::size_t>(info.st_size) >= kTotalSize;
+}
+
 void SnapshotWriter::publish(const Payload& payload) noexcept {
-  if (file_ == nullptr) return;
+  if (!mapping_is_backed()) return;
   std::atomic_ref<std::uint64_t> sequence(file_->sync.sequence);
   const std::uint64_t before = sequence.load(std::memory_order_relaxed);
   sequence.store(before + 1, std::memory_order_relaxed);
@@ -300,7 +314,7 @@ void SnapshotWriter::publish(const Payload& payload) noexcept {
 }
 
 void SnapshotWriter::heartbeat() noexcept {
-  if (file_ == nullptr) return;
+  if (!mapping_is_backed()) return;
   std::atomic_ref<std::uint64_t>(file_->sync.heartbeat_ns).store(monotonic_now_ns(), std::memory_order_release);
 }
 

@@ -9,6 +9,7 @@
 
 #include "result.hpp"
 #include "snapshot_layout.hpp"
+#include "unique_fd.hpp"
 
 namespace coupecircuit::snapshot {
 
@@ -37,6 +38,9 @@ enum class ReadError : std::uint8_t {
 [[nodiscard]] std::uint64_t load_heartbeat_ns(const SnapshotFile& file) noexcept;
 // Copies the payload consistently; false when every attempt saw a write in
 // progress. On success *sequence_out is the even sequence the copy belongs to.
+// The copy is made into `out` directly: after a failure `out` may hold a mix
+// of two payloads and must not be used (copy into scratch space when the
+// previous contents of `out` must survive a failed attempt).
 [[nodiscard]] bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* sequence_out,
                                     unsigned max_attempts) noexcept;
 
@@ -103,6 +107,8 @@ class SnapshotWriter {
   [[nodiscard]] static Result<SnapshotWriter> open(const std::string& path);
 
   // Publishes a whole payload under the seqlock and ticks the heartbeat.
+  // Both do nothing (and needs_reopen() turns true) once the file was
+  // truncated under the mapping, where a store would raise SIGBUS.
   void publish(const Payload& payload) noexcept;
   // Liveness only: readers do not retry.
   void heartbeat() noexcept;
@@ -114,10 +120,13 @@ class SnapshotWriter {
   [[nodiscard]] bool needs_reopen() const noexcept;
 
  private:
+  [[nodiscard]] bool mapping_is_backed() const noexcept;
+
   SnapshotFile* file_ = nullptr;
   std::string path_;
   dev_t device_ = 0;
   ino_t inode_ = 0;
+  UniqueFd fd_;  // to check the file's size before touching the mapping
 };
 
 // Copies a C string into a fixed char array, always NUL-terminated.

@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <csetjmp>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 
@@ -28,6 +30,80 @@ struct ThreadView {
 };
 thread_local ThreadView t_view{};
 
+// A snapshot file truncated under a live mapping (an operator's mistake, a
+// full disk) makes any access to the missing pages raise SIGBUS. Every access
+// to the mapping runs with this guard set, and the handler turns the fault of
+// such an access into a failed read instead of a dead Apache child. Faults
+// elsewhere go to the handler that was there before.
+thread_local sigjmp_buf* t_fault_guard = nullptr;
+struct sigaction g_previous_sigbus {};
+std::atomic<bool> g_sigbus_installed{false};
+
+void on_sigbus(int signal_number, siginfo_t* info, void* context) {
+  sigjmp_buf* guard = t_fault_guard;
+  if (guard != nullptr) {
+    t_fault_guard = nullptr;
+    siglongjmp(*guard, 1);
+  }
+  if ((g_previous_sigbus.sa_flags & SA_SIGINFO) != 0 && g_previous_sigbus.sa_sigaction != nullptr) {
+    g_previous_sigbus.sa_sigaction(signal_number, info, context);
+    return;
+  }
+  if (g_previous_sigbus.sa_handler == SIG_IGN) return;
+  if (g_previous_sigbus.sa_handler == SIG_DFL || g_previous_sigbus.sa_handler == nullptr) {
+    ::signal(SIGBUS, SIG_DFL);
+    ::raise(SIGBUS);
+    return;
+  }
+  g_previous_sigbus.sa_handler(signal_number);
+}
+
+void install_sigbus_guard() noexcept {
+  if (g_sigbus_installed.exchange(true)) return;
+  struct sigaction action {};
+  action.sa_sigaction = on_sigbus;
+  // SA_NODEFER: leaving the handler by siglongjmp must not leave SIGBUS
+  // blocked (sigsetjmp does not save the mask: no syscall per request).
+  action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGBUS, &action, &g_previous_sigbus);
+}
+
+// Copies the payload when the sequence moved, and reads the heartbeat. Only
+// called under the fault guard.
+[[gnu::noinline]] std::uint64_t refresh_view(const snapshot::SnapshotFile& file, std::uint64_t generation) noexcept {
+  ThreadView& view = t_view;
+  const std::uint64_t sequence = snapshot::load_sequence(file);
+  if (view.file != &file || view.generation != generation || view.sequence != sequence || !view.valid) {
+    std::uint64_t copied = 0;
+    if (snapshot::header_is_valid(file, snapshot::kTotalSize) &&
+        snapshot::try_copy_payload(file, view.payload, &copied, kCopyAttempts)) {
+      view.file = &file;
+      view.generation = generation;
+      view.sequence = copied;
+      view.valid = true;
+    } else if (view.file != &file || view.generation != generation) {
+      view.valid = false;  // nothing consistent from this file yet
+    }
+  }
+  return snapshot::load_heartbeat_ns(file);
+}
+
+// false when the mapping faulted.
+bool guarded_refresh(const snapshot::SnapshotFile& file, std::uint64_t generation, std::uint64_t* heartbeat) noexcept {
+  sigjmp_buf guard;
+  if (sigsetjmp(guard, 0) != 0) {
+    t_fault_guard = nullptr;
+    t_view.valid = false;
+    t_view.file = nullptr;
+    return false;
+  }
+  t_fault_guard = &guard;
+  *heartbeat = refresh_view(file, generation);
+  t_fault_guard = nullptr;
+  return true;
+}
+
 // Mapping generations are unique in the process (not per source), so a view
 // never mistakes a new mapping at a recycled address for the one it copied.
 std::atomic<std::uint64_t> g_mapping_generation{0};
@@ -51,7 +127,21 @@ void SnapshotSource::open(const char* path) noexcept {
   std::memcpy(path_, path, length);
   path_[length] = '\0';
   next_reopen_ns_.store(0, std::memory_order_relaxed);
+  install_sigbus_guard();
   reopen_if_due(coarse_monotonic_now_ns());
+}
+
+void SnapshotSource::abandon(const snapshot::SnapshotFile* file) noexcept {
+  std::lock_guard lock(reopen_mutex_);
+  if (current_mapping_.file() != file) return;
+  try {
+    retired_.push_back(current_mapping_.release());  // still mapped: other threads may touch it (guarded)
+  } catch (...) {
+    (void)current_mapping_.release();  // leak the mapping rather than unmap it under a reader
+  }
+  current_.store(nullptr, std::memory_order_release);
+  next_reopen_ns_.store(0, std::memory_order_relaxed);
+  last_error_.store(snapshot::ReadError::bad_size, std::memory_order_relaxed);
 }
 
 bool SnapshotSource::reopen_if_due(std::uint64_t now_ns) noexcept {
@@ -108,24 +198,16 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
   Health health = Health::missing;
   std::uint64_t age_ns = 0;
   for (int round = 0; file != nullptr && round < 2; ++round) {
-    ThreadView& view = t_view;
     const std::uint64_t generation = generation_.load(std::memory_order_relaxed);
-    const std::uint64_t sequence = snapshot::load_sequence(*file);
-    if (view.file != file || view.generation != generation || view.sequence != sequence || !view.valid) {
-      std::uint64_t copied = 0;
-      if (snapshot::header_is_valid(*file, snapshot::kTotalSize) &&
-          snapshot::try_copy_payload(*file, view.payload, &copied, kCopyAttempts)) {
-        view.file = file;
-        view.generation = generation;
-        view.sequence = copied;
-        view.valid = true;
-      } else if (view.file != file || view.generation != generation) {
-        view.valid = false;  // nothing consistent from this file yet
-      }
+    std::uint64_t heartbeat = 0;
+    if (!guarded_refresh(*file, generation, &heartbeat)) {
+      abandon(file);  // truncated under us: re-open once the helper re-creates it
+      file = nullptr;
+      health = Health::missing;
+      break;
     }
-    const std::uint64_t heartbeat = snapshot::load_heartbeat_ns(*file);
     age_ns = now_ns > heartbeat ? now_ns - heartbeat : 0;
-    health = (view.valid && heartbeat != 0 && age_ns <= settings.max_age_ns()) ? Health::fresh : Health::stale;
+    health = (t_view.valid && heartbeat != 0 && age_ns <= settings.max_age_ns()) ? Health::fresh : Health::stale;
     if (health == Health::fresh || round == 1 || !reopen_if_due(now_ns)) break;
     file = current_.load(std::memory_order_acquire);  // replaced: try the new file once
   }

@@ -67,6 +67,7 @@ class SnapshotSource {
 
  private:
   bool reopen_if_due(std::uint64_t now_ns) noexcept;
+  void abandon(const snapshot::SnapshotFile* file) noexcept;
   Transition note_health(Health health) noexcept;
 
   char path_[4096] = {};
