@@ -15,7 +15,10 @@ Result<std::uint64_t> parse_unsigned(std::string_view text, std::uint64_t max) {
   for (const char c : text) {
     if (!is_digit(c)) return make_error("expected a non-negative integer, got " + quoted(text));
     const auto digit = static_cast<std::uint64_t>(c - '0');
-    if (value > (max - digit) / 10) return make_error(quoted(text) + " is too large (maximum " + std::to_string(max) + ")");
+    // value * 10 + digit <= max, written so that nothing wraps around.
+    if (digit > max || value > (max - digit) / 10) {
+      return make_error(quoted(text) + " is too large (maximum " + std::to_string(max) + ")");
+    }
     value = value * 10 + digit;
   }
   return value;
@@ -39,9 +42,11 @@ Result<std::uint64_t> parse_centi(std::string_view text, std::uint64_t max) {
       hundredths += static_cast<std::uint64_t>(fraction[i] - '0');
     }
   }
-  const std::uint64_t value = *integer * 100 + hundredths;
-  if (value > max) return make_error(quoted(text) + " is too large");
-  return value;
+  // *integer <= max / 100, so *integer * 100 <= max; compare before adding
+  // the hundredths so that a max near 2^64 cannot wrap the sum around.
+  const std::uint64_t whole_centi = *integer * 100;
+  if (hundredths > max - whole_centi) return make_error(quoted(text) + " is too large");
+  return whole_centi + hundredths;
 }
 
 std::size_t render_unsigned(char* buffer, std::size_t capacity, std::uint64_t value) noexcept {

@@ -18,10 +18,10 @@
 // Layout changes: any change to these structs bumps kLayoutVersion. Readers
 // reject a file whose magic, version, header size or total size differ from
 // their own (typed error, never a guess); they fail open. A new writer finding
-// an older layout (after a package upgrade) rewrites the header in place only
-// if the file size is unchanged; otherwise it creates the new file beside the
-// old one and renames it over the path, so that old readers keep a valid
-// mapping of the old inode and see it go stale, then re-open the new one.
+// another layout (after a package upgrade) never rewrites the file in place:
+// it creates the new file beside the old one and renames it over the path,
+// so that readers keep a valid mapping of the old inode, see it go stale and
+// re-open the path (at most once a second).
 #pragma once
 
 #include <atomic>

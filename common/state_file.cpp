@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "decimal.hpp"
@@ -112,7 +113,9 @@ Result<ControlState> parse_state(std::string_view json_text) {
   bool saw_version = false;
   for (const auto& [key, value] : root.items()) {
     if (key == "version") {
-      if (!value.is_number_integer() || value.get<int>() != kStateVersion) {
+      // Compared as a 64-bit value: a narrower conversion would let e.g.
+      // 4294967297 pass for 1.
+      if (!value.is_number_integer() || value.get<std::int64_t>() != kStateVersion) {
         return make_error("unsupported state version (expected " + std::to_string(kStateVersion) + ")");
       }
       saw_version = true;
@@ -127,7 +130,10 @@ Result<ControlState> parse_state(std::string_view json_text) {
           state.cut_reason = cut_value.get<std::string>();
           if (auto valid = validate_cut_reason(state.cut_reason); !valid) return make_error("cut.reason: " + valid.error().message);
         } else if (cut_key == "since") {
-          if (!cut_value.is_number_integer()) return make_error("cut.since: expected unix seconds");
+          constexpr auto kMaxSince = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+          const bool fits = cut_value.is_number_integer() &&
+                            (!cut_value.is_number_unsigned() || cut_value.get<std::uint64_t>() <= kMaxSince);
+          if (!fits) return make_error("cut.since: expected unix seconds");
           state.cut_since = cut_value.get<std::int64_t>();
         } else {
           return make_error("cut: unknown key \"" + cut_key + "\"");
@@ -209,6 +215,12 @@ Result<void> save_state_file(const std::string& path, const ControlState& state)
   {
     UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
     if (!fd) return errno_error("cannot create", temporary);
+    // The mode given to open() is filtered by the umask: set it explicitly.
+    if (::fchmod(fd.get(), 0644) != 0) {
+      auto error = errno_error("cannot chmod", temporary);
+      ::unlink(temporary.c_str());
+      return error;
+    }
     std::size_t done = 0;
     while (done < text.size()) {
       const ssize_t wrote = ::write(fd.get(), text.data() + done, text.size() - done);

@@ -26,7 +26,9 @@ struct ThreadView {
   std::uint64_t generation;
   std::uint64_t sequence;
   bool valid;
-  snapshot::Payload payload;
+  unsigned current;  // index of the consistent copy; the other one is scratch
+  snapshot::Payload payloads[2];
+  [[nodiscard]] const snapshot::Payload& payload() const noexcept { return payloads[current]; }
 };
 thread_local ThreadView t_view{};
 
@@ -75,9 +77,13 @@ void install_sigbus_guard() noexcept {
   ThreadView& view = t_view;
   const std::uint64_t sequence = snapshot::load_sequence(file);
   if (view.file != &file || view.generation != generation || view.sequence != sequence || !view.valid) {
+    // Copy into the scratch buffer: a failed copy may hold a mix of two
+    // payloads and must never replace the last consistent one.
+    const unsigned scratch = view.current ^ 1U;
     std::uint64_t copied = 0;
     if (snapshot::header_is_valid(file, snapshot::kTotalSize) &&
-        snapshot::try_copy_payload(file, view.payload, &copied, kCopyAttempts)) {
+        snapshot::try_copy_payload(file, view.payloads[scratch], &copied, kCopyAttempts)) {
+      view.current = scratch;
       view.file = &file;
       view.generation = generation;
       view.sequence = copied;
@@ -188,7 +194,7 @@ Transition SnapshotSource::note_health(Health health) noexcept {
   return Transition::none;
 }
 
-const snapshot::Payload& SnapshotSource::thread_payload() noexcept { return t_view.payload; }
+const snapshot::Payload& SnapshotSource::thread_payload() noexcept { return t_view.payload(); }
 
 void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_ns, RequestValues& out,
                              Transition* transition, SharedState* shared) noexcept {
@@ -218,7 +224,7 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
 
   EffectiveThresholds effective;
   if (health == Health::fresh) {
-    const snapshot::Payload& payload = t_view.payload;
+    const snapshot::Payload& payload = t_view.payload();
     out.has_values = true;
     copy_fixed(out.load_avg, payload.load1_text);
     copy_fixed(out.sessions, payload.sessions_active_text);

@@ -1,20 +1,61 @@
 #include "daemon_config.hpp"
 
+#include <fcntl.h>
 #include <ini.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "decimal.hpp"
+#include "unique_fd.hpp"
 
 namespace coupecircuit {
 namespace {
 
+constexpr std::size_t kMaxConfigBytes = 1U << 20;
+
+// Hands the text to inih one line at a time, so that the number of the line
+// being parsed is known when a setting is rejected. A line that does not fit
+// inih's line buffer is replaced by an empty line and remembered: inih would
+// otherwise cut it and parse the rest as a line of its own.
+struct LineReader {
+  std::string_view rest;
+  int line = 0;           // number of the last line handed to inih
+  int overlong_line = 0;  // first line too long for inih's buffer, 0 if none
+  std::size_t longest_allowed = 0;
+};
+
+char* read_line(char* buffer, int size, void* stream) {
+  auto* reader = static_cast<LineReader*>(stream);
+  if (reader->rest.empty() || size < 2) return nullptr;
+  const auto newline = reader->rest.find('\n');
+  std::string_view line = reader->rest.substr(0, newline);
+  reader->rest.remove_prefix(newline == std::string_view::npos ? reader->rest.size() : newline + 1);
+  ++reader->line;
+  const auto capacity = static_cast<std::size_t>(size) - 1;
+  reader->longest_allowed = capacity;
+  if (line.size() > capacity) {
+    const auto first = line.find_first_not_of(" \t");
+    const bool comment = first != std::string_view::npos && (line[first] == ';' || line[first] == '#');
+    if (comment) {
+      line = line.substr(0, capacity);  // still a comment once cut
+    } else {
+      if (reader->overlong_line == 0) reader->overlong_line = reader->line;
+      line = {};
+    }
+  }
+  if (!line.empty()) std::memcpy(buffer, line.data(), line.size());
+  buffer[line.size()] = '\0';
+  return buffer;
+}
+
 struct ParseContext {
   DaemonConfig config;
   std::string first_error;
+  int first_error_line = 0;
+  const LineReader* reader = nullptr;
 };
 
 Result<std::uint32_t> parse_bounded(std::string_view value, std::uint64_t min, std::uint64_t max) {
@@ -67,6 +108,20 @@ std::string apply_setting(DaemonConfig& config, std::string_view section, std::s
     if (value.empty() || value.front() != '/') return "path must be an absolute path";
     config.state_path = std::string(value);
     return {};
+  } else if (section == "agent") {
+    if (key == "port") return bounded(0, 65535, [&](auto v) { config.agent.port = static_cast<std::uint16_t>(v); });
+    if (key == "bind") {
+      if (value.empty()) return "bind must be an IP address";
+      config.agent.bind = std::string(value);
+      return {};
+    }
+    if (key == "sessions") return bounded(1, 1'000'000'000, [&](auto v) { config.agent.sessions_trip = v; });
+    if (key == "load") {
+      auto centi = parse_centi(value);
+      if (!centi || *centi == 0) return centi ? std::string("load must be greater than 0") : centi.error().message;
+      config.agent.load_trip_centi = *centi;
+      return {};
+    }
   } else if (section == "log" && key == "level") {
     if (value != "error" && value != "warning" && value != "notice" && value != "info" && value != "debug") {
       return "level must be one of error, warning, notice, info, debug";
@@ -83,6 +138,7 @@ int on_setting(void* user, const char* section, const char* name, const char* va
   if (why.empty()) return 1;
   if (context->first_error.empty()) {
     context->first_error = "[" + std::string(section) + "] " + name + " = " + value + ": " + why;
+    context->first_error_line = context->reader->line;
   }
   return 0;  // inih reports the line of the first rejected setting
 }
@@ -91,26 +147,51 @@ int on_setting(void* user, const char* section, const char* name, const char* va
 
 Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name,
                                              DaemonConfig base) {
-  ParseContext context{std::move(base), {}};
-  const std::string copy(text);
-  const int line = ::ini_parse_string(copy.c_str(), on_setting, &context);
+  LineReader reader{text};
+  ParseContext context{std::move(base), {}, 0, &reader};
+  int line = ::ini_parse_stream(read_line, &reader, on_setting, &context);
   if (line < 0) return make_error(source_name + ": cannot read");
-  if (line > 0) {
-    const std::string why = context.first_error.empty() ? "syntax error" : context.first_error;
-    return make_error(source_name + ":" + std::to_string(line) + ": " + why);
+  // inih returns the first line with an error of any kind: a rejected
+  // setting, or a syntax error (which does not reach on_setting).
+  std::string why = "syntax error";
+  if (reader.overlong_line != 0 && (line == 0 || reader.overlong_line < line)) {
+    line = reader.overlong_line;
+    why = "line longer than " + std::to_string(reader.longest_allowed) + " characters";
+  } else if (line != 0 && line == context.first_error_line) {
+    why = context.first_error;
   }
+  if (line > 0) return make_error(source_name + ":" + std::to_string(line) + ": " + why);
   return context.config;
 }
 
 Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) {
-  std::ifstream file(path);
-  if (!file) {
+  const auto failure = [&path](const char* what) {
+    const int saved = errno;
+    return make_error(std::string(what) + " config file " + path + ": " + std::strerror(saved), saved);
+  };
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
     if (!required && errno == ENOENT) return DaemonConfig{};
-    return make_error("cannot read config file " + path + ": " + std::strerror(errno), errno);
+    return failure("cannot open");
   }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return parse_daemon_config_text(text.str(), path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return failure("cannot stat");
+  // A directory or a device would otherwise read as an empty configuration.
+  if (!S_ISREG(info.st_mode)) return make_error("config file " + path + " is not a regular file");
+  if (static_cast<std::size_t>(info.st_size) > kMaxConfigBytes) {
+    return make_error("config file " + path + " is larger than 1 MiB");
+  }
+  std::string text(static_cast<std::size_t>(info.st_size), '\0');
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t got = ::read(fd.get(), text.data() + done, text.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return failure("cannot read");
+    if (got == 0) break;
+    done += static_cast<std::size_t>(got);
+  }
+  text.resize(done);
+  return parse_daemon_config_text(text, path);
 }
 
 }  // namespace coupecircuit

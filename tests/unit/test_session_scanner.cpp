@@ -1,0 +1,586 @@
+// Unit tests of scanner/session_scanner.cpp against session directories
+// built in a temporary directory: counts per class, PHP's sub-directory
+// layout, hostile entries, rescans, the incremental API and ageing.
+#include "session_scanner.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unit_test_support.hpp"
+
+namespace coupecircuit {
+namespace {
+
+using test::TempDir;
+using Clock = std::chrono::steady_clock;
+
+// Zend Framework sessions as a Voozanoo application writes them.
+constexpr std::string_view kAuthenticated =
+    R"(Default|a:1:{s:11:"initialized";b:1;}vzn_abc|a:1:{s:7:"storage";s:11:"compte_reel";})";
+constexpr std::string_view kAnonymous = R"(Default|a:1:{s:11:"initialized";b:1;})";
+constexpr std::string_view kUnknown =
+    R"(Default|a:1:{s:11:"initialized";b:1;}__ZF|a:1:{s:3:"vzn";a:1:{s:3:"ENT";i:1585145718;}})";
+
+constexpr std::size_t kEmpty = static_cast<std::size_t>(SessionClass::empty);
+constexpr std::size_t kAnon = static_cast<std::size_t>(SessionClass::anonymous);
+constexpr std::size_t kUnk = static_cast<std::size_t>(SessionClass::unknown);
+constexpr std::size_t kAuth = static_cast<std::size_t>(SessionClass::authenticated);
+
+// Counts from {empty, anonymous, unknown, authenticated} per activity.
+SessionCounts make_counts(std::array<std::uint64_t, 4> active, std::array<std::uint64_t, 4> inactive) {
+  SessionCounts counts;
+  counts.active = active;
+  counts.inactive = inactive;
+  for (std::size_t i = 0; i < 4; ++i) counts.files_seen += active[i] + inactive[i];
+  return counts;
+}
+
+std::string describe(const SessionCounts& counts) {
+  std::string text = "active{";
+  for (const auto value : counts.active) text += std::to_string(value) + " ";
+  text += "} inactive{";
+  for (const auto value : counts.inactive) text += std::to_string(value) + " ";
+  return text + "} files_seen " + std::to_string(counts.files_seen);
+}
+
+// An anonymous php-format session of exactly `size` bytes.
+std::string anonymous_of_size(std::size_t size) {
+  for (const std::string_view key : {"pad", "pa", "p"}) {
+    for (std::size_t n = 0; n < size; ++n) {
+      std::string text =
+          std::string(kAnonymous) + std::string(key) + "|s:" + std::to_string(n) + ":\"" + std::string(n, 'x') + "\";";
+      if (text.size() == size) return text;
+      if (text.size() > size) break;
+    }
+  }
+  ADD_FAILURE() << "cannot build an anonymous session of " << size << " bytes";
+  return {};
+}
+
+class SessionScannerTest : public ::testing::Test {
+ protected:
+  [[nodiscard]] ScanOptions options(unsigned max_depth = 2) const {
+    ScanOptions result;
+    result.session_dir = dir_.path();
+    result.max_depth = max_depth;
+    result.active_minutes = 24;
+    return result;
+  }
+
+  // Creates session_dir/relative with content and mtime now - age_s.
+  void add(const std::string& relative, std::string_view content, std::int64_t age_s = 60) {
+    const std::string path = dir_ / relative;
+    for (std::size_t slash = relative.find('/'); slash != std::string::npos; slash = relative.find('/', slash + 1)) {
+      ::mkdir((dir_ / relative.substr(0, slash)).c_str(), 0733);
+    }
+    test::write_file(path, content);
+    test::set_mtime(path, now_ - age_s);
+  }
+
+  void touch(const std::string& relative, std::int64_t age_s) { test::set_mtime(dir_ / relative, now_ - age_s); }
+
+  [[nodiscard]] SessionCounts fresh_counts(unsigned max_depth = 2) const {
+    SessionScanner scanner(options(max_depth));
+    const auto scanned = scanner.full_scan();
+    EXPECT_TRUE(scanned.has_value()) << scanned.error().message;
+    return scanner.counts(now_);
+  }
+
+  TempDir dir_;
+  std::int64_t now_ = test::wall_now_s();
+};
+
+TEST(SessionScannerFixtures, SampleContentsClassifyAsExpected) {
+  const ClassifierRule rule;
+  EXPECT_EQ(classify_session(kAuthenticated, false, rule), SessionClass::authenticated);
+  EXPECT_EQ(classify_session(kAnonymous, false, rule), SessionClass::anonymous);
+  EXPECT_EQ(classify_session(kUnknown, false, rule), SessionClass::unknown);
+  EXPECT_EQ(classify_session("", false, rule), SessionClass::empty);
+  const std::string padded = anonymous_of_size(kAuthenticated.size());
+  EXPECT_EQ(padded.size(), kAuthenticated.size());
+  EXPECT_EQ(classify_session(padded, false, rule), SessionClass::anonymous);
+}
+
+TEST(SessionScannerHashes, PathHashIsBuiltOneComponentAtATime) {
+  EXPECT_EQ(directory_hash(""), 0U);
+  EXPECT_EQ(directory_hash("a"), extend_path_hash(0, "a"));
+  EXPECT_EQ(directory_hash("a/b"), extend_path_hash(extend_path_hash(0, "a"), "b"));
+  EXPECT_EQ(extend_path_hash(directory_hash("a/b"), "sess_x"),
+            extend_path_hash(extend_path_hash(extend_path_hash(0, "a"), "b"), "sess_x"));
+  EXPECT_EQ(extend_path_hash(0, "a/b/sess_x"), extend_path_hash(directory_hash("a/b"), "sess_x"));
+  EXPECT_NE(extend_path_hash(0, "sess_x"), extend_path_hash(directory_hash("a"), "sess_x"));
+  EXPECT_NE(extend_path_hash(0, "ab"), extend_path_hash(directory_hash("a"), "b"));
+}
+
+TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
+  add("sess_auth1", kAuthenticated, 60);
+  add("sess_auth2", kAuthenticated, 10);
+  add("sess_auth_old", kAuthenticated, 3600);
+  add("sess_anon", kAnonymous, 60);
+  add("sess_unknown", kUnknown, 600);
+  add("sess_empty", "", 60);
+  add("sess_empty_old", "", 7200);
+  // Not session files: ignored whatever their content.
+  add("sess_", kAuthenticated);
+  add("foo", kAuthenticated);
+  add("Sess_upper", kAuthenticated);
+  add("xsess_a", kAuthenticated);
+  add(".sess_hidden", kAuthenticated);
+
+  SessionScanner scanner(options());
+  const auto statistics = scanner.full_scan();
+  ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
+  EXPECT_EQ(statistics->files_seen, 7U);
+  EXPECT_EQ(statistics->files_read, 5U) << "empty files are not opened";
+  EXPECT_EQ(statistics->skipped, 0U);
+  EXPECT_EQ(statistics->unreadable, 0U);
+  EXPECT_EQ(statistics->directories, 1U);
+  EXPECT_EQ(scanner.tracked_files(), 7U);
+  EXPECT_EQ(scanner.directories(), std::vector<std::string>{""});
+
+  const SessionCounts counts = scanner.counts(now_);
+  EXPECT_EQ(counts, make_counts({1, 1, 1, 2}, {1, 0, 0, 1})) << describe(counts);
+  EXPECT_EQ(counts.active_authenticated(), 2U);
+}
+
+TEST_F(SessionScannerTest, AnEmptyDirectoryCountsNothing) {
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), SessionCounts{});
+  EXPECT_EQ(scanner.tracked_files(), 0U);
+}
+
+TEST_F(SessionScannerTest, MissingSessionDirectoryIsAnError) {
+  ScanOptions missing = options();
+  missing.session_dir = dir_ / "nope";
+  SessionScanner scanner(missing);
+  const auto scanned = scanner.full_scan();
+  ASSERT_FALSE(scanned.has_value());
+  EXPECT_EQ(scanned.error().code, ENOENT);
+  EXPECT_NE(scanned.error().message.find(dir_ / "nope"), std::string::npos) << scanned.error().message;
+
+  add("file", "x");
+  ScanOptions not_directory = options();
+  not_directory.session_dir = dir_ / "file";
+  SessionScanner file_scanner(not_directory);
+  const auto file_scanned = file_scanner.full_scan();
+  ASSERT_FALSE(file_scanned.has_value());
+  EXPECT_EQ(file_scanned.error().code, ENOTDIR);
+}
+
+TEST_F(SessionScannerTest, AFailedScanKeepsThePreviousCounts) {
+  add("sess_1", kAuthenticated);
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  ASSERT_EQ(::rename(dir_.path().c_str(), (dir_.path() + ".moved").c_str()), 0);
+  EXPECT_FALSE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_).active_authenticated(), 1U);
+  ASSERT_EQ(::rename((dir_.path() + ".moved").c_str(), dir_.path().c_str()), 0);
+}
+
+TEST_F(SessionScannerTest, SubDirectoriesUpToMaxDepth) {
+  add("sess_top", kAnonymous);
+  add("a/sess_1", kAuthenticated);
+  add("a/b/sess_2", kAuthenticated);
+  add("a/b/c/sess_3", kAuthenticated);
+  add("0/f/sess_4", kUnknown);
+  add("sess_dir/sess_in", kAuthenticated);  // a directory named like a session
+
+  {
+    SessionScanner scanner(options(2));
+    const auto statistics = scanner.full_scan();
+    ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
+    const SessionCounts counts = scanner.counts(now_);
+    EXPECT_EQ(counts, make_counts({0, 1, 1, 3}, {0, 0, 0, 0})) << describe(counts);
+    std::vector<std::string> directories = scanner.directories();
+    std::sort(directories.begin(), directories.end());
+    EXPECT_EQ(directories, (std::vector<std::string>{"", "0", "0/f", "a", "a/b", "sess_dir"}));
+    EXPECT_EQ(statistics->directories, 6U);
+    EXPECT_EQ(statistics->skipped, 0U) << "a directory named sess_* is walked, not skipped";
+  }
+  {
+    SessionScanner scanner(options(0));
+    ASSERT_TRUE(scanner.full_scan().has_value());
+    EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 0, 0}, {0, 0, 0, 0})) << describe(scanner.counts(now_));
+    EXPECT_EQ(scanner.directories(), std::vector<std::string>{""});
+  }
+  {
+    SessionScanner scanner(options(1));
+    ASSERT_TRUE(scanner.full_scan().has_value());
+    EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 0, 2}, {0, 0, 0, 0})) << describe(scanner.counts(now_));
+  }
+  {
+    SessionScanner scanner(options(3));
+    ASSERT_TRUE(scanner.full_scan().has_value());
+    EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 1, 4}, {0, 0, 0, 0})) << describe(scanner.counts(now_));
+  }
+}
+
+TEST_F(SessionScannerTest, HostileEntriesAreNeitherFollowedNorBlocking) {
+  TempDir outside;
+  test::write_file(outside / "passwd", kAuthenticated);  // would count if followed
+  test::write_file(outside / "sess_outside", kAuthenticated);
+
+  add("sess_link", "");
+  ASSERT_EQ(::unlink((dir_ / "sess_link").c_str()), 0);
+  ASSERT_EQ(::symlink((outside / "passwd").c_str(), (dir_ / "sess_link").c_str()), 0);
+  ASSERT_EQ(::symlink(outside.path().c_str(), (dir_ / "linkdir").c_str()), 0);
+  ASSERT_EQ(::symlink(outside.path().c_str(), (dir_ / "sess_linkdir").c_str()), 0);
+  ASSERT_EQ(::symlink((dir_ / "nowhere").c_str(), (dir_ / "sess_dangling").c_str()), 0);
+
+  // A FIFO with authenticated data waiting in it: reading it would change
+  // the counts, opening it for reading without a writer would block.
+  ASSERT_EQ(::mkfifo((dir_ / "sess_fifo").c_str(), 0600), 0);
+  const int fifo_fd = ::open((dir_ / "sess_fifo").c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(fifo_fd, 0);
+  ASSERT_EQ(::write(fifo_fd, kAuthenticated.data(), kAuthenticated.size()),
+            static_cast<ssize_t>(kAuthenticated.size()));
+
+  const int socket_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(socket_fd, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string socket_path = dir_ / "sess_sock";
+  ASSERT_LT(socket_path.size(), sizeof address.sun_path);
+  std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  ASSERT_EQ(::bind(socket_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
+
+  // 1 GiB, sparse, starting with an authenticated session.
+  add("sess_big", kAuthenticated);
+  ASSERT_EQ(::truncate((dir_ / "sess_big").c_str(), 1LL << 30), 0);
+  touch("sess_big", 60);
+
+  add("sess_junk", std::string_view("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff\xfe|\x01\x02", 21));
+  const std::string long_name = "sess_" + std::string(250, 'x');
+  ASSERT_EQ(long_name.size(), 255U);
+  add(long_name, kAnonymous);
+
+  SessionScanner scanner(options());
+  const auto started = Clock::now();
+  const auto statistics = scanner.full_scan();
+  const auto elapsed = Clock::now() - started;
+  ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+
+  const SessionCounts counts = scanner.counts(now_);
+  EXPECT_EQ(counts, make_counts({0, 1, 1, 1}, {0, 0, 0, 0})) << describe(counts);
+  EXPECT_EQ(statistics->files_seen, 3U);
+  EXPECT_EQ(statistics->files_read, 3U);
+  EXPECT_EQ(statistics->skipped, 5U) << "sess_link, sess_linkdir, sess_dangling, sess_fifo, sess_sock";
+  EXPECT_EQ(statistics->directories, 1U) << "linkdir is not entered";
+
+  // The FIFO still holds its data: nobody read it.
+  char buffer[256];
+  EXPECT_EQ(::read(fifo_fd, buffer, sizeof buffer), static_cast<ssize_t>(kAuthenticated.size()));
+  ::close(fifo_fd);
+  ::close(socket_fd);
+
+  // The incremental path refuses them too.
+  for (const char* name : {"sess_link", "sess_linkdir", "sess_dangling", "sess_fifo", "sess_sock"}) {
+    scanner.file_changed("", name);
+  }
+  scanner.file_changed("linkdir", "sess_outside");
+  EXPECT_EQ(scanner.counts(now_), counts) << describe(scanner.counts(now_));
+}
+
+TEST_F(SessionScannerTest, AFifoWithoutAWriterNeverBlocks) {
+  add("sess_ok", kAuthenticated);
+  ASSERT_EQ(::mkfifo((dir_ / "sess_fifo").c_str(), 0600), 0);
+  const ScanOptions scan_options = options();
+  const std::int64_t now = now_;
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    SessionScanner scanner(scan_options);
+    if (!scanner.full_scan()) ::_exit(2);
+    scanner.file_changed("", "sess_fifo");
+    const SessionCounts counts = scanner.counts(now);
+    ::_exit(counts.files_seen == 1 && counts.active_authenticated() == 1 ? 0 : 3);
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  int status = 0;
+  pid_t done = 0;
+  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && Clock::now() < deadline) {
+    ::usleep(1000);  // polling interval, bounded by the deadline
+  }
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+    FAIL() << "the scan blocked on a FIFO";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(SessionScannerTest, AnUnreadableFileIsUnknownAndCounted) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  add("sess_locked", kAuthenticated);
+  ASSERT_EQ(::chmod((dir_ / "sess_locked").c_str(), 0), 0);
+  SessionScanner scanner(options());
+  const auto statistics = scanner.full_scan();
+  ASSERT_TRUE(statistics.has_value());
+  EXPECT_EQ(statistics->unreadable, 1U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 1, 0}, {0, 0, 0, 0}));
+}
+
+TEST_F(SessionScannerTest, ReadsAtMostMaxReadBytes) {
+  const std::string padding = "pad|s:70000:\"" + std::string(70000, 'x') + "\";";
+  const std::string marker = R"(vzn|a:1:{s:7:"storage";s:1:"x";})";
+  add("sess_marker_late", std::string(kAnonymous) + padding + marker);
+  add("sess_marker_early", std::string(kAnonymous) + marker + padding);
+
+  ScanOptions capped = options();
+  capped.max_read_bytes = 64 * 1024;
+  SessionScanner scanner(capped);
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 1, 1}, {0, 0, 0, 0}))
+      << "a marker past the cap is not seen: " << describe(scanner.counts(now_));
+
+  ScanOptions larger = options();
+  larger.max_read_bytes = 128 * 1024;
+  SessionScanner wide(larger);
+  ASSERT_TRUE(wide.full_scan().has_value());
+  EXPECT_EQ(wide.counts(now_), make_counts({0, 0, 0, 2}, {0, 0, 0, 0})) << describe(wide.counts(now_));
+
+  // Exactly at the cap: not truncated.
+  const std::string exact = std::string(kAnonymous) + marker;
+  ScanOptions tight = options();
+  tight.max_read_bytes = exact.size();
+  add("sess_marker_late", exact);
+  ASSERT_NO_FATAL_FAILURE(test::write_file(dir_ / "sess_marker_early", std::string(kAnonymous)));
+  SessionScanner tight_scanner(tight);
+  ASSERT_TRUE(tight_scanner.full_scan().has_value());
+  EXPECT_EQ(tight_scanner.counts(now_), make_counts({0, 1, 0, 1}, {0, 0, 0, 0}))
+      << describe(tight_scanner.counts(now_));
+}
+
+TEST_F(SessionScannerTest, RescanFollowsChanges) {
+  add("sess_a", kAnonymous, 60);
+  add("sess_b", kAuthenticated, 60);
+  add("sess_c", kAuthenticated, 3600);
+  add("sess_d", kUnknown, 60);
+  add("x/sess_e", kAuthenticated, 60);
+
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 1, 2}, {0, 0, 0, 1})) << describe(scanner.counts(now_));
+
+  add("sess_a", kAuthenticated, 30);                                            // content changes class
+  test::write_file(dir_ / "sess_b", anonymous_of_size(kAuthenticated.size()));  // same size, new mtime
+  touch("sess_b", 20);
+  touch("sess_c", 5);                                 // active again
+  ASSERT_EQ(::unlink((dir_ / "sess_d").c_str()), 0);  // dropped
+  add("sess_f", kAnonymous, 1);                       // added
+  ASSERT_EQ(::unlink((dir_ / "x/sess_e").c_str()), 0);
+  ASSERT_EQ(::rmdir((dir_ / "x").c_str()), 0);  // a whole directory goes
+
+  const auto statistics = scanner.full_scan();
+  ASSERT_TRUE(statistics.has_value());
+  EXPECT_EQ(statistics->files_read, 4U) << "sess_a, sess_b, sess_c, sess_f";
+  EXPECT_EQ(scanner.tracked_files(), 4U);
+  const SessionCounts counts = scanner.counts(now_);
+  EXPECT_EQ(counts, make_counts({0, 2, 0, 2}, {0, 0, 0, 0})) << describe(counts);
+  EXPECT_EQ(counts, fresh_counts());
+}
+
+TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
+  add("sess_a", kAuthenticated, 60);
+  add("sess_b", kAnonymous, 60);
+  add("sub/sess_c", kUnknown, 60);
+  SessionScanner scanner(options());
+  const auto first = scanner.full_scan();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->files_read, 3U);
+
+  const auto unchanged = scanner.full_scan();
+  ASSERT_TRUE(unchanged.has_value());
+  EXPECT_EQ(unchanged->files_read, 0U);
+  EXPECT_EQ(unchanged->files_seen, 3U);
+
+  // Same content, new mtime: read again.
+  touch("sess_a", 30);
+  const auto touched = scanner.full_scan();
+  ASSERT_TRUE(touched.has_value());
+  EXPECT_EQ(touched->files_read, 1U);
+
+  // Nanoseconds count too.
+  test::set_mtime(dir_ / "sess_a", now_ - 30, 5);
+  EXPECT_EQ(scanner.full_scan()->files_read, 1U);
+
+  // Same size and mtime but a new inode (rename over): read again.
+  const std::string replacement = dir_ / "new";
+  test::write_file(replacement, anonymous_of_size(kAuthenticated.size()));
+  test::set_mtime(replacement, now_ - 30, 5);
+  ASSERT_EQ(::rename(replacement.c_str(), (dir_ / "sess_a").c_str()), 0);
+  const auto renamed = scanner.full_scan();
+  ASSERT_TRUE(renamed.has_value());
+  EXPECT_EQ(renamed->files_read, 1U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 2, 1, 0}, {0, 0, 0, 0})) << describe(scanner.counts(now_));
+
+  EXPECT_EQ(scanner.full_scan()->files_read, 0U);
+}
+
+TEST_F(SessionScannerTest, IncrementalUpdatesMatchAFullScan) {
+  add("sess_a", kAnonymous, 60);
+  add("sess_b", kAuthenticated, 60);
+  add("sess_c", kAuthenticated, 3600);
+  add("sess_d", kUnknown, 60);
+  add("a/b/sess_e", kAuthenticated, 60);
+  add("a/b/sess_f", kAnonymous, 60);
+  add("a/sess_g", "", 60);
+
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  ASSERT_EQ(scanner.counts(now_), fresh_counts());
+
+  add("sess_a", kAuthenticated, 30);
+  scanner.file_changed("", "sess_a");
+  touch("sess_c", 5);
+  scanner.file_changed("", "sess_c");
+  ASSERT_EQ(::unlink((dir_ / "sess_d").c_str()), 0);
+  scanner.file_removed("", "sess_d");
+  add("sess_new", kUnknown, 1);
+  scanner.file_changed("", "sess_new");
+  add("a/b/sess_e", kAnonymous, 2);
+  scanner.file_changed("a/b", "sess_e");
+  ASSERT_EQ(::unlink((dir_ / "a/b/sess_f").c_str()), 0);
+  scanner.file_changed("a/b", "sess_f");  // a change event for a file that is gone
+  add("a/b/sess_h", kAuthenticated, 3);
+  scanner.file_changed("a/b", "sess_h");
+  add("a/sess_g", kAuthenticated, 4);
+  scanner.file_changed("a", "sess_g");
+
+  // Ignored: not session names, or names with a slash.
+  add("not_a_session", kAuthenticated);
+  scanner.file_changed("", "not_a_session");
+  scanner.file_changed("", "a/b/sess_h");
+  scanner.file_removed("", "not_a_session");
+
+  const SessionCounts incremental = scanner.counts(now_);
+  const SessionCounts full = fresh_counts();
+  EXPECT_EQ(incremental, full) << "incremental " << describe(incremental) << " vs full " << describe(full);
+  EXPECT_EQ(full, make_counts({0, 1, 1, 5}, {0, 0, 0, 0})) << describe(full);
+  EXPECT_EQ(scanner.tracked_files(), 7U);
+
+  // The incremental path left every entry current: nothing to read again.
+  const auto rescan = scanner.full_scan();
+  ASSERT_TRUE(rescan.has_value());
+  EXPECT_EQ(rescan->files_read, 0U);
+  EXPECT_EQ(scanner.counts(now_), full);
+}
+
+TEST_F(SessionScannerTest, FileRemovedForgetsOnlyThatPath) {
+  add("sess_x", kAuthenticated);
+  add("a/sess_x", kAuthenticated);
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  ASSERT_EQ(scanner.counts(now_).active_authenticated(), 2U);
+  scanner.file_removed("a", "sess_x");  // the file is still there: the next event or scan restores it
+  EXPECT_EQ(scanner.counts(now_).active_authenticated(), 1U);
+  scanner.file_removed("a", "sess_x");
+  scanner.file_removed("missing", "sess_y");
+  EXPECT_EQ(scanner.counts(now_).active_authenticated(), 1U);
+  scanner.file_changed("a", "sess_x");
+  EXPECT_EQ(scanner.counts(now_).active_authenticated(), 2U);
+}
+
+TEST_F(SessionScannerTest, FileChangedInAMissingOrSymlinkedDirectoryCountsNothing) {
+  TempDir outside;
+  test::write_file(outside / "sess_o", kAuthenticated);
+  ASSERT_EQ(::symlink(outside.path().c_str(), (dir_ / "linkdir").c_str()), 0);
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  scanner.file_changed("linkdir", "sess_o");
+  scanner.file_changed("nope", "sess_o");
+  scanner.file_changed("nope/deeper", "sess_o");
+  EXPECT_EQ(scanner.counts(now_), SessionCounts{});
+  EXPECT_EQ(scanner.tracked_files(), 0U);
+}
+
+TEST_F(SessionScannerTest, AFileReplacedByAFifoIsDropped) {
+  add("sess_x", kAuthenticated);
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  ASSERT_EQ(scanner.counts(now_).active_authenticated(), 1U);
+  ASSERT_EQ(::unlink((dir_ / "sess_x").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "sess_x").c_str(), 0600), 0);
+  scanner.file_changed("", "sess_x");
+  EXPECT_EQ(scanner.counts(now_), SessionCounts{});
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), SessionCounts{});
+}
+
+TEST_F(SessionScannerTest, CountsAgeWithTheActiveWindow) {
+  constexpr std::int64_t kNow = 1'700'000'000;
+  ScanOptions one_minute = options();
+  one_minute.active_minutes = 1;
+  test::write_file(dir_ / "sess_59", kAuthenticated);
+  test::set_mtime(dir_ / "sess_59", kNow - 59);
+  test::write_file(dir_ / "sess_60", kAuthenticated);
+  test::set_mtime(dir_ / "sess_60", kNow - 60);
+  test::write_file(dir_ / "sess_61", kAuthenticated);
+  test::set_mtime(dir_ / "sess_61", kNow - 61);
+  test::write_file(dir_ / "sess_60_5", kAnonymous);
+  test::set_mtime(dir_ / "sess_60_5", kNow - 61, 500'000'000);  // 60.5 s old
+  test::write_file(dir_ / "sess_future", kUnknown);
+  test::set_mtime(dir_ / "sess_future", kNow + 30);
+  test::write_file(dir_ / "sess_1969", kAnonymous);
+  test::set_mtime(dir_ / "sess_1969", -2, 500'000'000);  // 1.5 s before the epoch
+
+  SessionScanner scanner(one_minute);
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(kNow), make_counts({0, 0, 1, 2}, {0, 2, 0, 1})) << describe(scanner.counts(kNow));
+  EXPECT_EQ(scanner.counts(kNow + 3600), make_counts({0, 0, 0, 0}, {0, 2, 1, 3}))
+      << describe(scanner.counts(kNow + 3600));
+  EXPECT_EQ(scanner.counts(kNow - 3600), make_counts({0, 1, 1, 3}, {0, 1, 0, 0}))
+      << describe(scanner.counts(kNow - 3600));
+  EXPECT_EQ(scanner.counts(0), make_counts({0, 2, 1, 3}, {0, 0, 0, 0})) << describe(scanner.counts(0));
+}
+
+TEST_F(SessionScannerTest, DefaultActiveWindowIs24Minutes) {
+  add("sess_in", kAuthenticated, 24 * 60);
+  add("sess_out", kAuthenticated, 24 * 60 + 1);
+  ScanOptions defaults;
+  defaults.session_dir = dir_.path();
+  EXPECT_EQ(defaults.active_minutes, 24U);
+  SessionScanner scanner(defaults);
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 1})) << describe(scanner.counts(now_));
+}
+
+TEST_F(SessionScannerTest, ManyFilesSharingSecondsAreCountedExactly) {
+  constexpr int kFiles = 500;
+  for (int i = 0; i < kFiles; ++i) {
+    add("sess_" + std::to_string(i), i % 2 == 0 ? kAuthenticated : kAnonymous, (i % 10) * 200);
+  }
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  // Ages 0..1800 s in steps of 200: 0..1400 are within 24 minutes (8 of 10).
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 200}, {0, 50, 0, 50})) << describe(scanner.counts(now_));
+  for (int i = 0; i < kFiles; i += 2) {
+    ASSERT_EQ(::unlink((dir_ / ("sess_" + std::to_string(i))).c_str()), 0);
+    scanner.file_removed("", "sess_" + std::to_string(i));
+  }
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 0}, {0, 50, 0, 0})) << describe(scanner.counts(now_));
+  EXPECT_EQ(scanner.counts(now_), fresh_counts());
+}
+
+}  // namespace
+}  // namespace coupecircuit

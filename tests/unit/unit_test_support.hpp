@@ -1,0 +1,122 @@
+// Helpers shared by the unit tests: a self-removing temporary directory and
+// small file utilities that fail the current test on error.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coupecircuit::test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "coupecircuit-unit-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed: " << std::strerror(errno);
+    }
+    path_ = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ignored;
+    // remove_all does not follow symbolic links.
+    std::filesystem::remove_all(path_, ignored);
+  }
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] std::string operator/(std::string_view name) const { return path_ + "/" + std::string(name); }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, std::string_view content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0) << "cannot create " << path << ": " << std::strerror(errno);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t wrote = ::write(fd, content.data() + done, content.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    ASSERT_GT(wrote, 0) << "cannot write " << path << ": " << std::strerror(errno);
+    done += static_cast<std::size_t>(wrote);
+  }
+  ::close(fd);
+}
+
+inline std::string read_file(const std::string& path) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0) << "cannot open " << path << ": " << std::strerror(errno);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+  }
+  ::close(fd);
+  return text;
+}
+
+inline void make_directory(const std::string& path, mode_t mode = 0755) {
+  ASSERT_EQ(::mkdir(path.c_str(), mode), 0) << "cannot create " << path << ": " << std::strerror(errno);
+}
+
+// Sets both access and modification times to wall_seconds (+ nanoseconds).
+inline void set_mtime(const std::string& path, std::int64_t wall_seconds, long nanoseconds = 0) {
+  timespec times[2];
+  times[0].tv_sec = static_cast<time_t>(wall_seconds);
+  times[0].tv_nsec = nanoseconds;
+  times[1] = times[0];
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0)
+      << "cannot set times of " << path << ": " << std::strerror(errno);
+}
+
+inline struct stat stat_of(const std::string& path) {
+  struct stat info {};
+  EXPECT_EQ(::lstat(path.c_str(), &info), 0) << "cannot stat " << path << ": " << std::strerror(errno);
+  return info;
+}
+
+inline std::vector<std::string> list_directory(const std::string& path) {
+  std::vector<std::string> names;
+  for (const auto& item : std::filesystem::directory_iterator(path)) names.push_back(item.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+inline std::int64_t wall_now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Restores the process umask when it goes out of scope.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : previous_(::umask(mask)) {}
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+  ~ScopedUmask() { ::umask(previous_); }
+
+ private:
+  mode_t previous_;
+};
+
+}  // namespace coupecircuit::test
