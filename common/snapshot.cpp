@@ -318,6 +318,11 @@ void SnapshotWriter::heartbeat() noexcept {
   std::atomic_ref<std::uint64_t>(file_->sync.heartbeat_ns).store(monotonic_now_ns(), std::memory_order_release);
 }
 
+void SnapshotWriter::mark_superseded() noexcept {
+  if (!mapping_is_backed()) return;
+  std::atomic_ref<std::uint64_t>(file_->sync.heartbeat_ns).store(0, std::memory_order_release);
+}
+
 bool SnapshotWriter::needs_reopen() const noexcept {
   if (file_ == nullptr) return true;
   struct stat info {};

@@ -112,6 +112,10 @@ class SnapshotWriter {
   void publish(const Payload& payload) noexcept;
   // Liveness only: readers do not retry.
   void heartbeat() noexcept;
+  // Zeroes the heartbeat of this (deleted or replaced) file before the writer
+  // moves to a new one: readers see it stale at once and re-open the path,
+  // instead of waiting for their maximum age.
+  void mark_superseded() noexcept;
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   [[nodiscard]] bool is_valid() const noexcept { return file_ != nullptr; }

@@ -67,6 +67,44 @@ Error errno_error(const std::string& what, const std::string& path) {
   return make_error(what + " " + path + ": " + std::strerror(saved), saved);
 }
 
+// Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+// above U+10FFFF. The same rules as the JSON parser and serializer.
+bool is_valid_utf8(std::string_view text) noexcept {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    unsigned char low = 0x80;
+    unsigned char high = 0xBF;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) low = 0xA0;   // overlong
+      if (lead == 0xED) high = 0x9F;  // surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) low = 0x90;   // overlong
+      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+    } else {
+      return false;
+    }
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      const unsigned char min = k == 1 ? low : 0x80;
+      const unsigned char max = k == 1 ? high : 0xBF;
+      if (next < min || next > max) return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<void> validate_vhost_name(std::string_view name) {
@@ -98,6 +136,9 @@ Result<void> validate_cut_reason(std::string_view reason) {
   for (const char c : reason) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return make_error("cut reason contains a control character");
   }
+  // The state file is JSON: a reason that is not UTF-8 could not be written
+  // (the serializer throws) nor read back.
+  if (!is_valid_utf8(reason)) return make_error("cut reason is not valid UTF-8");
   return {};
 }
 

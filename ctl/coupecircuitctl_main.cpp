@@ -54,17 +54,28 @@ std::string wall_time_text(std::int64_t unix_seconds) {
 
 std::string percent_text(std::uint32_t centi_percent) { return centi_to_string(centi_percent) + " %"; }
 
+// A text field of the snapshot, read within its array even when a damaged
+// file left it without its NUL.
+template <std::size_t N>
+std::string field_text(const char (&field)[N]) {
+  return std::string(field, ::strnlen(field, N));
+}
+
+// JSON output never aborts on bytes that are not UTF-8 (a --snapshot path
+// typed by the operator, a damaged snapshot): they are replaced by U+FFFD.
+std::string json_text(const json& document) { return document.dump(2, ' ', false, json::error_handler_t::replace); }
+
 json threshold_set_json(const snapshot::ThresholdSet& set) {
   json node = json::object();
   if (set.has_sessions != 0) node["sessions"] = set.sessions;
-  if (set.has_load != 0) node["load"] = set.load_text;
+  if (set.has_load != 0) node["load"] = field_text(set.load_text);
   return node;
 }
 
 std::string threshold_set_text(const snapshot::ThresholdSet& set) {
   std::string text;
-  if (set.has_sessions != 0) text += "sessions " + std::string(set.sessions_text);
-  if (set.has_load != 0) text += std::string(text.empty() ? "" : ", ") + "load " + set.load_text;
+  if (set.has_sessions != 0) text += "sessions " + field_text(set.sessions_text);
+  if (set.has_load != 0) text += std::string(text.empty() ? "" : ", ") + "load " + field_text(set.load_text);
   return text.empty() ? "none" : text;
 }
 
@@ -83,7 +94,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
     if (as_json) {
       json out = {{"status", "missing"}, {"snapshot", options.snapshot_path},
                   {"error", std::string(snapshot::to_string(copy.error()))}};
-      std::cout << out.dump(2) << "\n";
+      std::cout << json_text(out) << "\n";
     } else {
       std::cout << "snapshot " << options.snapshot_path << ": " << snapshot::to_string(copy.error())
                 << " (is coupecircuitd running?)\n";
@@ -124,15 +135,15 @@ int command_status(const GlobalOptions& options, bool as_json) {
     }
     out["memory"] = {{"available_percent", centi_to_string(p.mem_available_centi_pct)},
                      {"swap_used_percent", centi_to_string(p.swap_used_centi_pct)}};
-    out["cut"] = {{"active", cut}, {"reason", cut ? std::string(p.cut_reason) : std::string()},
+    out["cut"] = {{"active", cut}, {"reason", cut ? field_text(p.cut_reason) : std::string()},
                   {"since", cut ? p.cut_since_wall_s : 0}};
     json vhosts = json::object();
     for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
-      vhosts[p.vhost_overrides[i].name] = threshold_set_json(p.vhost_overrides[i].thresholds);
+      vhosts[field_text(p.vhost_overrides[i].name)] = threshold_set_json(p.vhost_overrides[i].thresholds);
     }
     out["thresholds"] = {{"global", threshold_set_json(p.global_override)}, {"vhosts", vhosts}};
     out["state_file_invalid"] = (p.flags & snapshot::kFlagStateInvalid) != 0;
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out) << "\n";
   } else {
     std::printf("status:     %s\n", status);
     std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", p.writer_pid, options.snapshot_path.c_str(), age_s,
@@ -160,13 +171,13 @@ int command_status(const GlobalOptions& options, bool as_json) {
                 percent_text(p.swap_used_centi_pct).c_str());
     if (cut) {
       std::printf("cut:        ON since %s%s%s\n", wall_time_text(p.cut_since_wall_s).c_str(),
-                  p.cut_reason[0] != '\0' ? ": " : "", p.cut_reason);
+                  p.cut_reason[0] != '\0' ? ": " : "", field_text(p.cut_reason).c_str());
     } else {
       std::printf("cut:        off\n");
     }
     std::printf("thresholds: global %s\n", threshold_set_text(p.global_override).c_str());
     for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
-      std::printf("            vhost %s: %s\n", p.vhost_overrides[i].name,
+      std::printf("            vhost %s: %s\n", field_text(p.vhost_overrides[i].name).c_str(),
                   threshold_set_text(p.vhost_overrides[i].thresholds).c_str());
     }
     if ((p.flags & snapshot::kFlagStateInvalid) != 0) {

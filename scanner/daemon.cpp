@@ -320,6 +320,7 @@ void Daemon::check_snapshot_file() {
     log::error(log::id::kSnapshotError, "snapshot file damaged or removed, cannot re-create it: " + writer.error().message);
     return;
   }
+  writer_.mark_superseded();
   writer_ = std::move(*writer);
   log::warning(log::id::kSnapshotReopened, "snapshot file " + config_.snapshot_path + " was removed or damaged: re-created");
   publish(true);

@@ -1,0 +1,431 @@
+"""coupecircuitd and coupecircuitctl on their own: real PHP session files, the
+real helper (inotify, signals, snapshot) and the real control tool."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from harness import wait_for
+
+CLASSES = ("empty", "anonymous", "unknown", "authenticated")
+ZERO = {name: 0 for name in CLASSES}
+# Session updates travel through inotify: visible within this many seconds.
+INOTIFY_DEADLINE = 2.0
+
+
+def counts(**values: int) -> dict:
+    return {**ZERO, **values}
+
+
+def sessions_of(helper) -> dict:
+    code, document = helper.status()
+    assert code in (0, 1), f"status exit {code}: {document}"
+    return document["sessions"]
+
+
+def wait_sessions(helper, active: dict, inactive: dict | None = None, timeout: float = INOTIFY_DEADLINE,
+                  what: str = "session counts") -> dict:
+    inactive = inactive if inactive is not None else dict(ZERO)
+
+    def matches(sessions: dict) -> bool:
+        return sessions["active"] == active and sessions["inactive"] == inactive
+
+    sessions, _ = wait_for(lambda: sessions_of(helper), matches, timeout,
+                           f"{what}: active {active}, inactive {inactive}")
+    assert sessions["active_authenticated"] == active["authenticated"]
+    assert sessions["files_seen"] == sum(active.values()) + sum(inactive.values())
+    return sessions
+
+
+def age(path, minutes: float) -> None:
+    when = time.time() - minutes * 60
+    os.utime(path, (when, when))
+
+
+def read_state(helper) -> dict:
+    return json.loads(helper.state.read_text())
+
+
+# ---------------------------------------------------------------- counting
+
+def test_counts_each_class_exactly(make_helper):
+    helper = make_helper(start=False)
+    for kind, number in (("authenticated", 2), ("anonymous", 1), ("unknown", 1), ("empty", 1)):
+        for _ in range(number):
+            helper.session(kind)
+    # Files the helper must ignore: not named sess_*, or not a regular file.
+    (helper.session_dir / "README").write_text("vzn_x|a:1:{s:7:\"storage\";s:1:\"x\";}")
+    os.mkdir(helper.session_dir / "sess_directory")
+    os.symlink(helper.session_dir / "README", helper.session_dir / "sess_symlink")
+
+    document = helper.start()
+    assert document["sessions"]["active"] == counts(authenticated=2, anonymous=1, unknown=1, empty=1)
+
+    # Sessions created while it runs arrive through inotify.
+    helper.session("authenticated")
+    helper.session("anonymous")
+    helper.session("empty")
+    sessions = wait_sessions(helper, counts(authenticated=3, anonymous=2, unknown=1, empty=2))
+    assert sessions["active_authenticated"] == 3
+    assert sessions["scan_failed"] is False
+
+    code, document = helper.status()
+    assert code == 0 and document["status"] == "ok"
+    assert document["helper_pid"] == helper.pid
+    assert set(document["load"]) == {"1", "5", "15"}
+    for value in document["load"].values():
+        assert float(value) >= 0 and value.count(".") == 1 and len(value.split(".")[1]) == 2, value
+    text = helper.ctl("status")
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert "3 active authenticated" in text.stdout
+
+
+def test_sessions_aged_added_rewritten_deleted_within_deadline(helper):
+    first = helper.session("authenticated")
+    second = helper.session("authenticated")
+    visitor = helper.session("anonymous")
+    wait_sessions(helper, counts(authenticated=2, anonymous=1))
+
+    age(first, 30)  # older than active_minutes (24): inactive
+    wait_sessions(helper, counts(authenticated=1, anonymous=1), counts(authenticated=1), what="aged session")
+
+    third = helper.session("authenticated")
+    wait_sessions(helper, counts(authenticated=2, anonymous=1), counts(authenticated=1), what="new session")
+
+    # The visitor logs in: PHP rewrites the same file.
+    helper.session("authenticated", session_id=visitor.name[len("sess_"):])
+    wait_sessions(helper, counts(authenticated=3), counts(authenticated=1), what="visitor logged in")
+
+    second.unlink()
+    wait_sessions(helper, counts(authenticated=2), counts(authenticated=1), what="deleted session")
+
+    first.unlink()
+    wait_sessions(helper, counts(authenticated=2), what="deleted inactive session")
+
+    age(third, 30)
+    wait_sessions(helper, counts(authenticated=1), counts(authenticated=1), what="second aged session")
+    os.utime(third, None)  # used again: active again
+    wait_sessions(helper, counts(authenticated=2), what="session used again")
+
+
+def test_sessions_age_out_without_any_file_event(make_helper):
+    """Nothing touches the file: the helper's own clock moves it out of the
+    active window (active_minutes = 1)."""
+    helper = make_helper(active_minutes=1)
+    session = helper.session("authenticated")
+    leaves_at = time.time() + 4.0
+    age(session, (60 - 4.0) / 60)
+    sessions = wait_sessions(helper, counts(authenticated=1), what="session active for 4 more seconds")
+    assert sessions["active_minutes"] == 1
+    wait_sessions(helper, ZERO, counts(authenticated=1), timeout=max(0.0, leaves_at + 2.0 - time.time()),
+                  what="session aged out by the clock alone")
+    assert time.time() >= leaves_at - 1.0, "aged out before its minute was over"
+
+
+# ---------------------------------------------------------------- manual cut
+
+def test_cut_on_off_round_trip(helper):
+    helper.session("authenticated")
+    before = time.time()
+    result = helper.ctl_ok("cut", "on", "--reason", "Maintenance BDD")
+    assert "applied" in result.stdout
+
+    code, document = helper.status()
+    assert code == 1 and document["status"] == "cut"
+    assert document["cut"]["active"] is True
+    assert document["cut"]["reason"] == "Maintenance BDD"
+    assert before - 2 <= document["cut"]["since"] <= time.time() + 2
+    text = helper.ctl("status")
+    assert text.returncode == 1
+    assert "Maintenance BDD" in text.stdout
+    assert read_state(helper)["cut"]["active"] is True
+
+    result = helper.ctl_ok("cut", "off")
+    assert "applied" in result.stdout
+    code, document = helper.status()
+    assert code == 0 and document["status"] == "ok"
+    assert document["cut"] == {"active": False, "reason": "", "since": 0}
+    assert document["sessions"]["active_authenticated"] == 1
+    assert read_state(helper)["cut"]["active"] is False
+
+
+# ---------------------------------------------------------------- thresholds
+
+def threshold_list(helper) -> dict:
+    return json.loads(helper.ctl_ok("threshold", "list", "--json").stdout)
+
+
+def test_thresholds_set_unset_list_global_and_vhost(helper):
+    helper.session("authenticated")
+    assert threshold_list(helper) == {"global": {}, "vhosts": {}}
+
+    assert "applied" in helper.ctl_ok("threshold", "set", "sessions", "500").stdout
+    helper.ctl_ok("threshold", "set", "load", "900.5")
+    helper.ctl_ok("threshold", "set", "sessions", "200", "--vhost", "WWW.Example.ORG")
+    helper.ctl_ok("threshold", "set", "load", "3", "--vhost", "b.test")
+    expected = {"global": {"sessions": 500, "load": "900.50"},
+                "vhosts": {"www.example.org": {"sessions": 200}, "b.test": {"load": "3.00"}}}
+    assert threshold_list(helper) == expected
+    code, document = helper.status()
+    assert code == 0 and document["status"] == "ok"
+    assert document["thresholds"] == expected
+    text = helper.ctl_ok("threshold", "list").stdout
+    assert "vhost www.example.org: sessions 200" in text
+    assert "global: sessions 500, load 900.50" in text
+
+    # A global threshold reached: status says so (exit 1).
+    helper.ctl_ok("threshold", "set", "sessions", "1")
+    code, document = helper.status()
+    assert code == 1 and document["status"] == "over_threshold"
+    helper.ctl_ok("threshold", "unset", "sessions")
+    code, document = helper.status()
+    assert code == 0 and document["status"] == "ok"
+    helper.ctl_ok("threshold", "set", "load", "0")
+    code, document = helper.status()
+    assert code == 1 and document["status"] == "over_threshold"
+    helper.ctl_ok("threshold", "unset", "load")
+
+    helper.ctl_ok("threshold", "unset", "sessions", "--vhost", "www.example.org")
+    helper.ctl_ok("threshold", "unset", "load", "--vhost", "B.TEST")
+    helper.ctl_ok("threshold", "unset", "load", "--vhost", "never-set.test")  # nothing to remove: no error
+    assert threshold_list(helper) == {"global": {}, "vhosts": {}}
+    code, document = helper.status()
+    assert code == 0 and document["thresholds"] == {"global": {}, "vhosts": {}}
+
+
+# ---------------------------------------------------------------- bad usage
+
+BAD_ARGUMENTS = [
+    [],
+    ["bogus"],
+    ["cut"],
+    ["cut", "maybe"],
+    ["cut", "on", "--reason"],
+    ["cut", "on", "--reason", "x" * 200],
+    ["cut", "on", "--reason", "tab\there"],
+    ["cut", "off", "--bogus"],
+    ["threshold"],
+    ["threshold", "set"],
+    ["threshold", "set", "sessions"],
+    ["threshold", "set", "sessions", "abc"],
+    ["threshold", "set", "sessions", "-1"],
+    ["threshold", "set", "sessions", "1.5"],
+    ["threshold", "set", "load", "1.234"],
+    ["threshold", "set", "load", "abc"],
+    ["threshold", "set", "cpu", "1"],
+    ["threshold", "set", "sessions", "5", "--vhost", "bad name"],
+    ["threshold", "set", "sessions", "5", "--vhost", ""],
+    ["threshold", "unset"],
+    ["threshold", "unset", "cpu"],
+    ["threshold", "list", "extra"],
+    ["status", "--bogus"],
+    ["--max-age", "abc", "status"],
+    ["--wait", "-1", "cut", "off"],
+]
+
+
+def test_bad_arguments_exit_2_and_leave_the_state_file_untouched(helper):
+    helper.ctl_ok("cut", "on", "--reason", "garder")
+    helper.ctl_ok("threshold", "set", "sessions", "12", "--vhost", "a.test")
+    before_bytes = helper.state.read_bytes()
+    before_stat = helper.state.stat()
+    before_files = sorted(os.listdir(helper.control_dir))
+
+    for arguments in BAD_ARGUMENTS:
+        result = helper.ctl(*arguments)
+        assert result.returncode == 2, f"{arguments}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+        assert "usage" in (result.stdout + result.stderr).lower(), f"{arguments}: no usage text"
+        assert helper.state.read_bytes() == before_bytes, f"{arguments} changed the state file"
+        after = helper.state.stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before_stat.st_ino, before_stat.st_mtime_ns), arguments
+        assert sorted(os.listdir(helper.control_dir)) == before_files, f"{arguments} left files behind"
+
+    code, document = helper.status()
+    assert code == 1 and document["cut"]["reason"] == "garder"
+
+
+def test_reason_not_utf8_is_a_usage_error(helper):
+    """The state file is JSON: a reason that is not UTF-8 is bad usage (exit 2),
+    never a crash, and nothing is written."""
+    helper.ctl_ok("cut", "on", "--reason", "ok")
+    before = helper.state.read_bytes()
+    result = helper.ctl("cut", "on", "--reason", "op\udce9ration")  # b"op\xe9ration": Latin-1, not UTF-8
+    assert helper.state.read_bytes() == before
+    assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}{result.stderr}"
+
+
+def test_vhost_override_limit(helper):
+    names = [f"vhost{i:02d}.test" for i in range(64)]
+    for number, name in enumerate(names, start=1):
+        helper.ctl_ok("--wait", "5", "threshold", "set", "sessions", str(number), "--vhost", name)
+    listed = threshold_list(helper)["vhosts"]
+    assert listed == {name: {"sessions": number} for number, name in enumerate(names, start=1)}
+    before = helper.state.read_bytes()
+    result = helper.ctl("threshold", "set", "sessions", "99", "--vhost", "one-too-many.test")
+    assert result.returncode == 1 and "nothing was changed" in result.stderr, result.stdout + result.stderr
+    assert helper.state.read_bytes() == before
+    # Changing one of the 64 is still possible.
+    helper.ctl_ok("threshold", "set", "load", "2.5", "--vhost", names[-1])
+    code, document = helper.status()
+    assert code == 0 and len(document["thresholds"]["vhosts"]) == 64
+    assert document["thresholds"]["vhosts"][names[-1]] == {"sessions": 64, "load": "2.50"}
+
+
+# ---------------------------------------------------------------- helper life cycle
+
+def test_cut_persists_without_helper_and_applies_when_it_starts(make_helper):
+    helper = make_helper(start=False)
+    code, document = helper.status()
+    assert code == 3 and document["status"] == "missing"
+
+    result = helper.ctl_ok("cut", "on", "--reason", "avant demarrage")
+    assert "not running" in result.stdout and "applies when the helper starts" in result.stdout, result.stdout
+    state = read_state(helper)
+    assert state["cut"]["active"] is True and state["cut"]["reason"] == "avant demarrage"
+
+    helper.start()
+    code, document = helper.status()
+    assert code == 1 and document["status"] == "cut"
+    assert document["cut"]["reason"] == "avant demarrage"
+    assert "CC0030" in helper.log_text() and "cut on" in helper.log_text()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_restart_keeps_the_cut(helper, how):
+    helper.session("authenticated")
+    helper.ctl_ok("cut", "on", "--reason", f"avant {how}")
+    helper.ctl_ok("threshold", "set", "sessions", "40", "--vhost", "a.test")
+    first_pid = helper.pid
+
+    if how == "sigterm":
+        assert helper.stop() == 0
+        assert "CC0002" in helper.log_text()
+    else:
+        helper.kill9()
+    # Nobody publishes any more: the snapshot goes stale (exit 3).
+    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, 4.0,
+                                   "status reports the stale snapshot")
+    assert document["status"] == "stale"
+
+    helper.start()
+    code, document = helper.status()
+    assert helper.pid != first_pid and document["helper_pid"] == helper.pid
+    assert code == 1 and document["status"] == "cut"
+    assert document["cut"]["reason"] == f"avant {how}"
+    assert document["thresholds"]["vhosts"] == {"a.test": {"sessions": 40}}
+    assert document["sessions"]["active_authenticated"] == 1
+
+    helper.ctl_ok("cut", "off")
+    assert helper.status()[0] == 0
+
+
+def test_snapshot_removed_is_recreated(helper, logs):
+    logs.allow(r"CC0021")
+    helper.session("authenticated")
+    wait_sessions(helper, counts(authenticated=1))
+    helper.snapshot.unlink()
+    code, document = helper.status()
+    assert code == 3 and document["status"] == "missing"
+    (code, document), _ = wait_for(helper.status, lambda v: v[0] == 0, 3.0, "snapshot re-created")
+    assert document["sessions"]["active_authenticated"] == 1 and document["helper_pid"] == helper.pid
+    assert "CC0021" in helper.log_text()
+    assert (helper.snapshot.stat().st_mode & 0o777) == 0o644
+
+
+def test_once_publishes_and_exits(make_helper):
+    helper = make_helper(start=False)
+    helper.session("authenticated")
+    helper.session("authenticated")
+    helper.session("anonymous")
+    started = time.monotonic()
+    result = helper.run_once()
+    assert result.returncode == 0, helper.log_text()
+    assert time.monotonic() - started < 10
+    code, document = helper.status(max_age=30)
+    assert code == 0 and document["status"] == "ok"
+    assert document["sessions"]["active"] == counts(authenticated=2, anonymous=1)
+    # Nothing stays behind to keep the snapshot fresh.
+    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, 4.0,
+                                   "snapshot of --once goes stale")
+    assert document["status"] == "stale"
+
+
+def test_sighup_reloads_the_configuration(make_helper, logs):
+    helper = make_helper(active_minutes=24)
+    session = helper.session("authenticated")
+    age(session, 10)
+    sessions = wait_sessions(helper, counts(authenticated=1))
+    assert sessions["active_minutes"] == 24
+    pid = helper.pid
+
+    helper.write_config(active_minutes=5)
+    helper.signal(signal.SIGHUP)
+    sessions = wait_sessions(helper, ZERO, counts(authenticated=1), what="reload with active_minutes = 5")
+    assert sessions["active_minutes"] == 5
+    wait_for(helper.log_text, lambda text: "CC0003" in text, 2.0, "CC0003 (reloaded) logged")
+
+    # A broken file is refused and the running configuration kept.
+    logs.allow(r"CC0004")
+    helper.write_config(active_minutes=5, extra="[sessions]\nactive_minutes = banana\n")
+    helper.signal(signal.SIGHUP)
+    wait_for(helper.log_text, lambda text: "CC0004" in text, 2.0, "CC0004 (reload failed) logged")
+    assert helper.running() and helper.pid == pid
+    sessions = sessions_of(helper)
+    assert sessions["active_minutes"] == 5 and sessions["inactive"]["authenticated"] == 1
+
+    helper.write_config(active_minutes=30)
+    helper.signal(signal.SIGHUP)
+    sessions = wait_sessions(helper, counts(authenticated=1), what="reload with active_minutes = 30")
+    assert sessions["active_minutes"] == 30
+
+
+def test_corrupted_state_file_keeps_the_last_good_state(helper, logs):
+    logs.allow(r"CC0031")
+    helper.ctl_ok("cut", "on", "--reason", "bon etat")
+    helper.ctl_ok("threshold", "set", "sessions", "42")
+    pid = helper.pid
+
+    helper.state.write_text('{"version": 1, "cut": {"active": fal')
+    wait_for(helper.log_text, lambda text: "CC0031" in text, INOTIFY_DEADLINE, "CC0031 (state invalid) logged")
+    (code, document), _ = wait_for(helper.status, lambda v: v[1].get("state_file_invalid") is True,
+                                   INOTIFY_DEADLINE, "status reports the invalid state file")
+    assert code == 1 and document["status"] == "cut"
+    assert document["cut"]["reason"] == "bon etat"
+    assert document["thresholds"]["global"] == {"sessions": 42}
+    assert "WARNING" in helper.ctl("status").stdout
+
+    corrupted = helper.state.read_bytes()
+    for arguments in (["cut", "off"], ["cut", "on"], ["threshold", "set", "sessions", "3"],
+                      ["threshold", "unset", "sessions"], ["threshold", "set", "load", "2", "--vhost", "a.test"]):
+        result = helper.ctl(*arguments)
+        assert result.returncode == 1, f"{arguments}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+        assert "nothing was changed" in result.stderr, result.stderr
+        assert helper.state.read_bytes() == corrupted, f"{arguments} modified the corrupted state file"
+    assert helper.ctl("threshold", "list").returncode == 1
+    assert helper.running() and helper.pid == pid
+
+    # Removing the file is the documented way out: back to the default state.
+    helper.state.unlink()
+    (code, document), _ = wait_for(helper.status, lambda v: v[1].get("state_file_invalid") is False,
+                                   INOTIFY_DEADLINE, "state file removed")
+    assert code == 0 and document["cut"]["active"] is False
+    helper.ctl_ok("cut", "on", "--reason", "de nouveau")
+    assert helper.status()[1]["cut"]["reason"] == "de nouveau"
+
+
+def test_corrupted_state_file_at_start(make_helper, logs):
+    logs.allow(r"CC0031")
+    helper = make_helper(start=False)
+    helper.state.write_text("not json at all")
+    helper.start()
+    code, document = helper.status()
+    assert code == 0 and document["state_file_invalid"] is True
+    assert document["cut"]["active"] is False
+    assert "CC0031" in helper.log_text()
+    assert helper.ctl("cut", "on").returncode == 1
+    assert helper.state.read_text() == "not json at all"
