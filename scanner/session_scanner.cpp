@@ -120,27 +120,51 @@ void SessionScanner::examine(int directory_fd, std::uint64_t key, const char* na
     forget(key);
     return;
   }
-  ++statistics.files_seen;
   const std::int64_t mtime_ns = mtime_ns_of(info);
-  auto [it, inserted] = entries_.try_emplace(key);
-  Entry& entry = it->second;
-  if (!inserted && entry.inode == info.st_ino && entry.size == info.st_size && entry.mtime_ns == mtime_ns) {
-    entry.epoch = epoch_;
+  auto known = entries_.find(key);
+  if (known != entries_.end() && known->second.inode == info.st_ino && known->second.size == info.st_size &&
+      known->second.mtime_ns == mtime_ns) {
+    ++statistics.files_seen;
+    known->second.epoch = epoch_;
     return;
   }
+  SessionClass session_class = SessionClass::empty;
+  if (info.st_size != 0) {
+    bool vanished = false;
+    session_class = read_and_classify(directory_fd, name, statistics, &vanished);
+    if (vanished) {
+      // Deleted, or replaced by something that is not a regular file, since
+      // it was listed: not a session any more.
+      ++statistics.skipped;
+      forget(key);
+      return;
+    }
+  }
+  ++statistics.files_seen;
+  auto [it, inserted] = entries_.try_emplace(key);
+  Entry& entry = it->second;
   if (!inserted) account(entry, -1);
   entry.inode = info.st_ino;
   entry.size = info.st_size;
   entry.mtime_ns = mtime_ns;
   entry.epoch = epoch_;
-  entry.session_class = info.st_size == 0 ? SessionClass::empty : read_and_classify(directory_fd, name, statistics);
+  entry.session_class = session_class;
   account(entry, +1);
 }
 
-SessionClass SessionScanner::read_and_classify(int directory_fd, const char* name, ScanStatistics& statistics) {
+SessionClass SessionScanner::read_and_classify(int directory_fd, const char* name, ScanStatistics& statistics,
+                                               bool* vanished) {
   UniqueFd fd(::openat(directory_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!fd && (errno == ENOENT || errno == ELOOP || errno == ENXIO)) {
+    *vanished = true;  // deleted, or now a symbolic link or a socket
+    return SessionClass::unknown;
+  }
   struct stat info {};
-  if (!fd || ::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) {
+  if (fd && ::fstat(fd.get(), &info) == 0 && !S_ISREG(info.st_mode)) {
+    *vanished = true;  // now a FIFO, a device or a directory
+    return SessionClass::unknown;
+  }
+  if (!fd || !S_ISREG(info.st_mode)) {
     ++statistics.unreadable;
     return SessionClass::unknown;
   }
@@ -194,6 +218,8 @@ UniqueFd SessionScanner::open_relative_directory(std::string_view directory) con
     const auto slash = directory.find('/');
     const std::string component(directory.substr(0, slash));
     directory.remove_prefix(slash == std::string_view::npos ? directory.size() : slash + 1);
+    // Only names a directory listing gives: never back up out of session_dir.
+    if (component.empty() || component == "." || component == "..") return UniqueFd();
     current.reset(::openat(current.get(), component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   }
   return current;

@@ -64,7 +64,8 @@ class SessionScanner {
   [[nodiscard]] Result<ScanStatistics> full_scan();
 
   // Incremental updates from inotify: directory is relative to session_dir
-  // ("" for the top), name a file name in it.
+  // ("" for the top), name a file name in it. A directory with an empty,
+  // "." or ".." component matches nothing.
   void file_changed(std::string_view directory, std::string_view name);
   void file_removed(std::string_view directory, std::string_view name);
 
@@ -90,7 +91,9 @@ class SessionScanner {
   void walk(int directory_fd, const std::string& relative, std::uint64_t path_hash, unsigned depth,
             ScanStatistics& statistics);
   void examine(int directory_fd, std::uint64_t key, const char* name, ScanStatistics& statistics);
-  SessionClass read_and_classify(int directory_fd, const char* name, ScanStatistics& statistics);
+  // *vanished: the name is no longer a regular file (deleted or replaced
+  // since it was listed); the result is then meaningless.
+  SessionClass read_and_classify(int directory_fd, const char* name, ScanStatistics& statistics, bool* vanished);
   void account(const Entry& entry, int direction);
   void forget(std::uint64_t key);
   [[nodiscard]] UniqueFd open_relative_directory(std::string_view directory) const;
