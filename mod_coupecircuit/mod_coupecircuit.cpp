@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -113,6 +114,24 @@ const char* error_text(cmd_parms* cmd, const coupecircuit::Error& error) noexcep
   return apr_pstrdup(cmd->pool, error.message.c_str());
 }
 
+// Runs a directive's parser (plain C++, may allocate) and, when it accepts
+// the value, stores it. Parsers name the directive in their messages.
+template <typename Parse, typename Store>
+const char* apply_directive(cmd_parms* cmd, Parse parse, Store store) noexcept {
+  try {
+    auto parsed = parse();
+    if (!parsed) return error_text(cmd, parsed.error());
+    if constexpr (std::is_same_v<decltype(parsed), coupecircuit::Result<void>>) {
+      store();
+    } else {
+      store(*parsed);
+    }
+    return nullptr;
+  } catch (...) {
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": out of memory", nullptr);
+  }
+}
+
 // ---- Directives
 
 const char* set_enabled(cmd_parms* cmd, void*, int on) noexcept {
@@ -122,115 +141,64 @@ const char* set_enabled(cmd_parms* cmd, void*, int on) noexcept {
 
 const char* set_snapshot_path(cmd_parms* cmd, void*, const char* path) noexcept {
   if (const char* context_error = ap_check_cmd_context(cmd, GLOBAL_ONLY)) return context_error;
-  try {
-    if (auto valid = cm::validate_snapshot_path(path); !valid) return error_text(cmd, valid.error());
-  } catch (...) {
-    return "CoupeCircuitSnapshot: out of memory";
-  }
-  settings_of(cmd->server)->snapshot_path = apr_pstrdup(cmd->pool, path);
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::validate_snapshot_path(path); },
+                         [&] { settings_of(cmd->server)->snapshot_path = apr_pstrdup(cmd->pool, path); });
 }
 
 const char* set_max_age(cmd_parms* cmd, void*, const char* value) noexcept {
-  try {
-    auto seconds = cm::parse_max_age(value);
-    if (!seconds) return error_text(cmd, seconds.error());
+  return apply_directive(cmd, [&] { return cm::parse_max_age(value); }, [&](std::uint64_t seconds) {
     auto* settings = settings_of(cmd->server);
-    settings->max_age_seconds = *seconds;
+    settings->max_age_seconds = seconds;
     settings->max_age_set = true;
-  } catch (...) {
-    return "CoupeCircuitMaxAge: out of memory";
-  }
-  return nullptr;
+  });
 }
 
 const char* set_threshold(cmd_parms* cmd, void*, const char* kind, const char* trip, const char* release) noexcept {
-  try {
-    auto threshold = cm::parse_threshold(kind, trip, release != nullptr ? release : "");
-    if (!threshold) return error_text(cmd, threshold.error());
-    cm::apply_threshold(*settings_of(cmd->server), *threshold);
-  } catch (...) {
-    return "CoupeCircuitThreshold: out of memory";
-  }
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::parse_threshold(kind, trip, release != nullptr ? release : ""); },
+                         [&](const cm::ThresholdDirective& threshold) {
+                           cm::apply_threshold(*settings_of(cmd->server), threshold);
+                         });
 }
 
 const char* set_env_name(cmd_parms* cmd, void*, const char* logical, const char* name) noexcept {
-  try {
-    auto variable = cm::parse_logical_name(logical);
-    if (!variable) return error_text(cmd, variable.error());
-    if (auto valid = cm::validate_env_name(name); !valid) return error_text(cmd, valid.error());
-    settings_of(cmd->server)->env_names[static_cast<std::size_t>(*variable)] = apr_pstrdup(cmd->pool, name);
-  } catch (...) {
-    return "CoupeCircuitEnvName: out of memory";
-  }
-  return nullptr;
+  if (const char* invalid = apply_directive(cmd, [&] { return cm::validate_env_name(name); }, [] {})) return invalid;
+  return apply_directive(cmd, [&] { return cm::parse_logical_name(logical); }, [&](cm::Variable variable) {
+    settings_of(cmd->server)->env_names[static_cast<std::size_t>(variable)] = apr_pstrdup(cmd->pool, name);
+  });
 }
 
 const char* set_hold(cmd_parms* cmd, void*, const char* value) noexcept {
-  try {
-    auto seconds = cm::parse_hold(value);
-    if (!seconds) return error_text(cmd, seconds.error());
+  return apply_directive(cmd, [&] { return cm::parse_hold(value); }, [&](std::uint64_t seconds) {
     auto* settings = settings_of(cmd->server);
-    settings->hold_seconds = *seconds;
+    settings->hold_seconds = seconds;
     settings->hold_set = true;
-  } catch (...) {
-    return "CoupeCircuitHold: out of memory";
-  }
-  return nullptr;
+  });
 }
 
 const char* set_action(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  try {
-    auto action = cm::parse_action(value);
-    if (!action) return error_text(cmd, action.error());
-    static_cast<DirSettings*>(dir)->action = *action;
-  } catch (...) {
-    return "CoupeCircuitAction: out of memory";
-  }
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::parse_action(value); },
+                         [&](cm::Action action) { static_cast<DirSettings*>(dir)->action = action; });
 }
 
 const char* set_shed_status(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  try {
-    auto status = cm::parse_shed_status(value);
-    if (!status) return error_text(cmd, status.error());
-    static_cast<DirSettings*>(dir)->shed_status = *status;
-  } catch (...) {
-    return "CoupeCircuitStatusCode: out of memory";
-  }
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::parse_shed_status(value); },
+                         [&](int status) { static_cast<DirSettings*>(dir)->shed_status = status; });
 }
 
 const char* set_retry_after(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  try {
-    auto seconds = cm::parse_retry_after(value);
-    if (!seconds) return error_text(cmd, seconds.error());
-    static_cast<DirSettings*>(dir)->retry_after = static_cast<apr_int64_t>(*seconds);
-  } catch (...) {
-    return "CoupeCircuitRetryAfter: out of memory";
-  }
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::parse_retry_after(value); }, [&](std::uint64_t seconds) {
+    static_cast<DirSettings*>(dir)->retry_after = static_cast<apr_int64_t>(seconds);
+  });
 }
 
 const char* set_session_cookie(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  try {
-    if (auto valid = cm::validate_cookie_name(value); !valid) return error_text(cmd, valid.error());
-  } catch (...) {
-    return "CoupeCircuitSessionCookie: out of memory";
-  }
-  static_cast<DirSettings*>(dir)->session_cookie = apr_pstrdup(cmd->pool, value);
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::validate_cookie_name(value); },
+                         [&] { static_cast<DirSettings*>(dir)->session_cookie = apr_pstrdup(cmd->pool, value); });
 }
 
 const char* set_health_token(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  try {
-    if (auto valid = cm::validate_health_token(value); !valid) return error_text(cmd, valid.error());
-  } catch (...) {
-    return "CoupeCircuitHealthToken: out of memory";
-  }
-  static_cast<DirSettings*>(dir)->health_token = apr_pstrdup(cmd->pool, value);
-  return nullptr;
+  return apply_directive(cmd, [&] { return cm::validate_health_token(value); },
+                         [&] { static_cast<DirSettings*>(dir)->health_token = apr_pstrdup(cmd->pool, value); });
 }
 
 // The maintenance page is read once, at start: a missing file fails the
