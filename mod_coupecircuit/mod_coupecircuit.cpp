@@ -317,7 +317,11 @@ int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) 
   for (server_rec* server = main_server; server != nullptr; server = server->next) {
     auto* settings = settings_of(server);
     cm::set_vhost_identity(*settings, server->server_hostname != nullptr ? server->server_hostname : "");
-    settings->verdict_slot = g_shared.slot_for(settings->vhost_hash);
+    // Entries sharing a ServerName (the :80/:443 pair of a site) share their
+    // hysteresis, unless their thresholds differ.
+    settings->verdict_slot =
+        g_shared.slot_for(settings->vhost_hash ^ (settings->thresholds.sessions * 0x9e3779b97f4a7c15ULL) ^
+                          (settings->thresholds.load_centi * 0xc2b2ae3d27d4eb4fULL));
   }
   return OK;
 }
@@ -419,7 +423,9 @@ int on_fixups(request_rec* r) noexcept {
                             values->verdict != coupecircuit::Verdict::surcharge)) {
     return DECLINED;
   }
-  if (r->handler != nullptr && (std::strcmp(r->handler, kHealthHandler) == 0 || std::strcmp(r->handler, kStatusHandler) == 0)) {
+  // Monitoring is never shed: our health and status handlers, mod_status.
+  if (r->handler != nullptr && (std::strcmp(r->handler, kHealthHandler) == 0 || std::strcmp(r->handler, kStatusHandler) == 0 ||
+                                std::strcmp(r->handler, "server-status") == 0)) {
     return DECLINED;
   }
   bool has_cookie = false;
@@ -440,8 +446,15 @@ int on_fixups(request_rec* r) noexcept {
     apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, dir.retry_after));
   }
   const int status = dir.shed_status != 0 ? dir.shed_status : cm::kDefaultShedStatus;
-  if (dir.error_body != nullptr) ap_custom_response(r, status, dir.error_body);
-  return status;
+  if (dir.error_body == nullptr) return status;  // Apache's ErrorDocument for the status
+  // The maintenance page is sent as is, by the module: ap_custom_response()
+  // would take a page starting with "/" or "word:" for a redirect, and would
+  // label it iso-8859-1.
+  r->status = status;
+  ap_set_content_type(r, "text/html; charset=utf-8");
+  apr_table_setn(r->headers_out, "Content-Length", apr_psprintf(r->pool, "%" APR_SIZE_T_FMT, std::strlen(dir.error_body)));
+  if (!r->header_only) ap_rputs(dir.error_body, r);
+  return DONE;
 }
 
 int handle_health(request_rec* r) noexcept {

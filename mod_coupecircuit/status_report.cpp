@@ -65,6 +65,20 @@ void sample(std::string& out, const std::string& name_and_labels, const std::str
 
 std::string centi(std::uint64_t value) { return centi_to_string(value); }
 
+// Virtual hosts may share a ServerName (the usual :80 and :443 pair of one
+// site): they share the name's hysteresis slot and runtime overrides, and a
+// Prometheus series must be unique, so each name is reported once (by the
+// first server of httpd's list with that name).
+std::vector<const VhostStatus*> vhosts_by_name(const StatusReport& report) {
+  std::vector<const VhostStatus*> unique;
+  for (const auto& vhost : report.vhosts) {
+    bool seen = false;
+    for (const VhostStatus* kept : unique) seen = seen || kept->name == vhost.name;
+    if (!seen) unique.push_back(&vhost);
+  }
+  return unique;
+}
+
 }  // namespace
 
 const char* to_string(Health health) noexcept {
@@ -123,24 +137,25 @@ std::string render_status_prometheus(const StatusReport& report) {
     sample(out, std::string("coupecircuit_requests_shed_total{reason=\"") + kReasonNames[i] + "\"}",
            std::to_string(report.shed[i]));
   }
+  const std::vector<const VhostStatus*> vhosts = vhosts_by_name(report);
   metric(out, "coupecircuit_vhost_state", "gauge", "Verdict of each vhost (1 for its current state).");
-  for (const auto& vhost : report.vhosts) {
+  for (const VhostStatus* vhost : vhosts) {
     for (const Verdict verdict : kVerdicts) {
-      sample(out, "coupecircuit_vhost_state{vhost=\"" + label(vhost.name) + "\",state=\"" + std::string(to_string(verdict)) + "\"}",
-             vhost.values.verdict == verdict ? "1" : "0");
+      sample(out, "coupecircuit_vhost_state{vhost=\"" + label(vhost->name) + "\",state=\"" + std::string(to_string(verdict)) + "\"}",
+             vhost->values.verdict == verdict ? "1" : "0");
     }
   }
   metric(out, "coupecircuit_vhost_trips_total", "counter", "Times each vhost tripped since Apache started.");
-  for (const auto& vhost : report.vhosts) {
-    sample(out, "coupecircuit_vhost_trips_total{vhost=\"" + label(vhost.name) + "\"}", std::to_string(vhost.trips));
+  for (const VhostStatus* vhost : vhosts) {
+    sample(out, "coupecircuit_vhost_trips_total{vhost=\"" + label(vhost->name) + "\"}", std::to_string(vhost->trips));
   }
   metric(out, "coupecircuit_vhost_threshold", "gauge", "Effective threshold of each vhost.");
-  for (const auto& vhost : report.vhosts) {
-    if (vhost.values.has_seuil_sessions) {
-      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost.name) + "\",kind=\"sessions\"}", vhost.values.seuil_sessions);
+  for (const VhostStatus* vhost : vhosts) {
+    if (vhost->values.has_seuil_sessions) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"sessions\"}", vhost->values.seuil_sessions);
     }
-    if (vhost.values.has_seuil_load) {
-      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost.name) + "\",kind=\"load\"}", vhost.values.seuil_load);
+    if (vhost->values.has_seuil_load) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"load\"}", vhost->values.seuil_load);
     }
   }
   if (!report.has_payload) return out;

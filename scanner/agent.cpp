@@ -10,7 +10,7 @@
 namespace coupecircuit {
 
 std::string agent_answer(const snapshot::Payload& payload, const AgentSettings& settings) {
-  if ((payload.flags & snapshot::kFlagCutActive) != 0) return "maint\n";
+  if ((payload.flags & snapshot::kFlagCutActive) != 0) return settings.maint_on_cut ? "maint\n" : "drain\n";
   const auto& global = payload.global_override;
   const std::optional<std::uint64_t> sessions_trip =
       global.has_sessions != 0 ? std::optional<std::uint64_t>(global.sessions) : settings.sessions_trip;

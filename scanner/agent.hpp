@@ -1,12 +1,16 @@
 // HAProxy agent-check: coupecircuitd optionally listens on a TCP port and
 // answers one line per connection, then closes it.
-//   maint          the manual cut is on
-//   drain          a global threshold is reached (sessions or load)
+//   drain          the manual cut is on ([agent] on_cut = drain, the default),
+//                  or a global threshold is reached (sessions or load)
+//   maint          the manual cut is on, with [agent] on_cut = maint
 //   up ready N%    otherwise; N falls as load nears the trip point:
 //                  r = max(sessions / TRIP_sessions, load / TRIP_load)
 //                  N = 100 while r <= 0.5, then 100 * (1 - r) / 0.5, at least 1
 // The thresholds are the global runtime overrides (coupecircuitctl threshold
 // set ...), else [agent] sessions / load in coupecircuitd.conf.
+// Why drain on a cut by default: HAProxy's "maint" also moves the persistent
+// (logged-in) clients away, whose PHP sessions live on this node; "drain"
+// only stops new ones, like the health check's DRAIN.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +28,7 @@ struct AgentSettings {
   std::string bind = "127.0.0.1";
   std::optional<std::uint64_t> sessions_trip;
   std::optional<std::uint64_t> load_trip_centi;
+  bool maint_on_cut = false;  // [agent] on_cut = drain|maint
 };
 
 [[nodiscard]] std::string agent_answer(const snapshot::Payload& payload, const AgentSettings& settings);

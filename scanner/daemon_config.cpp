@@ -116,6 +116,11 @@ std::string apply_setting(DaemonConfig& config, std::string_view section, std::s
       return {};
     }
     if (key == "sessions") return bounded(1, 1'000'000'000, [&](auto v) { config.agent.sessions_trip = v; });
+    if (key == "on_cut") {
+      if (value != "drain" && value != "maint") return "on_cut must be drain or maint";
+      config.agent.maint_on_cut = value == "maint";
+      return {};
+    }
     if (key == "load") {
       auto centi = parse_centi(value);
       if (!centi || *centi == 0) return centi ? std::string("load must be greater than 0") : centi.error().message;
