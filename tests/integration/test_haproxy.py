@@ -14,8 +14,10 @@ import os
 import re
 import secrets
 import signal
+import shutil
 import socket
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +93,10 @@ class HAProxy:
     def __init__(self, directory: Path, backend: str):
         self.directory = directory
         self.port = free_port()
-        self.socket_path = directory / "haproxy.sock"
+        # A UNIX socket path holds at most 97 characters for HAProxy: a short
+        # private directory, whatever the depth of the build tree.
+        self.socket_directory = Path(tempfile.mkdtemp(prefix="cc-haproxy-"))
+        self.socket_path = self.socket_directory / "stats.sock"
         self.config = directory / "haproxy.cfg"
         self.log = directory / "haproxy.log"
         self.process: subprocess.Popen | None = None
@@ -143,6 +148,12 @@ frontend www
             self.write_config()
 
     def stop(self) -> None:
+        try:
+            self._stop()
+        finally:
+            shutil.rmtree(self.socket_directory, ignore_errors=True)
+
+    def _stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
