@@ -181,6 +181,8 @@ SessionClass SessionScanner::read_and_classify(int directory_fd, const char* nam
     }
     if (n == 0) break;
     got += static_cast<std::size_t>(n);
+    // Whole file read (its size is known from fstat): no read to find EOF.
+    if (got >= static_cast<std::size_t>(info.st_size)) break;
   }
   if (got == 0) return SessionClass::empty;
   const bool truncated = got > options_.max_read_bytes;
