@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: configure with warnings as errors, build, run every CTest
 # test (unit + integration against a real Apache, PHP and php-fpm), then the
-# Debian package install test. Run as root (the helper and Apache run as in
+# Debian package install test (benchmarks are not tests: bench/run.sh). Run as root (the helper and Apache run as in
 # production). Set COUPECIRCUIT_SKIP_PACKAGE_TEST=1 to skip the .deb install.
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,7 +17,4 @@ if [ -x "$source_dir/tests/fuzz/run_fuzzers.sh" ]; then
 fi
 if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ] && [ -x "$source_dir/tests/package/install_test.sh" ]; then
   "$source_dir/tests/package/install_test.sh"
-fi
-if [ -x "$source_dir/bench/run.sh" ] && [ "${COUPECIRCUIT_SKIP_BENCH:-0}" != 1 ]; then
-  "$source_dir/bench/run.sh" --quick
 fi
