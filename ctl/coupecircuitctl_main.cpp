@@ -21,6 +21,7 @@
 #include "decimal.hpp"
 #include "snapshot.hpp"
 #include "state_file.hpp"
+#include "thresholds.hpp"
 #include "unique_fd.hpp"
 
 namespace {
@@ -79,10 +80,12 @@ std::string threshold_set_text(const snapshot::ThresholdSet& set) {
   return text.empty() ? "none" : text;
 }
 
+// The global runtime thresholds, judged as the module judges a vhost that
+// has no directive of its own (Apache's per-vhost thresholds are not known here).
 bool over_global_threshold(const snapshot::Payload& payload) {
-  const auto& global = payload.global_override;
-  return (global.has_sessions != 0 && payload.sessions_active >= global.sessions) ||
-         (global.has_load != 0 && payload.load_centi[0] >= global.load_centi);
+  const snapshot::ThresholdSet no_directive{};
+  const EffectiveThresholds global = resolve_thresholds(payload, nullptr, no_directive);
+  return check_thresholds(payload, global, 0, 0).over;
 }
 
 int command_status(const GlobalOptions& options, bool as_json) {
