@@ -21,7 +21,7 @@
 #                      (default: <build-dir>/bench-work; about 6 GB free needed
 #                      in full mode)
 #
-# Needs (Debian 12): cmake g++ pkg-config libcli11-dev libinih-dev
+# Needs (Debian 12): cmake g++ pkg-config libcli11-dev libinih-dev libabsl-dev
 # nlohmann-json3-dev libsystemd-dev apache2 apache2-dev libapache2-mod-php8.2
 # php8.2-fpm php8.2-apcu valgrind wrk time python3 util-linux e2fsprogs;
 # optional: strace linux-perf (profiles). Run as root (the helper reads

@@ -15,7 +15,9 @@
 // 16-byte atomics. `heartbeat_ns` lives outside the seqlock so a liveness tick
 // does not make readers retry.
 //
-// Layout changes: any change to these structs bumps kLayoutVersion. Readers
+// Layout changes: any change to these structs bumps kLayoutVersion, except
+// giving a reserved field (always written as zero) a meaning for which zero
+// stays correct, e.g. count_inactive_unread. Readers
 // reject a file whose magic, version, header size or total size differ from
 // their own (typed error, never a guess); they fail open. A new writer finding
 // another layout (after a package upgrade) never rewrites the file in place:
@@ -90,9 +92,9 @@ struct Payload {
   std::uint64_t sessions_active;    // active authenticated sessions
   std::uint64_t files_seen;
   std::uint64_t count_active[4];    // by SessionCountIndex
-  std::uint64_t count_inactive[4];
+  std::uint64_t count_inactive[4];   // of the files read
   std::uint32_t active_minutes;
-  std::uint32_t reserved0;
+  std::uint32_t count_inactive_unread;  // non-empty, inactive when first seen: never read
   char sessions_active_text[kTextCapacity];
 
   // Load signals (centi: value times 100).

@@ -123,6 +123,8 @@ int command_status(const GlobalOptions& options, bool as_json) {
       active[kClassNames[i]] = p.count_active[i];
       inactive[kClassNames[i]] = p.count_inactive[i];
     }
+    // Inactive when first seen: stat'ed, never read, so of no known class.
+    inactive["unread"] = p.count_inactive_unread;
     out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
                        {"active_minutes", p.active_minutes},     {"active", active},
                        {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0}};
@@ -158,7 +160,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
       std::printf(" %s %llu/%llu", kClassNames[i], static_cast<unsigned long long>(p.count_active[i]),
                   static_cast<unsigned long long>(p.count_inactive[i]));
     }
-    std::printf(" (active/inactive)\n");
+    std::printf(" unread -/%u (active/inactive)\n", p.count_inactive_unread);
     std::printf("last scan:  %s, %llu us%s\n", wall_time_text(p.last_scan_wall_ns / 1'000'000'000LL).c_str(),
                 static_cast<unsigned long long>(p.last_scan_duration_us),
                 (p.flags & snapshot::kFlagScanFailed) != 0 ? " (FAILED: session directory unreadable)" : "");

@@ -24,7 +24,7 @@ if [ "${COUPECIRCUIT_DEMO_SKIP_APT:-0}" != 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d  # no service autostart
   apt-get update -q
-  apt-get install -y -q --no-install-recommends build-essential cmake pkg-config libcli11-dev libinih-dev \
+  apt-get install -y -q --no-install-recommends build-essential cmake pkg-config libcli11-dev libinih-dev libabsl-dev \
     nlohmann-json3-dev libsystemd-dev apache2 apache2-dev libapache2-mod-php8.2 php8.2-cli libgtest-dev curl
   rm -f /usr/sbin/policy-rc.d
 fi

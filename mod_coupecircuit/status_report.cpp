@@ -102,6 +102,8 @@ std::string render_status_json(const StatusReport& report) {
       active[kClassNames[i]] = p.count_active[i];
       inactive[kClassNames[i]] = p.count_inactive[i];
     }
+    // Inactive when first seen: stat'ed, never read, so of no known class.
+    inactive["unread"] = p.count_inactive_unread;
     out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
                        {"active", active}, {"inactive", inactive}, {"active_minutes", p.active_minutes},
                        {"last_scan_duration_us", p.last_scan_duration_us}};
@@ -173,6 +175,8 @@ std::string render_status_prometheus(const StatusReport& report) {
     sample(out, std::string("coupecircuit_session_files{class=\"") + kClassNames[i] + "\",activity=\"inactive\"}",
            std::to_string(p.count_inactive[i]));
   }
+  sample(out, "coupecircuit_session_files{class=\"unread\",activity=\"inactive\"}",
+         std::to_string(p.count_inactive_unread));
   metric(out, "coupecircuit_last_scan_duration_seconds", "gauge", "Duration of the helper's last full scan.");
   sample(out, "coupecircuit_last_scan_duration_seconds",
          std::to_string(static_cast<double>(p.last_scan_duration_us) / 1e6));
@@ -217,7 +221,7 @@ std::string render_status_html(const StatusReport& report) {
     for (std::size_t i = 0; i < 4; ++i) {
       out += std::string(kClassNames[i]) + " " + std::to_string(p.count_active[i]) + "/" + std::to_string(p.count_inactive[i]) + " ";
     }
-    out += "(active/inactive)</td></tr>\n</table>\n";
+    out += "unread -/" + std::to_string(p.count_inactive_unread) + " (active/inactive)</td></tr>\n</table>\n";
   } else {
     out += "</p>\n";
   }

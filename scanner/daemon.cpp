@@ -158,6 +158,7 @@ void Daemon::full_scan() {
   last_scan_duration_us_ = statistics->duration_us;
   log::debug(log::id::kScanSummary, "full scan: " + std::to_string(statistics->files_seen) + " files, " +
                                         std::to_string(statistics->files_read) + " read, " +
+                                        std::to_string(statistics->files_deferred) + " inactive not read, " +
                                         std::to_string(statistics->skipped) + " skipped, " +
                                         std::to_string(statistics->unreadable) + " unreadable, " +
                                         std::to_string(statistics->duration_us) + " us");
@@ -288,6 +289,7 @@ void Daemon::publish(bool force) {
     payload.count_inactive[i] = counts.inactive[i];
   }
   payload.active_minutes = config_.scan.active_minutes;
+  payload.count_inactive_unread = static_cast<std::uint32_t>(std::min<std::uint64_t>(counts.inactive_unread, UINT32_MAX));
   render_unsigned(payload.sessions_active_text, sizeof payload.sessions_active_text, payload.sessions_active);
   for (std::size_t i = 0; i < 3; ++i) {
     payload.load_centi[i] = signals_.load_centi[i];

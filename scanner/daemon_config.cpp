@@ -65,6 +65,16 @@ Result<std::uint32_t> parse_bounded(std::string_view value, std::uint64_t min, s
   return static_cast<std::uint32_t>(*parsed);
 }
 
+Result<bool> parse_boolean(std::string_view value) {
+  for (const std::string_view yes : {"yes", "true", "on", "1"}) {
+    if (value == yes) return true;
+  }
+  for (const std::string_view no : {"no", "false", "off", "0"}) {
+    if (value == no) return false;
+  }
+  return make_error("\"" + std::string(value) + "\" is not yes or no");
+}
+
 // Returns an empty string when accepted, else why not.
 std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
                           std::string_view value) {
@@ -84,6 +94,13 @@ std::string apply_setting(DaemonConfig& config, std::string_view section, std::s
     if (key == "rescan_interval") return bounded(1, 86400, [&](auto v) { config.rescan_interval_s = v; });
     if (key == "max_read_bytes") return bounded(64, 16U << 20, [&](auto v) { config.scan.max_read_bytes = v; });
     if (key == "max_depth") return bounded(0, 8, [&](auto v) { config.scan.max_depth = v; });
+    if (key == "scan_threads") return bounded(1, 64, [&](auto v) { config.scan.scan_threads = v; });
+    if (key == "classify_inactive") {
+      auto parsed = parse_boolean(value);
+      if (!parsed) return parsed.error().message;
+      config.scan.classify_inactive = *parsed;
+      return {};
+    }
     if (key == "format") {
       auto format = parse_session_format(value);
       if (!format) return format.error().message;

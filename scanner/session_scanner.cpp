@@ -5,15 +5,28 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <csignal>
+#include <ctime>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 namespace coupecircuit {
 namespace {
 
 constexpr std::string_view kSessionPrefix = "sess_";
 constexpr std::uint64_t kRootHash = 0xcbf29ce484222325ULL;
+// Names examined together: enough to keep every thread busy, small enough
+// that a batch's names and results stay in cache.
+constexpr std::size_t kBatchSize = 1024;
 
 std::int64_t mtime_ns_of(const struct stat& info) noexcept {
   return static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000LL + info.st_mtim.tv_nsec;
@@ -46,8 +59,158 @@ std::uint64_t extend_path_hash(std::uint64_t parent, std::string_view component)
   return hash;
 }
 
+// The full scan's pipeline: the calling thread lists a directory into one
+// batch and applies the results of the previous batch to the tables while
+// helper threads examine (stat, read, classify) the batch before. Threads
+// are started on the first batch large enough to be worth them and stopped
+// at the end of the full scan: between scans the helper has one thread.
+class SessionScanner::ScanWorkers {
+ public:
+  ScanWorkers(SessionScanner& scanner, ScanStatistics& statistics, unsigned threads)
+      : scanner_(scanner), statistics_(statistics), wanted_(threads) {}
+  ScanWorkers(const ScanWorkers&) = delete;
+  ScanWorkers& operator=(const ScanWorkers&) = delete;
+  ~ScanWorkers() {
+    finish();
+    {
+      const std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  // The batch names are appended to.
+  [[nodiscard]] Batch& filling() noexcept { return batches_[filling_]; }
+
+  // Hands the filling batch over for examination and applies the batch
+  // handed over before, meanwhile.
+  void submit() {
+    Batch& next = batches_[filling_];
+    if (next.size() == 0) return;
+    Batch* const previous = in_flight_;
+    if (previous != nullptr) wait_examined();
+    launch(next);
+    in_flight_ = &next;
+    filling_ ^= 1U;
+    if (previous != nullptr) apply_and_clear(*previous);
+  }
+
+  // Waits for the batch in flight and applies it: before the descriptor of
+  // its directory is closed.
+  void finish() {
+    if (in_flight_ == nullptr) return;
+    wait_examined();
+    apply_and_clear(*in_flight_);
+    in_flight_ = nullptr;
+  }
+
+ private:
+  static constexpr std::size_t kParallelMinimum = 64;
+
+  void launch(Batch& batch) {
+    batch.results.resize(batch.size());
+    if (batch.size() >= kParallelMinimum && wanted_ > 1 && threads_.empty() && !start_failed_) start();
+    if (threads_.empty()) {
+      next_.store(0, std::memory_order_relaxed);
+      drain(batch, scanner_.read_buffer_);
+      return;
+    }
+    {
+      const std::lock_guard lock(mutex_);
+      batch_ = &batch;
+      next_.store(0, std::memory_order_relaxed);
+      pending_ = static_cast<unsigned>(threads_.size());
+      ++round_;
+    }
+    wake_.notify_all();
+  }
+
+  void wait_examined() {
+    if (threads_.empty()) return;  // examined in launch()
+    drain(*batch_, scanner_.read_buffer_);  // the calling thread helps
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+  void apply_and_clear(Batch& batch) {
+    for (std::size_t i = 0; i < batch.size(); ++i) scanner_.apply(batch.keys[i], batch.results[i], statistics_);
+    batch.clear();
+  }
+
+  void start() {
+    // The helper threads take no signal: the daemon's signalfd keeps them.
+    sigset_t all;
+    sigset_t previous;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous);
+    try {
+      buffers_.resize(wanted_ - 1);
+      for (unsigned i = 0; i + 1 < wanted_; ++i) {
+        buffers_[i].resize(scanner_.options_.max_read_bytes + 1);
+        threads_.emplace_back([this, i] { work(buffers_[i]); });
+      }
+    } catch (const std::exception&) {
+      // Fewer threads (or none): the scan goes on with those that started.
+      start_failed_ = true;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  }
+
+  void work(std::vector<char>& buffer) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      Batch* batch = nullptr;
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || round_ != seen; });
+        if (stop_) return;
+        seen = round_;
+        batch = batch_;
+      }
+      drain(*batch, buffer);
+      {
+        const std::lock_guard lock(mutex_);
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  void drain(Batch& batch, std::vector<char>& buffer) {
+    for (std::size_t i = next_.fetch_add(1, std::memory_order_relaxed); i < batch.size();
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      scanner_.examine(batch.directory_fd, batch.names.data() + batch.name_offsets[i], batch.known[i],
+                       batch.unread_before_s, buffer, batch.results[i]);
+    }
+  }
+
+  SessionScanner& scanner_;
+  ScanStatistics& statistics_;
+  const unsigned wanted_;
+  std::array<Batch, 2> batches_;
+  unsigned filling_ = 0;
+  Batch* in_flight_ = nullptr;
+  bool start_failed_ = false;
+  std::vector<std::vector<char>> buffers_;
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::uint64_t round_ = 0;
+  unsigned pending_ = 0;
+  bool stop_ = false;
+  Batch* batch_ = nullptr;
+  std::atomic<std::size_t> next_{0};
+};
+
 SessionScanner::SessionScanner(ScanOptions options)
     : options_(std::move(options)), read_buffer_(options_.max_read_bytes + 1) {}
+
+std::int64_t SessionScanner::unread_before_s() const {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<std::int64_t>(now.tv_sec) - static_cast<std::int64_t>(options_.active_minutes) * 60;
+}
 
 Result<ScanStatistics> SessionScanner::full_scan() {
   const auto started = std::chrono::steady_clock::now();
@@ -57,14 +220,17 @@ Result<ScanStatistics> SessionScanner::full_scan() {
     const int saved = errno;
     return make_error("cannot open session directory " + options_.session_dir + ": " + std::strerror(saved), saved);
   }
-  ++epoch_;
+  epoch_ = (epoch_ + 1) & kEpochMask;
   directories_.clear();
-  walk(root.get(), "", 0, 0, statistics);
+  {
+    ScanWorkers workers(*this, statistics, std::max(1U, options_.scan_threads));
+    walk(root.get(), "", 0, 0, unread_before_s(), statistics, workers);
+  }
 
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.epoch != epoch_) {
       account(it->second, -1);
-      it = entries_.erase(it);
+      entries_.erase(it++);
     } else {
       ++it;
     }
@@ -75,7 +241,7 @@ Result<ScanStatistics> SessionScanner::full_scan() {
 }
 
 void SessionScanner::walk(int directory_fd, const std::string& relative, std::uint64_t path_hash, unsigned depth,
-                          ScanStatistics& statistics) {
+                          std::int64_t unread_before_s, ScanStatistics& statistics, ScanWorkers& workers) {
   ++statistics.directories;
   directories_.push_back(relative);
   // fdopendir takes ownership of its descriptor: give it a duplicate.
@@ -86,6 +252,7 @@ void SessionScanner::walk(int directory_fd, const std::string& relative, std::ui
     ::close(listing_fd);
     return;
   }
+  std::vector<std::string> subdirectories;
   while (const dirent* item = ::readdir(listing)) {
     const std::string_view name(item->d_name);
     if (name == "." || name == "..") continue;
@@ -96,11 +263,7 @@ void SessionScanner::walk(int directory_fd, const std::string& relative, std::ui
       type = S_ISDIR(info.st_mode) ? DT_DIR : (S_ISREG(info.st_mode) ? DT_REG : DT_LNK);
     }
     if (type == DT_DIR) {
-      if (depth >= options_.max_depth) continue;
-      UniqueFd child(::openat(directory_fd, item->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!child) continue;
-      const std::string child_relative = relative.empty() ? std::string(name) : relative + "/" + std::string(name);
-      walk(child.get(), child_relative, extend_path_hash(path_hash, name), depth + 1, statistics);
+      if (depth < options_.max_depth) subdirectories.emplace_back(name);
       continue;
     }
     if (!is_session_name(name)) continue;
@@ -108,52 +271,106 @@ void SessionScanner::walk(int directory_fd, const std::string& relative, std::ui
       ++statistics.skipped;
       continue;
     }
-    examine(directory_fd, extend_path_hash(path_hash, name), item->d_name, statistics);
+    Batch& batch = workers.filling();
+    batch.directory_fd = directory_fd;
+    batch.unread_before_s = unread_before_s;
+    const std::uint64_t key = extend_path_hash(path_hash, name);
+    batch.keys.push_back(key);
+    batch.known.push_back(known(key));
+    batch.name_offsets.push_back(static_cast<std::uint32_t>(batch.names.size()));
+    batch.names.insert(batch.names.end(), name.begin(), name.end());
+    batch.names.push_back('\0');
+    if (batch.size() >= kBatchSize) workers.submit();
   }
   ::closedir(listing);
+  workers.submit();
+  workers.finish();
+  for (const auto& name : subdirectories) {
+    UniqueFd child(::openat(directory_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!child) continue;
+    const std::string child_relative = relative.empty() ? name : relative + "/" + name;
+    walk(child.get(), child_relative, extend_path_hash(path_hash, name), depth + 1, unread_before_s, statistics,
+         workers);
+  }
 }
 
-void SessionScanner::examine(int directory_fd, std::uint64_t key, const char* name, ScanStatistics& statistics) {
+SessionScanner::Known SessionScanner::known(std::uint64_t key) const {
+  const auto found = entries_.find(key);
+  if (found == entries_.end()) return {};
+  const Entry& entry = found->second;
+  return {true, static_cast<std::uint8_t>(entry.slot), entry.inode_low, entry.mtime_ns, entry.size};
+}
+
+void SessionScanner::examine(int directory_fd, const char* name, const Known& known, std::int64_t unread_before_s,
+                             std::vector<char>& buffer, Examined& out) const {
+  out = Examined{};
   struct stat info {};
   if (::fstatat(directory_fd, name, &info, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(info.st_mode)) {
-    ++statistics.skipped;  // vanished, or not a regular file
-    forget(key);
+    return;  // vanished, or not a regular file
+  }
+  out.inode_low = static_cast<std::uint32_t>(info.st_ino);
+  out.size = static_cast<std::uint32_t>(std::min<std::int64_t>(info.st_size, kSizeLimit));
+  out.mtime_ns = mtime_ns_of(info);
+  const bool inactive = !options_.classify_inactive && floor_seconds(out.mtime_ns) < unread_before_s;
+  if (known.present && known.inode_low == out.inode_low && known.size == out.size && known.mtime_ns == out.mtime_ns &&
+      (known.slot != kUnreadSlot || inactive)) {
+    out.outcome = Examined::Outcome::unchanged;
+    out.slot = known.slot;
     return;
   }
-  const std::int64_t mtime_ns = mtime_ns_of(info);
-  auto known = entries_.find(key);
-  if (known != entries_.end() && known->second.inode == info.st_ino && known->second.size == info.st_size &&
-      known->second.mtime_ns == mtime_ns) {
-    ++statistics.files_seen;
-    known->second.epoch = epoch_;
+  out.outcome = Examined::Outcome::fresh;
+  if (out.size == 0) {
+    out.slot = static_cast<std::uint8_t>(SessionClass::empty);
     return;
   }
-  SessionClass session_class = SessionClass::empty;
-  if (info.st_size != 0) {
-    bool vanished = false;
-    session_class = read_and_classify(directory_fd, name, statistics, &vanished);
-    if (vanished) {
+  if (inactive) {
+    // Cannot become active without a write, which changes the mtime and
+    // brings the file back here: reading it now would only refine the
+    // inactive counts.
+    out.slot = kUnreadSlot;
+    out.deferred = true;
+    return;
+  }
+  bool vanished = false;
+  out.slot = static_cast<std::uint8_t>(read_and_classify(directory_fd, name, buffer, &vanished, &out));
+  if (vanished) out.outcome = Examined::Outcome::gone;
+}
+
+void SessionScanner::apply(std::uint64_t key, const Examined& examined, ScanStatistics& statistics) {
+  switch (examined.outcome) {
+    case Examined::Outcome::gone:
       // Deleted, or replaced by something that is not a regular file, since
       // it was listed: not a session any more.
       ++statistics.skipped;
       forget(key);
       return;
-    }
+    case Examined::Outcome::unchanged:
+      if (const auto found = entries_.find(key); found != entries_.end()) {
+        ++statistics.files_seen;
+        found->second.epoch = epoch_ & kEpochMask;
+        return;
+      }
+      break;  // forgotten since it was queued: enter it again
+    case Examined::Outcome::fresh:
+      break;
   }
   ++statistics.files_seen;
+  statistics.files_read += examined.read ? 1 : 0;
+  statistics.files_deferred += examined.deferred ? 1 : 0;
+  statistics.unreadable += examined.unreadable ? 1 : 0;
   auto [it, inserted] = entries_.try_emplace(key);
   Entry& entry = it->second;
   if (!inserted) account(entry, -1);
-  entry.inode = info.st_ino;
-  entry.size = info.st_size;
-  entry.mtime_ns = mtime_ns;
-  entry.epoch = epoch_;
-  entry.session_class = session_class;
+  entry.inode_low = examined.inode_low;
+  entry.size = examined.size & kSizeLimit;
+  entry.mtime_ns = examined.mtime_ns;
+  entry.epoch = epoch_ & kEpochMask;
+  entry.slot = examined.slot & 7U;
   account(entry, +1);
 }
 
-SessionClass SessionScanner::read_and_classify(int directory_fd, const char* name, ScanStatistics& statistics,
-                                               bool* vanished) {
+SessionClass SessionScanner::read_and_classify(int directory_fd, const char* name, std::vector<char>& buffer,
+                                               bool* vanished, Examined* out) const {
   UniqueFd fd(::openat(directory_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
   if (!fd && (errno == ENOENT || errno == ELOOP || errno == ENXIO)) {
     *vanished = true;  // deleted, or now a symbolic link or a socket
@@ -165,18 +382,18 @@ SessionClass SessionScanner::read_and_classify(int directory_fd, const char* nam
     return SessionClass::unknown;
   }
   if (!fd || !S_ISREG(info.st_mode)) {
-    ++statistics.unreadable;
+    out->unreadable = true;
     return SessionClass::unknown;
   }
-  ++statistics.files_read;
+  out->read = true;
   // Read one byte past the cap to know whether the file was cut.
   const std::size_t wanted = options_.max_read_bytes + 1;
   std::size_t got = 0;
   while (got < wanted) {
-    const ssize_t n = ::pread(fd.get(), read_buffer_.data() + got, wanted - got, static_cast<off_t>(got));
+    const ssize_t n = ::pread(fd.get(), buffer.data() + got, wanted - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      ++statistics.unreadable;
+      out->unreadable = true;
       return SessionClass::unknown;
     }
     if (n == 0) break;
@@ -187,11 +404,11 @@ SessionClass SessionScanner::read_and_classify(int directory_fd, const char* nam
   if (got == 0) return SessionClass::empty;
   const bool truncated = got > options_.max_read_bytes;
   const std::size_t used = truncated ? options_.max_read_bytes : got;
-  return classify_session(std::string_view(read_buffer_.data(), used), truncated, options_.rule);
+  return classify_session(std::string_view(buffer.data(), used), truncated, options_.rule);
 }
 
 void SessionScanner::account(const Entry& entry, int direction) {
-  const auto index = static_cast<std::size_t>(entry.session_class);
+  const std::size_t index = entry.slot;
   const std::int64_t second = floor_seconds(entry.mtime_ns);
   if (direction > 0) {
     ++totals_[index];
@@ -239,7 +456,9 @@ void SessionScanner::file_changed(std::string_view directory, std::string_view n
   const std::string name_text(name);
   // The incremental path keeps the entry's epoch current so the next full
   // scan does not drop it before seeing it.
-  examine(directory_fd.get(), key, name_text.c_str(), ignored);
+  Examined examined;
+  examine(directory_fd.get(), name_text.c_str(), known(key), unread_before_s(), read_buffer_, examined);
+  apply(key, examined, ignored);
 }
 
 void SessionScanner::file_removed(std::string_view directory, std::string_view name) {
@@ -257,6 +476,8 @@ SessionCounts SessionScanner::counts(std::int64_t now_wall_s) const {
     result.inactive[i] = totals_[i] - result.active[i];
     result.files_seen += totals_[i];
   }
+  result.inactive_unread = totals_[kUnreadSlot];
+  result.files_seen += totals_[kUnreadSlot];
   return result;
 }
 

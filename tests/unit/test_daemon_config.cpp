@@ -38,6 +38,8 @@ TEST(DaemonConfig, Defaults) {
   EXPECT_EQ(config.scan.max_depth, 3U);
   EXPECT_EQ(config.scan.max_read_bytes, 64U * 1024U);
   EXPECT_EQ(config.scan.active_minutes, 24U);
+  EXPECT_EQ(config.scan.scan_threads, 4U);
+  EXPECT_FALSE(config.scan.classify_inactive);
   EXPECT_EQ(config.scan.rule.container_key, "*");
   EXPECT_EQ(config.scan.rule.marker_key, "storage");
   EXPECT_EQ(config.scan.rule.unknown_key, "__ZF");
@@ -64,6 +66,8 @@ TEST(DaemonConfig, TheShippedConfigurationLoadsAndMatchesTheDefaults) {
   EXPECT_EQ(loaded->scan.active_minutes, defaults.scan.active_minutes);
   EXPECT_EQ(loaded->scan.max_depth, defaults.scan.max_depth);
   EXPECT_EQ(loaded->scan.max_read_bytes, defaults.scan.max_read_bytes);
+  EXPECT_EQ(loaded->scan.scan_threads, defaults.scan.scan_threads);
+  EXPECT_EQ(loaded->scan.classify_inactive, defaults.scan.classify_inactive);
   EXPECT_EQ(loaded->scan.rule.container_key, defaults.scan.rule.container_key);
   EXPECT_EQ(loaded->scan.rule.marker_key, defaults.scan.rule.marker_key);
   EXPECT_EQ(loaded->scan.rule.unknown_key, defaults.scan.rule.unknown_key);
@@ -219,6 +223,26 @@ TEST(DaemonConfigErrors, UnknownKeyOrSection) {
   expect_error("dir = /x\n", 1, {"dir", "unknown setting"});
   expect_error("[snapshot]\ndir = /x\n", 2, {"[snapshot] dir", "unknown setting"});
   expect_error("[Sessions]\ndir = /x\n", 2, {"[Sessions] dir", "unknown setting"});
+}
+
+TEST(DaemonConfig, ScanThreadsAndClassifyInactive) {
+  const auto low = parse_daemon_config_text("[sessions]\nscan_threads = 1\nclassify_inactive = yes\n", "test.conf");
+  ASSERT_TRUE(low.has_value()) << low.error().message;
+  EXPECT_EQ(low->scan.scan_threads, 1U);
+  EXPECT_TRUE(low->scan.classify_inactive);
+  const auto high = parse_daemon_config_text("[sessions]\nscan_threads = 64\nclassify_inactive = off\n", "test.conf");
+  ASSERT_TRUE(high.has_value()) << high.error().message;
+  EXPECT_EQ(high->scan.scan_threads, 64U);
+  EXPECT_FALSE(high->scan.classify_inactive);
+  for (const char* text : {"true", "on", "1"}) {
+    const auto parsed = parse_daemon_config_text(std::string("[sessions]\nclassify_inactive = ") + text + "\n", "t");
+    ASSERT_TRUE(parsed.has_value()) << text;
+    EXPECT_TRUE(parsed->scan.classify_inactive) << text;
+  }
+  expect_error("[sessions]\nscan_threads = 0\n", 2, {"scan_threads", "minimum"});
+  expect_error("[sessions]\nscan_threads = 65\n", 2, {"scan_threads"});
+  expect_error("[sessions]\nclassify_inactive = maybe\n", 2, {"classify_inactive", "maybe", "yes or no"});
+  expect_error("[sessions]\nclassify_inactive =\n", 2, {"classify_inactive"});
 }
 
 TEST(DaemonConfigErrors, BadNumbers) {

@@ -42,11 +42,15 @@ constexpr std::size_t kAnon = static_cast<std::size_t>(SessionClass::anonymous);
 constexpr std::size_t kUnk = static_cast<std::size_t>(SessionClass::unknown);
 constexpr std::size_t kAuth = static_cast<std::size_t>(SessionClass::authenticated);
 
-// Counts from {empty, anonymous, unknown, authenticated} per activity.
-SessionCounts make_counts(std::array<std::uint64_t, 4> active, std::array<std::uint64_t, 4> inactive) {
+// Counts from {empty, anonymous, unknown, authenticated} per activity, and
+// the non-empty files inactive when first seen (never read).
+SessionCounts make_counts(std::array<std::uint64_t, 4> active, std::array<std::uint64_t, 4> inactive,
+                          std::uint64_t unread = 0) {
   SessionCounts counts;
   counts.active = active;
   counts.inactive = inactive;
+  counts.inactive_unread = unread;
+  counts.files_seen = unread;
   for (std::size_t i = 0; i < 4; ++i) counts.files_seen += active[i] + inactive[i];
   return counts;
 }
@@ -56,7 +60,8 @@ std::string describe(const SessionCounts& counts) {
   for (const auto value : counts.active) text += std::to_string(value) + " ";
   text += "} inactive{";
   for (const auto value : counts.inactive) text += std::to_string(value) + " ";
-  return text + "} files_seen " + std::to_string(counts.files_seen);
+  return text + "} unread " + std::to_string(counts.inactive_unread) + " files_seen " +
+         std::to_string(counts.files_seen);
 }
 
 // An anonymous php-format session of exactly `size` bytes.
@@ -147,7 +152,8 @@ TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
   const auto statistics = scanner.full_scan();
   ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
   EXPECT_EQ(statistics->files_seen, 7U);
-  EXPECT_EQ(statistics->files_read, 5U) << "empty files are not opened";
+  EXPECT_EQ(statistics->files_read, 4U) << "empty files and files already inactive are not opened";
+  EXPECT_EQ(statistics->files_deferred, 1U) << "sess_auth_old";
   EXPECT_EQ(statistics->skipped, 0U);
   EXPECT_EQ(statistics->unreadable, 0U);
   EXPECT_EQ(statistics->directories, 1U);
@@ -155,8 +161,19 @@ TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
   EXPECT_EQ(scanner.directories(), std::vector<std::string>{""});
 
   const SessionCounts counts = scanner.counts(now_);
-  EXPECT_EQ(counts, make_counts({1, 1, 1, 2}, {1, 0, 0, 1})) << describe(counts);
+  EXPECT_EQ(counts, make_counts({1, 1, 1, 2}, {1, 0, 0, 0}, 1)) << describe(counts);
   EXPECT_EQ(counts.active_authenticated(), 2U);
+
+  // classify_inactive reads the old one too: same active counts, inactive
+  // ones by class.
+  ScanOptions every_file = options();
+  every_file.classify_inactive = true;
+  SessionScanner complete(every_file);
+  const auto complete_statistics = complete.full_scan();
+  ASSERT_TRUE(complete_statistics.has_value());
+  EXPECT_EQ(complete_statistics->files_read, 5U);
+  EXPECT_EQ(complete_statistics->files_deferred, 0U);
+  EXPECT_EQ(complete.counts(now_), make_counts({1, 1, 1, 2}, {1, 0, 0, 1})) << describe(complete.counts(now_));
 }
 
 TEST_F(SessionScannerTest, AnEmptyDirectoryCountsNothing) {
@@ -380,7 +397,7 @@ TEST_F(SessionScannerTest, RescanFollowsChanges) {
 
   SessionScanner scanner(options());
   ASSERT_TRUE(scanner.full_scan().has_value());
-  EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 1, 2}, {0, 0, 0, 1})) << describe(scanner.counts(now_));
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 1, 1, 2}, {0, 0, 0, 0}, 1)) << describe(scanner.counts(now_));
 
   add("sess_a", kAuthenticated, 30);                                            // content changes class
   test::write_file(dir_ / "sess_b", anonymous_of_size(kAuthenticated.size()));  // same size, new mtime
@@ -398,6 +415,88 @@ TEST_F(SessionScannerTest, RescanFollowsChanges) {
   const SessionCounts counts = scanner.counts(now_);
   EXPECT_EQ(counts, make_counts({0, 2, 0, 2}, {0, 0, 0, 0})) << describe(counts);
   EXPECT_EQ(counts, fresh_counts());
+}
+
+TEST_F(SessionScannerTest, AFileInactiveWhenFirstSeenIsReadOnceAWriteMakesItActive) {
+  add("sess_old", kAuthenticated, 3600);
+  add("sess_old_too", kAuthenticated, 3600);
+  SessionScanner scanner(options());
+  const auto first = scanner.full_scan();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->files_read, 0U);
+  EXPECT_EQ(first->files_deferred, 2U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 0}, {0, 0, 0, 0}, 2)) << describe(scanner.counts(now_));
+
+  // Unchanged and still inactive: neither read nor counted as deferred again.
+  const auto again = scanner.full_scan();
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->files_read, 0U);
+  EXPECT_EQ(again->files_deferred, 0U);
+
+  // PHP writes one (new mtime): the full scan reads it...
+  touch("sess_old", 5);
+  const auto touched = scanner.full_scan();
+  ASSERT_TRUE(touched.has_value());
+  EXPECT_EQ(touched->files_read, 1U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 0}, 1)) << describe(scanner.counts(now_));
+  // ...and so does the inotify path.
+  touch("sess_old_too", 1);
+  scanner.file_changed("", "sess_old_too");
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 2}, {0, 0, 0, 0}, 0)) << describe(scanner.counts(now_));
+  // Read while active, then ageing out: the class stays known.
+  EXPECT_EQ(scanner.counts(now_ + 3600), make_counts({0, 0, 0, 0}, {0, 0, 0, 2}, 0));
+}
+
+TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
+  // Enough names for several batches per directory, in sub-directories too,
+  // with every class, both activities, and entries that are not sessions.
+  constexpr int kFiles = 3000;
+  for (int i = 0; i < kFiles; ++i) {
+    const std::string directory = i % 3 == 0 ? "" : (i % 3 == 1 ? "a/" : "a/b/");
+    const std::string_view content = i % 4 == 0 ? std::string_view(kAuthenticated)
+                                     : i % 4 == 1 ? std::string_view(kAnonymous)
+                                     : i % 4 == 2 ? std::string_view(kUnknown)
+                                                  : std::string_view();
+    add(directory + "sess_" + std::to_string(i), content, (i % 7) * 500);
+  }
+  ASSERT_EQ(::symlink("sess_0", (dir_ / "sess_link").c_str()), 0);
+  ASSERT_EQ(::mkfifo((dir_ / "a/sess_fifo").c_str(), 0600), 0);
+
+  for (const bool classify_inactive : {false, true}) {
+    ScanOptions single = options();
+    single.scan_threads = 1;
+    single.classify_inactive = classify_inactive;
+    ScanOptions threaded = single;
+    threaded.scan_threads = 4;
+    SessionScanner one(single);
+    SessionScanner four(threaded);
+    const auto one_statistics = one.full_scan();
+    const auto four_statistics = four.full_scan();
+    ASSERT_TRUE(one_statistics.has_value());
+    ASSERT_TRUE(four_statistics.has_value());
+    EXPECT_EQ(four.counts(now_), one.counts(now_)) << describe(four.counts(now_)) << " / " << describe(one.counts(now_));
+    EXPECT_EQ(four.counts(now_).files_seen, static_cast<std::uint64_t>(kFiles));
+    EXPECT_EQ(four_statistics->files_read, one_statistics->files_read);
+    EXPECT_EQ(four_statistics->files_deferred, one_statistics->files_deferred);
+    EXPECT_EQ(four_statistics->skipped, 2U) << "the symbolic link and the FIFO";
+    EXPECT_EQ(four.directories(), one.directories());
+    // Ages 0..3000 s in steps of 500: 0, 500 and 1000 are active.
+    std::uint64_t expected_active_authenticated = 0;
+    for (int i = 0; i < kFiles; i += 4) expected_active_authenticated += (i % 7) * 500 < 24 * 60 ? 1 : 0;
+    EXPECT_EQ(four.counts(now_).active_authenticated(), expected_active_authenticated);
+
+    // A rescan after changes: the same again.
+    touch("a/b/sess_2", classify_inactive ? 2 : 1);  // a new mtime in each round
+    ASSERT_EQ(::unlink((dir_ / "sess_3").c_str()), 0);
+    add("a/sess_new", kAuthenticated, 2);
+    ASSERT_TRUE(one.full_scan().has_value());
+    const auto rescan = four.full_scan();
+    ASSERT_TRUE(rescan.has_value());
+    EXPECT_EQ(four.counts(now_), one.counts(now_));
+    EXPECT_EQ(rescan->files_read, 2U) << "a/b/sess_2 and a/sess_new";
+    ASSERT_EQ(::unlink((dir_ / "a/sess_new").c_str()), 0);
+    test::write_file(dir_ / "sess_3", "");
+  }
 }
 
 TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
@@ -531,6 +630,7 @@ TEST_F(SessionScannerTest, CountsAgeWithTheActiveWindow) {
   constexpr std::int64_t kNow = 1'700'000'000;
   ScanOptions one_minute = options();
   one_minute.active_minutes = 1;
+  one_minute.classify_inactive = true;  // every file is old for the real clock
   test::write_file(dir_ / "sess_59", kAuthenticated);
   test::set_mtime(dir_ / "sess_59", kNow - 59);
   test::write_file(dir_ / "sess_60", kAuthenticated);
@@ -562,7 +662,7 @@ TEST_F(SessionScannerTest, DefaultActiveWindowIs24Minutes) {
   EXPECT_EQ(defaults.active_minutes, 24U);
   SessionScanner scanner(defaults);
   ASSERT_TRUE(scanner.full_scan().has_value());
-  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 1})) << describe(scanner.counts(now_));
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 0}, 1)) << describe(scanner.counts(now_));
 }
 
 TEST_F(SessionScannerTest, ManyFilesSharingSecondsAreCountedExactly) {
@@ -573,12 +673,12 @@ TEST_F(SessionScannerTest, ManyFilesSharingSecondsAreCountedExactly) {
   SessionScanner scanner(options());
   ASSERT_TRUE(scanner.full_scan().has_value());
   // Ages 0..1800 s in steps of 200: 0..1400 are within 24 minutes (8 of 10).
-  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 200}, {0, 50, 0, 50})) << describe(scanner.counts(now_));
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 200}, {0, 0, 0, 0}, 100)) << describe(scanner.counts(now_));
   for (int i = 0; i < kFiles; i += 2) {
     ASSERT_EQ(::unlink((dir_ / ("sess_" + std::to_string(i))).c_str()), 0);
     scanner.file_removed("", "sess_" + std::to_string(i));
   }
-  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 0}, {0, 50, 0, 0})) << describe(scanner.counts(now_));
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 200, 0, 0}, {0, 0, 0, 0}, 50)) << describe(scanner.counts(now_));
   EXPECT_EQ(scanner.counts(now_), fresh_counts());
 }
 
