@@ -32,6 +32,7 @@ struct ClassifierRule {
   std::string marker_key = "storage";
   std::string unknown_key = "__ZF";  // empty: never unknown by namespace
   SessionFormat format = SessionFormat::automatic;
+  bool operator==(const ClassifierRule&) const = default;
 };
 
 // Parses "<container> contains <marker>", e.g. "* contains storage" or

@@ -117,7 +117,11 @@ bool Daemon::configure(const DaemonConfig& config) {
     return false;
   }
   writer_ = std::move(*writer);
-  scanner_.emplace(config_.scan);
+  if (scanner_) {
+    scanner_->reconfigure(config_.scan);
+  } else {
+    scanner_.emplace(config_.scan);
+  }
   return true;
 }
 

@@ -206,6 +206,23 @@ class SessionScanner::ScanWorkers {
 SessionScanner::SessionScanner(ScanOptions options)
     : options_(std::move(options)), read_buffer_(options_.max_read_bytes + 1) {}
 
+bool SessionScanner::reconfigure(ScanOptions options) {
+  const bool same_files = options.session_dir == options_.session_dir && options.max_depth == options_.max_depth &&
+                          options.max_read_bytes == options_.max_read_bytes &&
+                          options.classify_inactive == options_.classify_inactive && options.rule == options_.rule;
+  if (!same_files) {
+    entries_.clear();
+    by_mtime_second_.clear();
+    totals_ = {};
+    directories_.clear();
+    read_buffer_.assign(options.max_read_bytes + 1, '\0');
+  }
+  // A longer window needs no reset either: the next full scan reads the
+  // "unread" files it now covers.
+  options_ = std::move(options);
+  return same_files;
+}
+
 std::int64_t SessionScanner::unread_before_s() const {
   timespec now{};
   ::clock_gettime(CLOCK_REALTIME, &now);

@@ -77,6 +77,12 @@ class SessionScanner {
   // only when session_dir itself cannot be opened.
   [[nodiscard]] Result<ScanStatistics> full_scan();
 
+  // New options (a reload). The table is kept when files are found, read
+  // and classified the same way (only active_minutes or scan_threads
+  // changed): the next full scan is then a rescan, not a first scan.
+  // Returns whether it was kept.
+  bool reconfigure(ScanOptions options);
+
   // Incremental updates from inotify: directory is relative to session_dir
   // ("" for the top), name a file name in it. A directory with an empty,
   // "." or ".." component matches nothing.

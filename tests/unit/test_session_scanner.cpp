@@ -447,6 +447,42 @@ TEST_F(SessionScannerTest, AFileInactiveWhenFirstSeenIsReadOnceAWriteMakesItActi
   EXPECT_EQ(scanner.counts(now_ + 3600), make_counts({0, 0, 0, 0}, {0, 0, 0, 2}, 0));
 }
 
+TEST_F(SessionScannerTest, AReloadKeepsTheTableUnlessFilesAreClassifiedDifferently) {
+  add("sess_recent", kAuthenticated, 5 * 60);
+  add("sess_old", kAuthenticated, 40 * 60);
+  SessionScanner scanner(options());
+  ASSERT_TRUE(scanner.full_scan().has_value());
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 0}, 1));
+
+  // A shorter window: nothing to read again, the class is kept.
+  ScanOptions shorter = options();
+  shorter.active_minutes = 1;
+  EXPECT_TRUE(scanner.reconfigure(shorter));
+  const auto rescan = scanner.full_scan();
+  ASSERT_TRUE(rescan.has_value());
+  EXPECT_EQ(rescan->files_read, 0U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 0}, {0, 0, 0, 1}, 1));
+
+  // A longer window covering the unread file: the rescan reads it.
+  ScanOptions longer = options();
+  longer.active_minutes = 60;
+  EXPECT_TRUE(scanner.reconfigure(longer));
+  const auto widened = scanner.full_scan();
+  ASSERT_TRUE(widened.has_value());
+  EXPECT_EQ(widened->files_read, 1U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 2}, {0, 0, 0, 0}, 0));
+
+  // Another rule: every file is read again under it.
+  ScanOptions symfony = longer;
+  symfony.rule = *parse_authenticated_rule("_sf2_attributes contains _security_main");
+  EXPECT_FALSE(scanner.reconfigure(symfony));
+  EXPECT_EQ(scanner.counts(now_), SessionCounts{});
+  const auto reread = scanner.full_scan();
+  ASSERT_TRUE(reread.has_value());
+  EXPECT_EQ(reread->files_read, 2U);
+  EXPECT_EQ(scanner.counts(now_).active_authenticated(), 0U);
+}
+
 TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
   // Enough names for several batches per directory, in sub-directories too,
   // with every class, both activities, and entries that are not sessions.
