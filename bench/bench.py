@@ -1062,9 +1062,9 @@ class Bench:
                                   "value": f"{med(speed_warm):.2f}×", "spread": spread(speed_warm),
                                   "target": "≥ 1.5×", "met": med(speed_warm) >= 1.5})
                 if speed_cold:
-                    self.rows.append({"section": "3", "what": f"Scanner {label} files: first scan, cold, shell / coupecircuitd",
+                    self.rows.append({"section": "3", "what": f"Scanner {label} files: first scan, cold, shell / coupecircuitd{target_note}",
                                       "value": f"{med(speed_cold):.2f}×", "spread": spread(speed_cold),
-                                      "target": "(reference)", "met": None})
+                                      "target": "≥ 1.5×", "met": med(speed_cold) >= 1.5})
                 self.rows.append({"section": "3", "what": f"Scanner {label} files: rescan after 1 % changed (periodic), shell / coupecircuitd",
                                   "value": f"{med(speed_rescan):.2f}×", "spread": spread(speed_rescan),
                                   "target": "≥ 3×", "met": med(speed_rescan) >= 3})
@@ -1086,7 +1086,7 @@ class Bench:
                              "process (process wall time, includes start-up and publishing). Rescan: a long-running "
                              "`coupecircuitd --foreground`; 1 % of the files are rewritten (new content and class, mtime "
                              "now), inotify brings them in, then the next periodic full rescan is timed "
-                             "(`last_scan.duration_us`); SIGHUP rows: a reload's full scan. The shell way is re-run "
+                             "(`last_scan.duration_us`); SIGHUP rows: a reload's full scan (the table is kept, so a rescan). The shell way is re-run "
                              "after the same change with the helper stopped (SIGSTOP). Every count is checked against "
                              "the others and against the generator's expected count (hard check). Mix: 30 % empty, "
                              "30 % anonymous, 15 % unknown, 25 % authenticated; 24/60 active. Warm: right before "
