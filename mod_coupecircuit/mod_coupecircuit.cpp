@@ -4,11 +4,15 @@
 //
 // Every hook is noexcept and fails open: whatever happens here, the request
 // goes on (DECLINED), at worst without the variables.
+#include <array>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <type_traits>
+
+#include <strings.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -92,22 +96,79 @@ void* merge_dir_settings(apr_pool_t* pool, void* base_void, void* add_void) noex
   return merged;
 }
 
-struct RequestState {  // r->request_config: what post_read_request computed
-  cm::RequestValues* values;
+// The variables of a fresh snapshot as an apr table whose values a request
+// fills in, when they have no text in static storage (else each thread keeps
+// the whole table, see ThreadEnv). Copying a table (apr_table_copy: two
+// allocations, three memcpy) costs a fraction of seven apr_table_setn, each
+// of which hashes its key and compares it with the keys already there.
+struct EnvTemplate {
+  apr_table_t* table;
+  int entry[cm::kVariableCount];  // each variable's entry in table; -1: absent
 };
 
+// One per combination of the optional thresholds: bit 0 SEUIL_SESSIONS, bit 1
+// SEUIL_LOAD. Read-only once made (post_config): every thread copies them.
+struct EnvTemplates {
+  EnvTemplate fresh[4];
+};
+
+// Room for the seven variables. A request's copy grows (doubling) when CGI,
+// mod_php or mod_proxy_fcgi add theirs, as the table mod_env's SetEnv makes
+// does; more room would cost every other request memory it does not use.
+constexpr int kEnvTableCapacity = 8;
+
+// Per-server configuration: the settings (plain C++) and, after post_config,
+// the templates of the environment.
+struct ServerConfig {
+  cm::ServerSettings settings;
+  const EnvTemplates* env_templates = nullptr;
+};
+
+ServerConfig* config_of(server_rec* server) noexcept {
+  return static_cast<ServerConfig*>(ap_get_module_config(server->module_config, &coupecircuit_module));
+}
+
 cm::ServerSettings* settings_of(server_rec* server) noexcept {
-  return static_cast<cm::ServerSettings*>(ap_get_module_config(server->module_config, &coupecircuit_module));
+  return &config_of(server)->settings;
 }
 
 void* create_server_settings(apr_pool_t* pool, server_rec*) noexcept {
-  return new (apr_pcalloc(pool, sizeof(cm::ServerSettings))) cm::ServerSettings();
+  return new (apr_pcalloc(pool, sizeof(ServerConfig))) ServerConfig();
 }
 
 void* merge_server_settings(apr_pool_t* pool, void* base, void* add) noexcept {
-  auto* merged = new (apr_pcalloc(pool, sizeof(cm::ServerSettings))) cm::ServerSettings();
-  *merged = cm::merge_settings(*static_cast<const cm::ServerSettings*>(base), *static_cast<const cm::ServerSettings*>(add));
+  auto* merged = new (apr_pcalloc(pool, sizeof(ServerConfig))) ServerConfig();
+  merged->settings = cm::merge_settings(static_cast<const ServerConfig*>(base)->settings,
+                                        static_cast<const ServerConfig*>(add)->settings);
   return merged;
+}
+
+// What post_read_request found, for the enforcement and the health check of
+// the same request. r->request_config points at one of these immutable
+// entries: nothing is allocated per request.
+struct RequestState {
+  coupecircuit::Verdict verdict;
+  bool cut;
+  bool tripped;
+  bool sessions_high;
+  bool load_high;
+};
+
+constexpr std::array<RequestState, cm::kStateCodes> make_request_states() noexcept {
+  std::array<RequestState, cm::kStateCodes> states{};
+  for (unsigned code = 0; code < cm::kStateCodes; ++code) {
+    states[code] = RequestState{static_cast<coupecircuit::Verdict>(code & 3U), (code & 4U) != 0, (code & 8U) != 0,
+                                (code & 16U) != 0, (code & 32U) != 0};
+  }
+  return states;
+}
+
+constexpr std::array<RequestState, cm::kStateCodes> kRequestStates = make_request_states();
+static_assert(cm::state_code(coupecircuit::Verdict::inconnu, true, true, true, true) == cm::kStateCodes - 1);
+
+void set_request_state(request_rec* r, unsigned code) noexcept {
+  ap_set_module_config(r->request_config, &coupecircuit_module,
+                       const_cast<RequestState*>(&kRequestStates[code]));  // NOLINT
 }
 
 const char* error_text(cmd_parms* cmd, const coupecircuit::Error& error) noexcept {
@@ -175,9 +236,27 @@ const char* set_hold(cmd_parms* cmd, void*, const char* value) noexcept {
   });
 }
 
+// Enforcement would cost every request a hook call: its hook is registered
+// only once a CoupeCircuitAction that refuses appears in the configuration
+// (httpd sorts the hooks again after reading it, for modules that add hooks
+// from their directives). Hooks go with each configuration: so does this.
+bool g_enforcement_hooked = false;
+int on_fixups(request_rec* r) noexcept;
+
+void hook_enforcement() noexcept {
+  if (g_enforcement_hooked) return;
+  // After core's SetHandler (REALLY_FIRST), before per-directory rewriting.
+  ap_hook_fixups(on_fixups, nullptr, nullptr, APR_HOOK_FIRST);
+  g_enforcement_hooked = true;
+}
+
 const char* set_action(cmd_parms* cmd, void* dir, const char* value) noexcept {
-  return apply_directive(cmd, [&] { return cm::parse_action(value); },
-                         [&](cm::Action action) { static_cast<DirSettings*>(dir)->action = action; });
+  return apply_directive(
+      cmd, [&] { return cm::parse_action(value); },
+      [&](cm::Action action) {
+        static_cast<DirSettings*>(dir)->action = action;
+        if (action == cm::Action::refuse_new || action == cm::Action::refuse_all) hook_enforcement();
+      });
 }
 
 const char* set_shed_status(cmd_parms* cmd, void* dir, const char* value) noexcept {
@@ -307,15 +386,108 @@ cm::SharedBlock* shared_block(server_rec* main_server) noexcept {
   return block;
 }
 
-int post_config(apr_pool_t*, apr_pool_t*, apr_pool_t*, server_rec* main_server) noexcept {
+// What a thread exports for one vhost while only the request changes: made
+// again when the snapshot sequence, the age in seconds or the verdict changes
+// (a few times a second at most), copied by each request. Its values are all
+// in static storage or in the configuration, which outlive any request.
+struct ThreadEnv {
+  apr_table_t* table;
+  std::uint64_t epoch;  // g_env_epoch when made: an older one went with its pool
+};
+
+// ThreadEnvs come from this pool, made under pconf in post_config (a table
+// apr_table_copy copies must come from an ancestor of the request's pool)
+// with an allocator of its own: threads take from it under g_env_mutex, once
+// per thread and vhost slot.
+apr_pool_t* g_env_pool = nullptr;
+std::uint64_t g_env_epoch = 0;
+std::mutex g_env_mutex;
+
+apr_status_t forget_env_pool(void*) noexcept {
+  g_env_pool = nullptr;
+  return APR_SUCCESS;
+}
+
+void make_env_pool(apr_pool_t* pconf) noexcept {
+  apr_allocator_t* allocator = nullptr;
+  if (apr_allocator_create(&allocator) != APR_SUCCESS) return;
+  apr_pool_t* pool = nullptr;
+  if (apr_pool_create_ex(&pool, pconf, nullptr, allocator) != APR_SUCCESS) {
+    apr_allocator_destroy(allocator);
+    return;
+  }
+  apr_allocator_owner_set(allocator, pool);
+  apr_pool_cleanup_register(pool, nullptr, forget_env_pool, apr_pool_cleanup_null);
+  g_env_pool = pool;
+  ++g_env_epoch;
+}
+
+bool is_optional_threshold(cm::Variable variable, unsigned pattern) noexcept {
+  if (variable == cm::Variable::seuil_sessions) return (pattern & 1U) != 0;
+  if (variable == cm::Variable::seuil_load) return (pattern & 2U) != 0;
+  return true;
+}
+
+// Made the way export_values() sets them on an empty table (apr_table_setn, in
+// the same order), so that two variables exported under one name share an
+// entry and the last one wins, as there.
+const EnvTemplates* make_env_templates(apr_pool_t* pool, const cm::ServerSettings& settings) noexcept {
+  auto* templates = static_cast<EnvTemplates*>(apr_pcalloc(pool, sizeof(EnvTemplates)));
+  for (unsigned pattern = 0; pattern < 4; ++pattern) {
+    EnvTemplate& fresh = templates->fresh[pattern];
+    fresh.table = apr_table_make(pool, kEnvTableCapacity);
+    for (std::size_t i = 0; i < cm::kVariableCount; ++i) {
+      const auto variable = static_cast<cm::Variable>(i);
+      fresh.entry[i] = -1;
+      if (is_optional_threshold(variable, pattern)) apr_table_setn(fresh.table, settings.env_name(variable), "");
+    }
+    const apr_array_header_t* header = apr_table_elts(fresh.table);
+    const auto* entries = reinterpret_cast<const apr_table_entry_t*>(header->elts);  // NOLINT
+    for (std::size_t i = 0; i < cm::kVariableCount; ++i) {
+      const auto variable = static_cast<cm::Variable>(i);
+      if (!is_optional_threshold(variable, pattern)) continue;
+      for (int e = 0; e < header->nelts; ++e) {
+        if (strcasecmp(entries[e].key, settings.env_name(variable)) == 0) fresh.entry[i] = e;
+      }
+      if (fresh.entry[i] < 0) return nullptr;  // cannot happen; the slow path then serves this vhost
+    }
+  }
+  return templates;
+}
+
+bool same_env_names(const cm::ServerSettings& a, const cm::ServerSettings& b) noexcept {
+  for (std::size_t i = 0; i < cm::kVariableCount; ++i) {
+    const auto variable = static_cast<cm::Variable>(i);
+    if (std::strcmp(a.env_name(variable), b.env_name(variable)) != 0) return false;
+  }
+  return true;
+}
+
+// Before the directives of a new configuration (httpd has dropped every hook).
+int pre_config(apr_pool_t*, apr_pool_t*, apr_pool_t*) noexcept {
+  g_enforcement_hooked = false;
+  return OK;
+}
+
+int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_server) noexcept {
   cm::SharedBlock* block = shared_block(main_server);
   if (block == nullptr) {
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
                  "CC0304: cannot create shared memory for the verdict hysteresis: each child decides alone");
   }
   g_shared = cm::SharedState(block);
+  make_env_pool(pconf);
+  ServerConfig* main_config = config_of(main_server);
+  std::uint32_t index = 0;
   for (server_rec* server = main_server; server != nullptr; server = server->next) {
-    auto* settings = settings_of(server);
+    ServerConfig* config = config_of(server);
+    // Most vhosts export under the default names: they share the main
+    // server's templates.
+    config->env_templates = config != main_config && same_env_names(config->settings, main_config->settings)
+                                ? main_config->env_templates
+                                : make_env_templates(pconf, config->settings);
+    auto* settings = &config->settings;
+    settings->cache_slot = index++;
     cm::set_vhost_identity(*settings, server->server_hostname != nullptr ? server->server_hostname : "");
     // Entries sharing a ServerName (the :80/:443 pair of a site) share their
     // hysteresis, unless their thresholds differ.
@@ -361,15 +533,97 @@ void log_transition(const request_rec* r, cm::Transition transition, const cm::S
   }
 }
 
-void export_values(request_rec* r) noexcept {
-  const cm::ServerSettings& settings = *settings_of(r->server);
-  if (!settings.is_enabled()) return;
-  // The values live in the request pool: the environment table only points
-  // at them, and they stay valid for the request's whole life (logging too).
+[[gnu::noinline]] const apr_table_t* make_thread_env(const cm::ServerSettings& settings, cm::FreshValues& values,
+                                                     const cm::FreshRequest& fresh) noexcept {
+  auto* env = static_cast<ThreadEnv*>(values.caller_data);
+  if (env == nullptr || env->epoch != g_env_epoch) {
+    std::lock_guard lock(g_env_mutex);
+    if (g_env_pool == nullptr) return nullptr;
+    env = static_cast<ThreadEnv*>(apr_palloc(g_env_pool, sizeof(ThreadEnv)));
+    env->table = apr_table_make(g_env_pool, kEnvTableCapacity);
+    env->epoch = g_env_epoch;
+    values.caller_data = env;
+  }
+  // As export_values() sets them: same order, so that two variables under
+  // one name end the same way.
+  apr_table_t* table = env->table;
+  apr_table_clear(table);
+  apr_table_setn(table, settings.env_name(cm::Variable::load_avg), values.lasting[0]);
+  apr_table_setn(table, settings.env_name(cm::Variable::sessions_actives), values.lasting[1]);
+  apr_table_setn(table, settings.env_name(cm::Variable::coupure), values.cut ? "1" : "0");
+  if (values.has_seuil_sessions)
+    apr_table_setn(table, settings.env_name(cm::Variable::seuil_sessions), values.lasting[2]);
+  if (values.has_seuil_load) apr_table_setn(table, settings.env_name(cm::Variable::seuil_load), values.lasting[3]);
+  apr_table_setn(table, settings.env_name(cm::Variable::etat), verdict_text(fresh.verdict));
+  apr_table_setn(table, settings.env_name(cm::Variable::age), fresh.age_text);
+  values.caller_stamp = fresh.stamp;
+  return table;
+}
+
+// A text outside the static ones (a number of 10000 or more, an unusual
+// rendering) or a very large age: the vhost's template, its values pointed at
+// texts copied into the request pool (the thread's FreshValues change with
+// the next snapshot, while the request's table may be read until its log
+// line is written).
+[[gnu::noinline]] apr_table_t* copy_env_template(request_rec* r, const ServerConfig& config,
+                                                 const cm::FreshRequest& fresh) noexcept {
+  if (config.env_templates == nullptr) return nullptr;
+  const cm::FreshValues& values = *fresh.values;
+  const EnvTemplate& tpl =
+      config.env_templates->fresh[(values.has_seuil_sessions ? 1U : 0U) | (values.has_seuil_load ? 2U : 0U)];
+  apr_table_t* env = apr_table_copy(r->pool, tpl.table);
+  char* texts = static_cast<char*>(apr_palloc(r->pool, values.texts_size));
+  std::memcpy(texts, values.texts, values.texts_size);
+  auto* entries = reinterpret_cast<apr_table_entry_t*>(apr_table_elts(env)->elts);  // NOLINT
+  const auto value = [&](cm::Variable variable) -> char*& {
+    return entries[tpl.entry[static_cast<std::size_t>(variable)]].val;
+  };
+  // In export_values()'s order: with two variables under one name, the last
+  // wins. Every entry but the absent thresholds' exists (make_env_templates).
+  value(cm::Variable::load_avg) = texts + values.offsets[0];
+  value(cm::Variable::sessions_actives) = texts + values.offsets[1];
+  value(cm::Variable::coupure) = const_cast<char*>(values.cut ? "1" : "0");  // NOLINT: httpd never writes through them
+  if (values.has_seuil_sessions) value(cm::Variable::seuil_sessions) = texts + values.offsets[2];
+  if (values.has_seuil_load) value(cm::Variable::seuil_load) = texts + values.offsets[3];
+  value(cm::Variable::etat) = const_cast<char*>(verdict_text(fresh.verdict));               // NOLINT
+  value(cm::Variable::age) = fresh.age_text != nullptr ? const_cast<char*>(fresh.age_text)  // NOLINT
+                                                       : apr_psprintf(r->pool, "%" APR_UINT64_T_FMT,
+                                                                      static_cast<apr_uint64_t>(fresh.age_seconds));
+  return env;
+}
+
+// The fast path: the snapshot is fresh and the request's environment still
+// empty (a new request, not an internal redirect). It becomes a copy of the
+// thread's (or of the vhost's template when that cannot be).
+bool export_fresh(request_rec* r, const ServerConfig& config, std::uint64_t now_ns) noexcept {
+  if (apr_table_elts(r->subprocess_env)->nelts != 0) return false;
+  const cm::FreshRequest* fresh = g_source.compute_fresh(config.settings, now_ns, &g_shared);
+  if (fresh == nullptr) return false;
+  cm::FreshValues& values = *fresh->values;
+  const apr_table_t* made = nullptr;
+  if (values.caller_stamp == fresh->stamp) {
+    made = static_cast<const ThreadEnv*>(values.caller_data)->table;
+  } else if (values.all_lasting && fresh->stamp != cm::kNoStamp) {
+    made = make_thread_env(config.settings, values, *fresh);
+  }
+  apr_table_t* env = made != nullptr ? apr_table_copy(r->pool, made) : copy_env_template(r, config, *fresh);
+  if (env == nullptr) return false;
+  r->subprocess_env = env;
+  set_request_state(r, fresh->state);
+  return true;
+}
+
+// Any other case (a stale or missing snapshot, a health change to log, an
+// internal redirect): the values live in the request pool, the environment
+// table only points at them, and they stay valid for the request's whole
+// life (logging too).
+[[gnu::noinline]] void export_values(request_rec* r, const cm::ServerSettings& settings,
+                                     std::uint64_t now_ns) noexcept {
   auto* values = new (apr_palloc(r->pool, sizeof(cm::RequestValues))) cm::RequestValues();
   cm::Transition transition = cm::Transition::none;
-  g_source.compute(settings, cm::coarse_monotonic_now_ns(), *values, &transition, &g_shared);
-  ap_set_module_config(r->request_config, &coupecircuit_module, values);
+  g_source.compute(settings, now_ns, *values, &transition, &g_shared);
+  set_request_state(
+      r, cm::state_code(values->verdict, values->cut, values->tripped, values->sessions_high, values->load_high));
 
   apr_table_t* env = r->subprocess_env;
   if (values->has_values) {
@@ -384,21 +638,21 @@ void export_values(request_rec* r) noexcept {
   if (transition != cm::Transition::none) log_transition(r, transition, settings);
 }
 
+// Also runs for the new request of an internal redirect (ErrorDocument, a
+// per-directory RewriteRule to a front controller), whose environment httpd
+// has renamed to REDIRECT_*: the plain names are exported again there.
+// Sub-requests (and DirectoryIndex or FallbackResource, which take one's
+// result over) inherit a copy of their parent's environment.
 int on_post_read_request(request_rec* r) noexcept {
-  export_values(r);
+  const ServerConfig& config = *config_of(r->server);
+  if (!config.settings.is_enabled()) return DECLINED;
+  const std::uint64_t now_ns = cm::coarse_monotonic_now_ns();
+  if (!export_fresh(r, config, now_ns)) export_values(r, config.settings, now_ns);
   return DECLINED;
 }
 
-// An internal redirect (ErrorDocument, a per-directory RewriteRule to a front
-// controller) renames the environment to REDIRECT_*: export again under the
-// plain names. Sub-requests inherit a copy of their parent's environment.
-int on_header_parser(request_rec* r) noexcept {
-  if (r->prev != nullptr) export_values(r);
-  return DECLINED;
-}
-
-cm::RequestValues* values_of(request_rec* r) noexcept {
-  return static_cast<cm::RequestValues*>(ap_get_module_config(r->request_config, &coupecircuit_module));
+const RequestState* state_of(request_rec* r) noexcept {
+  return static_cast<const RequestState*>(ap_get_module_config(r->request_config, &coupecircuit_module));
 }
 
 bool is_exempt(const request_rec* r, const DirSettings& dir) noexcept {
@@ -411,18 +665,8 @@ bool is_exempt(const request_rec* r, const DirSettings& dir) noexcept {
   return false;
 }
 
-// Enforcement (CoupeCircuitAction), after the location walk and SetHandler.
-int on_fixups(request_rec* r) noexcept {
-  // Not for sub-requests, nor internal redirects (the error page of a refused
-  // request must not be refused again).
-  if (r->main != nullptr || r->prev != nullptr) return DECLINED;
-  const DirSettings& dir = *dir_settings_of(r->per_dir_config);
-  if (dir.action == cm::Action::unset || dir.action == cm::Action::none) return DECLINED;
-  const cm::RequestValues* values = values_of(r);
-  if (values == nullptr || (values->verdict != coupecircuit::Verdict::coupure &&
-                            values->verdict != coupecircuit::Verdict::surcharge)) {
-    return DECLINED;
-  }
+// A request refused while its vhost is tripped or cut.
+[[gnu::noinline]] int enforce(request_rec* r, const DirSettings& dir, const RequestState* values) noexcept {
   // Monitoring is never shed: our health and status handlers, mod_status.
   if (r->handler != nullptr && (std::strcmp(r->handler, kHealthHandler) == 0 || std::strcmp(r->handler, kStatusHandler) == 0 ||
                                 std::strcmp(r->handler, "server-status") == 0)) {
@@ -457,8 +701,24 @@ int on_fixups(request_rec* r) noexcept {
   return DONE;
 }
 
+// Enforcement (CoupeCircuitAction), after the location walk and SetHandler.
+// Every request runs it: the common answer (not tripped, nothing to refuse)
+// comes first, in a few loads.
+int on_fixups(request_rec* r) noexcept {
+  const RequestState* values = state_of(r);
+  if (values == nullptr ||
+      (values->verdict != coupecircuit::Verdict::coupure && values->verdict != coupecircuit::Verdict::surcharge)) {
+    return DECLINED;
+  }
+  // Not for sub-requests, nor internal redirects (the error page of a refused
+  // request must not be refused again).
+  if (r->main != nullptr || r->prev != nullptr) return DECLINED;
+  const DirSettings& dir = *dir_settings_of(r->per_dir_config);
+  if (dir.action == cm::Action::unset || dir.action == cm::Action::none) return DECLINED;
+  return enforce(r, dir, values);
+}
+
 int handle_health(request_rec* r) noexcept {
-  if (r->handler == nullptr || std::strcmp(r->handler, kHealthHandler) != 0) return DECLINED;
   if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
   const DirSettings& dir = *dir_settings_of(r->per_dir_config);
   apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -467,14 +727,18 @@ int handle_health(request_rec* r) noexcept {
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer realm=\"coupecircuit\"");
     return HTTP_UNAUTHORIZED;
   }
-  cm::RequestValues* values = values_of(r);
-  cm::RequestValues fallback;
-  if (values == nullptr) {  // CoupeCircuit Off on this vhost: compute anyway
-    g_source.compute(*settings_of(r->server), cm::coarse_monotonic_now_ns(), fallback, nullptr, &g_shared);
-    values = &fallback;
+  cm::RequestValues values;
+  if (const RequestState* state = state_of(r)) {
+    values.verdict = state->verdict;
+    values.cut = state->cut;
+    values.tripped = state->tripped;
+    values.sessions_high = state->sessions_high;
+    values.load_high = state->load_high;
+  } else {  // CoupeCircuit Off on this vhost: compute anyway
+    g_source.compute(*settings_of(r->server), cm::coarse_monotonic_now_ns(), values, nullptr, &g_shared);
   }
   try {
-    const cm::HealthAnswer answer = cm::health_answer(*values);
+    const cm::HealthAnswer answer = cm::health_answer(values);
     r->status = answer.status;
     ap_set_content_type(r, "text/plain; charset=utf-8");
     if (!r->header_only) ap_rwrite(answer.body.data(), static_cast<int>(answer.body.size()), r);
@@ -509,7 +773,6 @@ cm::StatusReport build_status_report(request_rec* r) {
 }
 
 int handle_status(request_rec* r) noexcept {
-  if (r->handler == nullptr || std::strcmp(r->handler, kStatusHandler) != 0) return DECLINED;
   if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
   try {
     const cm::StatusReport report = build_status_report(r);
@@ -532,6 +795,20 @@ int handle_status(request_rec* r) noexcept {
     return HTTP_INTERNAL_SERVER_ERROR;
   }
   return OK;
+}
+
+// One handler hook for both handlers: every request runs it, and nearly all
+// of them are for another handler, told apart by the first byte.
+[[gnu::noinline]] int dispatch_handler(request_rec* r) noexcept {
+  if (std::strcmp(r->handler, kHealthHandler) == 0) return handle_health(r);
+  if (std::strcmp(r->handler, kStatusHandler) == 0) return handle_status(r);
+  return DECLINED;
+}
+
+int on_handler(request_rec* r) noexcept {
+  const char* handler = r->handler;
+  if (handler == nullptr || handler[0] != 'c') return DECLINED;
+  return dispatch_handler(r);
 }
 
 // A section in mod_status's /server-status.
@@ -570,12 +847,9 @@ int on_server_status(request_rec* r, int flags) noexcept {
 void register_hooks(apr_pool_t*) noexcept {
   ap_hook_post_config(post_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_child_init(child_init, nullptr, nullptr, APR_HOOK_MIDDLE);
+  ap_hook_pre_config(pre_config, nullptr, nullptr, APR_HOOK_MIDDLE);
   ap_hook_post_read_request(on_post_read_request, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
-  ap_hook_header_parser(on_header_parser, nullptr, nullptr, APR_HOOK_REALLY_FIRST);
-  // After core's SetHandler (REALLY_FIRST), before per-directory rewriting.
-  ap_hook_fixups(on_fixups, nullptr, nullptr, APR_HOOK_FIRST);
-  ap_hook_handler(handle_health, nullptr, nullptr, APR_HOOK_FIRST);
-  ap_hook_handler(handle_status, nullptr, nullptr, APR_HOOK_FIRST);
+  ap_hook_handler(on_handler, nullptr, nullptr, APR_HOOK_FIRST);  // fixups: see hook_enforcement()
   APR_OPTIONAL_HOOK(ap, status_hook, on_server_status, nullptr, nullptr, APR_HOOK_MIDDLE);
 }
 

@@ -51,6 +51,7 @@ struct ServerSettings {
   std::uint64_t vhost_hash = 0;
   char vhost_name[snapshot::kVhostNameCapacity] = {};
   int verdict_slot = -1;  // this vhost's hysteresis slot in the shared block
+  std::uint32_t cache_slot = 0;  // where each thread keeps this vhost's FreshValues
 
   [[nodiscard]] bool is_enabled() const noexcept { return enabled != 0; }
   [[nodiscard]] std::uint64_t max_age_ns() const noexcept {

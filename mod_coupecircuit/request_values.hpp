@@ -1,16 +1,20 @@
 // What mod_coupecircuit exports for one request, computed from the snapshot
 // without httpd types.
 //
-// Fast path (the common case): one acquire load of the seqlock sequence, one
-// load of the heartbeat, a vDSO clock read (no syscall), a few comparisons and
-// fixed-size copies. The payload is copied into a per-thread view only when
-// the sequence changed (about once a second). The file is re-opened (open,
-// fstat, mmap: syscalls) at most once a second per process, and only while it
-// is missing or stale.
+// Fast path (the common case, compute_fresh): one acquire load of the seqlock
+// sequence, one load of the heartbeat, one of the vhost's hysteresis state, a
+// vDSO clock read (no syscall) and a few comparisons, which find that the
+// thread's last answer for the vhost still holds. The payload is copied into
+// a per-thread view, and what a vhost exports is worked out from it, only
+// when the sequence changed (about once a second); the age and the verdict
+// only when a second of age has passed or the hysteresis state moved. The
+// file is re-opened (open, fstat, mmap: syscalls) at most once a second per
+// process, and only while it is missing or stale.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -43,12 +47,114 @@ struct RequestValues {
   char age[snapshot::kTextCapacity] = {};
 };
 
+// What a request's enforcement and health check need, in six bits: the
+// verdict (bits 0-1), cut, tripped, sessions_high, load_high.
+inline constexpr unsigned kStateCodes = 64;
+[[nodiscard]] constexpr unsigned state_code(Verdict verdict, bool cut, bool tripped, bool sessions_high,
+                                            bool load_high) noexcept {
+  return static_cast<unsigned>(verdict) | (cut ? 4U : 0U) | (tripped ? 8U : 0U) | (sessions_high ? 16U : 0U) |
+         (load_high ? 32U : 0U);
+}
+
+struct FreshValues;
+
+// One request's values while the snapshot is fresh.
+struct FreshRequest {
+  FreshValues* values = nullptr;  // the calling thread's
+  std::uint64_t age_seconds = 0;
+  const char* age_text = nullptr;  // in static storage; null for a very large age
+  // What the request exports, in one number: the values' revision, the age
+  // and the verdict. Equal stamps, equal exports; kNoStamp matches none.
+  std::uint64_t stamp = 0;
+  unsigned state = 0;  // state_code()
+  bool tripped = false;
+  Verdict verdict = Verdict::inconnu;
+};
+inline constexpr std::uint64_t kNoStamp = ~std::uint64_t{0};
+
+// What one vhost exports while the snapshot is fresh, worked out once per
+// thread and snapshot sequence and reused by every request until the helper
+// publishes again. Only the verdict (hysteresis) and the age change between
+// those requests.
+struct FreshValues {
+  // Identity: which vhost, mapping and sequence these values were made from.
+  const ServerSettings* settings = nullptr;
+  std::uint64_t generation = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t revision = 0;  // new each time this thread works the values out again (from 1)
+  bool cut = false;
+  bool over = false;  // inputs of the hysteresis
+  bool under = true;
+  bool sessions_high = false;
+  bool load_high = false;
+  bool has_seuil_sessions = false;
+  bool has_seuil_load = false;
+  // The texts of load_avg, sessions, seuil_sessions and seuil_load, each
+  // NUL-terminated, back to back (an absent threshold is an empty text): a
+  // request copies them in one piece, as the thread's copy changes later.
+  std::uint8_t offsets[4] = {};
+  std::uint8_t texts_size = 0;
+  char texts[4 * snapshot::kTextCapacity] = {};
+  // The same texts where one lives as long as the process: a static
+  // rendering of the same number, or the directive's own text in the
+  // settings. A request may point at these instead of copying. Null: none.
+  const char* lasting[4] = {};
+  bool all_lasting = false;
+  std::uint8_t state_flags = 0;  // state_code() of cut, sessions_high, load_high
+
+  // The last answer (compute_fresh()), which holds for the next requests as
+  // long as the mapping, its sequence and heartbeat and the vhost's
+  // hysteresis state stay as they were, until the clock reaches `until_ns`
+  // (the next whole second of age, or staleness).
+  FreshRequest last;
+  const snapshot::SnapshotFile* last_file = nullptr;
+  std::uint64_t last_heartbeat = 0;
+  std::uint64_t last_state_word = 0;
+  std::uint64_t until_ns = 0;  // 0: the last answer holds for no other request
+
+  // The caller's, per thread and vhost as these values are: mod_coupecircuit
+  // keeps there the environment it made from them, and the stamp
+  // (FreshRequest) it was made for (0: none yet).
+  void* caller_data = nullptr;
+  std::uint64_t caller_stamp = 0;
+};
+
+// A number's text (render_unsigned, render_centi) in static storage, if
+// `rendered` is that text and the number is a common one; else null.
+[[nodiscard]] const char* lasting_unsigned_text(std::uint64_t value, const char* rendered) noexcept;
+[[nodiscard]] const char* lasting_centi_text(std::uint64_t centi, const char* rendered) noexcept;
+
+// Each thread's FreshValues, by vhost (ServerSettings::cache_slot): vhosts
+// in different slots do not evict each other. Constant-initialised, so access
+// needs no guard.
+inline constexpr std::size_t kFreshSlots = 8;
+struct ThreadFreshValues {
+  FreshValues slot[kFreshSlots];
+};
+extern constinit thread_local ThreadFreshValues t_fresh_values;
+
+// The calling thread's. The compiler would compute a thread_local's address
+// again after a call (in a loaded module, a call to __tls_get_addr each
+// time): the empty asm makes it keep the first.
+[[nodiscard]] inline ThreadFreshValues& this_thread_fresh_values() noexcept {
+  ThreadFreshValues* values = &t_fresh_values;
+  __asm__("" : "+r"(values));
+  return *values;
+}
+
+// A word of a mapped snapshot, as snapshot::load_sequence() and
+// load_heartbeat_ns() read it, inline: it runs on every request.
+[[nodiscard]] inline std::uint64_t load_mapped_word(const std::uint64_t& word, std::memory_order order) noexcept {
+  return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(word)).load(order);  // NOLINT
+}
+
 // Health changes worth one log line per process.
 enum class Transition : std::uint8_t { none, became_stale, became_missing, recovered };
 
 class SnapshotSource {
  public:
   SnapshotSource() = default;
+  ~SnapshotSource();
   SnapshotSource(const SnapshotSource&) = delete;
   SnapshotSource& operator=(const SnapshotSource&) = delete;
 
@@ -59,6 +165,32 @@ class SnapshotSource {
   // shared: the server's hysteresis state (null: plain comparisons).
   void compute(const ServerSettings& settings, std::uint64_t now_ns, RequestValues& out, Transition* transition,
                SharedState* shared = nullptr) noexcept;
+  // compute() for a snapshot compute() has found fresh, while its sequence
+  // has not moved since this thread's copy. Null: anything else, for
+  // compute() to handle (a new sequence to copy, health transitions,
+  // re-opening, faults). The answer is the calling thread's, valid until its
+  // next call; settings must stay where they are (httpd's configuration
+  // does). Inline: nearly every request only finds that the last answer
+  // still holds.
+  const FreshRequest* compute_fresh(const ServerSettings& settings, std::uint64_t now_ns,
+                                    SharedState* shared = nullptr) noexcept {
+    const snapshot::SnapshotFile* file = fresh_file_.load(std::memory_order_acquire);
+    if (file == nullptr) return nullptr;
+    FreshValues& values = this_thread_fresh_values().slot[settings.cache_slot % kFreshSlots];
+    // Without the fault guard: a fault is repaired (see g_repairable in
+    // request_values.cpp), and reads 0.
+    const std::uint64_t sequence = load_mapped_word(file->sync.sequence, std::memory_order_acquire);
+    const std::uint64_t heartbeat = load_mapped_word(file->sync.heartbeat_ns, std::memory_order_relaxed);
+    const std::uint64_t generation = generation_.load(std::memory_order_relaxed);
+    // The last answer, made from a consistent copy of this very file and
+    // sequence and a live heartbeat, holds while none of them has moved.
+    if (heartbeat == values.last_heartbeat && now_ns < values.until_ns && sequence == values.sequence &&
+        file == values.last_file && generation == values.generation && &settings == values.settings &&
+        (shared == nullptr || shared->state_word(settings.verdict_slot) == values.last_state_word)) {
+      return &values.last;
+    }
+    return answer_fresh(settings, values, file, sequence, heartbeat, generation, now_ns, shared);
+  }
   // The calling thread's last consistent copy (valid after a fresh compute).
   [[nodiscard]] static const snapshot::Payload& thread_payload() noexcept;
 
@@ -66,12 +198,18 @@ class SnapshotSource {
   [[nodiscard]] snapshot::ReadError last_open_error() const noexcept { return last_error_.load(std::memory_order_relaxed); }
 
  private:
+  const FreshRequest* answer_fresh(const ServerSettings& settings, FreshValues& values,
+                                   const snapshot::SnapshotFile* file, std::uint64_t sequence, std::uint64_t heartbeat,
+                                   std::uint64_t generation, std::uint64_t now_ns, SharedState* shared) noexcept;
   bool reopen_if_due(std::uint64_t now_ns) noexcept;
   void abandon(const snapshot::SnapshotFile* file) noexcept;
   Transition note_health(Health health) noexcept;
 
   char path_[4096] = {};
   std::atomic<const snapshot::SnapshotFile*> current_{nullptr};
+  // The current file while compute() finds it fresh and its faults can be
+  // repaired (compute_fresh() reads it without a fault guard); null otherwise.
+  std::atomic<const snapshot::SnapshotFile*> fresh_file_{nullptr};
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<std::uint64_t> next_reopen_ns_{0};
   std::atomic<int> health_{-1};
@@ -81,6 +219,10 @@ class SnapshotSource {
   std::vector<const snapshot::SnapshotFile*> retired_;
 };
 
-[[nodiscard]] std::uint64_t coarse_monotonic_now_ns() noexcept;
+[[nodiscard]] inline std::uint64_t coarse_monotonic_now_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(now.tv_nsec);
+}
 
 }  // namespace coupecircuit::module

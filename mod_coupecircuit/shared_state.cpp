@@ -7,7 +7,6 @@
 namespace coupecircuit::module {
 namespace {
 constexpr std::uint64_t kMagic = 0x4343534841524544ULL;  // "CCSHARED"
-constexpr std::uint64_t kTrippedBit = 1;
 }  // namespace
 
 SharedBlock* SharedState::create_block() noexcept {
@@ -44,8 +43,7 @@ int SharedState::slot_for(std::uint64_t name_hash) noexcept {
   return -1;
 }
 
-bool SharedState::update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
-  if (block_ == nullptr || slot < 0) return over;  // no shared state: plain comparison
+bool SharedState::change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
   VerdictSlot& entry = block_->slots[static_cast<std::size_t>(slot)];
   std::uint64_t state = entry.state.load(std::memory_order_acquire);
   for (;;) {

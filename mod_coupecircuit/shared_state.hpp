@@ -18,9 +18,12 @@ namespace coupecircuit::module {
 enum class ShedReason : std::uint8_t { coupure = 0, surcharge = 1 };
 inline constexpr std::size_t kShedReasonCount = 2;
 
+inline constexpr std::uint64_t kTrippedBit = 1;
+
 struct alignas(64) VerdictSlot {
   std::atomic<std::uint64_t> name_hash;  // 0: free
-  // bit 0: tripped; bits 1..63: CLOCK_MONOTONIC ns of the last change (even).
+  // bit 0 (kTrippedBit): tripped; bits 1..63: CLOCK_MONOTONIC ns of the last
+  // change (even).
   std::atomic<std::uint64_t> state;
   std::atomic<std::uint64_t> trips;  // how many times it tripped
 };
@@ -52,7 +55,24 @@ class SharedState {
 
   // Applies hysteresis. over: a value reached its TRIP; under: every value is
   // below its RELEASE. Returns whether the vhost is tripped now.
-  bool update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept;
+  bool update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
+    if (block_ == nullptr || slot < 0) return over;  // no shared state: plain comparison
+    // Nearly every call: nothing to change, one load.
+    const std::uint64_t word = state_word(slot);
+    if (!wants_change(word, over, under)) return (word & kTrippedBit) != 0;
+    return change(slot, over, under, now_ns, hold_ns);
+  }
+  [[nodiscard]] bool tracks(int slot) const noexcept { return block_ != nullptr && slot >= 0; }
+  // The slot's state word (0 without shared state), and whether update()
+  // would change a slot in that state: while it would not, and the word stays
+  // the same, update() answers the same.
+  [[nodiscard]] std::uint64_t state_word(int slot) const noexcept {
+    if (block_ == nullptr || slot < 0) return 0;
+    return block_->slots[static_cast<std::size_t>(slot)].state.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] static bool wants_change(std::uint64_t word, bool over, bool under) noexcept {
+    return (word & kTrippedBit) != 0 ? under : over;
+  }
   [[nodiscard]] bool is_tripped(int slot) const noexcept;
   [[nodiscard]] std::uint64_t trips(int slot) const noexcept;
 
@@ -61,6 +81,8 @@ class SharedState {
   [[nodiscard]] bool valid() const noexcept { return block_ != nullptr; }
 
  private:
+  bool change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept;
+
   SharedBlock* block_ = nullptr;
 };
 

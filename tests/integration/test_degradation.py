@@ -464,6 +464,33 @@ def test_refuse_with_429_and_own_cookie(helper, make_apache, module_so, run_dir)
     wait_for(lambda: client.request("/env.php").status, lambda s: s == 200, 5.0, "served once the cut is off")
 
 
+@pytest.mark.parametrize("variant", ["prefork", "event"])
+def test_refusal_survives_graceful_restarts(helper, make_apache, module_so, variant):
+    """Enforcement costs a hook only in configurations that refuse: it must be
+    there again after each graceful restart, and go with the directive."""
+    apache = make_apache(variant, helper, with_module=True, start=False,
+                         server_lines=["CoupeCircuitHold 0", '<Location "/guarded">',
+                                       "    CoupeCircuitAction refuse-all", "</Location>"])
+    (apache.htdocs / "guarded").mkdir()
+    (apache.htdocs / "guarded" / "page.html").write_text("guarded\n")
+    apache.start()
+    client = apache.client()
+    helper.ctl_ok("cut", "on")
+    for _ in range(2):
+        reply, _ = wait_for(lambda: client.request("/guarded/page.html"), lambda r: r.status != 200, 5.0,
+                            "refused while cut")
+        assert reply.status == 503 and reply.header("X-CoupeCircuit") == "coupure", (reply.status, reply.headers)
+        assert_served(client.request("/index.html"))
+        apache.graceful()
+    # Without the directive, nothing is refused any more.
+    apache.server_lines = ["CoupeCircuitHold 0"]
+    apache.write_config()
+    apache.graceful()
+    wait_for(lambda: client.request("/guarded/page.html").status, lambda s: s == 200, 5.0,
+             "served once no directive refuses")
+    helper.ctl_ok("cut", "off")
+
+
 def test_refused_without_own_page_uses_errordocument(helper, make_apache, module_so):
     """Without CoupeCircuitErrorDocument, Apache's ErrorDocument for the
     status answers (here a static page), with the module's headers."""

@@ -181,6 +181,37 @@ def test_values_survive_internal_redirects(helper, make_apache, module_so, varia
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_values_reach_front_controllers_and_server_rewrite_rules(helper, make_apache, module_so, variant):
+    """FallbackResource and DirectoryIndex hand the request to a script (mod_dir,
+    through a sub-request); server-context RewriteRules test the values (they
+    run before the location walk). Every request of a keep-alive connection
+    sees them, whatever came before it."""
+    helper.session("authenticated")
+    wait_status(helper, lambda d: d["sessions"]["active_authenticated"] == 1, 2.0, "session counted")
+    apache = make_apache(variant, helper, with_module=True,
+                         server_lines=["FallbackResource /env.php", "DirectoryIndex index.html env.php",
+                                       "RewriteEngine On",
+                                       "RewriteCond %{ENV:COUPECIRCUIT_ETAT} =ok",
+                                       "RewriteCond %{ENV:SESSIONS_ACTIVES} =1",
+                                       "RewriteRule ^/etat-ok$ /env.php [PT,E=VU_PAR_REWRITE:1]"])
+    (apache.htdocs / "idx").mkdir()
+    (apache.htdocs / "idx" / "env.php").write_bytes((apache.htdocs / "env.php").read_bytes())
+    client = apache.client()
+    for path in ("/front/some/route", "/idx/", "/etat-ok?extra=VU_PAR_REWRITE", "/front/again", "/index.html",
+                 "/etat-ok?extra=VU_PAR_REWRITE"):
+        reply = client.request(path)
+        assert reply.status == 200, (path, reply.body)
+        if path == "/index.html":
+            continue
+        env = reply.json()
+        assert env["COUPECIRCUIT_ETAT"] == "ok" and env["SESSIONS_ACTIVES"] == "1", (path, env)
+        assert env["COUPURE_CHARGE_SERVEUR"] == "0" and LOAD_TEXT.fullmatch(env["LOAD_AVG"] or ""), (path, env)
+        assert env["COUPECIRCUIT_AGE"] is not None, (path, env)
+        if path.startswith("/etat-ok"):
+            assert env["VU_PAR_REWRITE"] == "1", (path, env)  # the rule saw the values
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_vhost_thresholds(helper, make_apache, module_so, variant):
     """(c) two name-based vhosts on one port, each with its own directives; a
     runtime override for one vhost reaches only that vhost, without reload."""

@@ -214,6 +214,227 @@ TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
   EXPECT_EQ(transition, cm::Transition::recovered);
 }
 
+// compute_fresh() is what Apache runs on nearly every request: it must agree
+// with compute() while the snapshot is fresh, and hand every other case back.
+std::string fresh_text(const cm::FreshRequest& request, std::size_t index) {
+  return request.values->texts + request.values->offsets[index];
+}
+
+void expect_same(const cm::FreshRequest* fresh, const cm::RequestValues& full) {
+  ASSERT_NE(fresh, nullptr);
+  ASSERT_NE(fresh->values, nullptr);
+  EXPECT_EQ(full.health, cm::Health::fresh);
+  EXPECT_EQ(fresh->verdict, full.verdict);
+  EXPECT_EQ(fresh->tripped, full.tripped);
+  EXPECT_EQ(fresh->state, cm::state_code(full.verdict, full.cut, full.tripped, full.sessions_high, full.load_high));
+  EXPECT_EQ(fresh->values->cut, full.cut);
+  EXPECT_EQ(fresh->values->sessions_high, full.sessions_high);
+  EXPECT_EQ(fresh->values->load_high, full.load_high);
+  EXPECT_EQ(fresh_text(*fresh, 0), full.load_avg);
+  EXPECT_EQ(fresh_text(*fresh, 1), full.sessions);
+  EXPECT_EQ(fresh->values->has_seuil_sessions, full.has_seuil_sessions);
+  EXPECT_EQ(fresh_text(*fresh, 2), full.has_seuil_sessions ? full.seuil_sessions : "");
+  EXPECT_EQ(fresh->values->has_seuil_load, full.has_seuil_load);
+  EXPECT_EQ(fresh_text(*fresh, 3), full.has_seuil_load ? full.seuil_load : "");
+  EXPECT_EQ(std::to_string(fresh->age_seconds), full.age);
+  EXPECT_STREQ(fresh->age_text, full.age);
+  // The texts that outlive requests, when there are such, say the same.
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (fresh->values->lasting[i] != nullptr) {
+      EXPECT_EQ(fresh->values->lasting[i], fresh_text(*fresh, i)) << i;
+    }
+  }
+}
+
+TEST_F(RequestValuesTest, TheFastPathAgreesWithComputeWhileFresh) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer) << writer.error().message;
+  ControlState state;
+  state.vhosts["a.test"].sessions = 7;
+  state.global.load_centi = 250;
+  writer->publish(payload(3, 152, state));
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  // Settings stay where they are, as httpd's configuration does; a and b
+  // share a cache slot and take turns in it.
+  const auto a = vhost("a.test", "10", "4");
+  const auto b = vhost("b.test", "10", nullptr);
+  const auto c = [] {
+    auto settings = vhost("c.test", nullptr, nullptr);
+    settings.cache_slot = 1;
+    return settings;
+  }();
+  cm::RequestValues full;
+  const std::uint64_t now = cm::coarse_monotonic_now_ns();
+  // Until compute() has seen the snapshot fresh (and logged it), the fast
+  // path declines.
+  EXPECT_EQ(source.compute_fresh(a, now), nullptr);
+  source.compute(a, now, full, nullptr);
+  ASSERT_EQ(full.health, cm::Health::fresh);
+
+  for (const cm::ServerSettings* settings : {&a, &b, &c, &a, &a, &c, &b, &b}) {
+    const cm::FreshRequest* fresh = source.compute_fresh(*settings, now);
+    ASSERT_NE(fresh, nullptr);
+    source.compute(*settings, now, full, nullptr);
+    expect_same(fresh, full);
+  }
+  const cm::FreshRequest* fresh = source.compute_fresh(a, now);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh_text(*fresh, 2), "7");     // vhost override
+  EXPECT_EQ(fresh_text(*fresh, 3), "2.50");  // global override
+  EXPECT_TRUE(fresh->values->all_lasting);
+  fresh = source.compute_fresh(c, now);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_FALSE(fresh->values->has_seuil_sessions);
+  EXPECT_EQ(fresh_text(*fresh, 0), "1.52");
+  EXPECT_EQ(fresh_text(*fresh, 1), "3");
+
+  // A new sequence goes through compute() once (the thread copies it), then
+  // the fast path follows it: surcharge, then the cut, then back to normal.
+  writer->publish(payload(12, 152, state));
+  EXPECT_EQ(source.compute_fresh(b, now), nullptr);
+  source.compute(b, now, full, nullptr);
+  fresh = source.compute_fresh(b, now);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->verdict, Verdict::surcharge);
+  EXPECT_EQ(fresh_text(*fresh, 1), "12");
+  expect_same(fresh, full);
+  ControlState cut = state;
+  cut.cut_active = true;
+  writer->publish(payload(1, 152, cut));
+  source.compute(c, now, full, nullptr);
+  fresh = source.compute_fresh(c, now);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->verdict, Verdict::coupure);
+  EXPECT_TRUE(fresh->values->cut);
+  expect_same(fresh, full);
+  writer->publish(payload(1, 152, state));
+  source.compute(c, now, full, nullptr);
+  fresh = source.compute_fresh(c, now);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->verdict, Verdict::ok);
+
+  // The age in whole seconds (a new second, a new stamp); too old is for
+  // compute() (stale, logged once).
+  const std::uint64_t stamp = fresh->stamp;
+  EXPECT_EQ(source.compute_fresh(c, now)->stamp, stamp);
+  fresh = source.compute_fresh(c, now + 2'500'000'000ULL);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->age_seconds, 2U);
+  EXPECT_STREQ(fresh->age_text, "2");
+  EXPECT_NE(fresh->stamp, stamp);
+  EXPECT_EQ(source.compute_fresh(a, now + 20'000'000'000ULL), nullptr);
+  cm::Transition transition{};
+  source.compute(a, now + 20'000'000'000ULL, full, &transition);
+  EXPECT_EQ(full.health, cm::Health::stale);
+  EXPECT_EQ(transition, cm::Transition::became_stale);
+  writer->heartbeat();
+  EXPECT_EQ(source.compute_fresh(a, cm::coarse_monotonic_now_ns()), nullptr);  // not before compute() logs it
+  source.compute(a, cm::coarse_monotonic_now_ns(), full, &transition);
+  EXPECT_EQ(transition, cm::Transition::recovered);
+  EXPECT_NE(source.compute_fresh(a, cm::coarse_monotonic_now_ns()), nullptr);
+}
+
+TEST_F(RequestValuesTest, AnOverrideGoneFromTheSnapshotIsGoneFromTheValues) {
+  // Copies stop at the overrides in use: what an earlier, longer table left
+  // in the thread's buffer must never count.
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  ControlState state;
+  state.vhosts["z.test"].sessions = 3;
+  state.vhosts["a.test"].sessions = 7;
+  writer->publish(payload(1, 100, state));
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  const auto a = vhost("a.test", "10", nullptr);
+  cm::RequestValues full;
+  source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
+  EXPECT_STREQ(full.seuil_sessions, "7");
+  state.vhosts.erase("a.test");
+  writer->publish(payload(1, 100, state));
+  source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
+  EXPECT_STREQ(full.seuil_sessions, "10");
+  const cm::FreshRequest* fresh = source.compute_fresh(a, cm::coarse_monotonic_now_ns());
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh_text(*fresh, 2), "10");
+  writer->publish(payload(1, 100));
+  source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
+  EXPECT_STREQ(full.seuil_sessions, "10");
+}
+
+TEST_F(RequestValuesTest, TheFastPathFollowsTheSharedHysteresis) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  writer->publish(payload(12, 100));
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  cm::SharedBlock block{};
+  cm::SharedState::initialise(block);
+  cm::SharedState shared(&block);
+  auto settings = vhost("a.test", "10", nullptr);
+  settings.verdict_slot = shared.slot_for(settings.vhost_hash);
+  cm::RequestValues full;
+  const std::uint64_t now = cm::coarse_monotonic_now_ns();
+  source.compute(settings, now, full, nullptr, &shared);
+  EXPECT_EQ(full.verdict, Verdict::surcharge);  // the first trip is immediate
+  const cm::FreshRequest* fresh = source.compute_fresh(settings, now, &shared);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->verdict, Verdict::surcharge);
+  // Another child's release shows at once, though nothing else moved.
+  block.slots[static_cast<std::size_t>(settings.verdict_slot)].state.store(2);
+  fresh = source.compute_fresh(settings, now, &shared);
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh->verdict, Verdict::surcharge);  // over its TRIP again: trips again
+  EXPECT_EQ(shared.trips(settings.verdict_slot), 2U);
+}
+
+TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  writer->publish(payload(2, 100));
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  const auto settings = vhost("a.test", nullptr, nullptr);
+  cm::RequestValues values;
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  ASSERT_NE(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+
+  // The fast path reads the mapping without a fault guard: the fault is
+  // repaired (zeros mapped in place), the read fails open.
+  ASSERT_EQ(::truncate(path_.c_str(), 0), 0);
+  EXPECT_EQ(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+  cm::Transition transition{};
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
+  EXPECT_EQ(values.health, cm::Health::missing);
+  EXPECT_EQ(transition, cm::Transition::became_missing);
+  EXPECT_EQ(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+
+  // The helper re-creates the file: followed as before.
+  ASSERT_TRUE(writer->needs_reopen());
+  auto recreated = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(recreated) << recreated.error().message;
+  recreated->publish(payload(4, 100));
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
+  EXPECT_EQ(values.health, cm::Health::fresh);
+  EXPECT_EQ(transition, cm::Transition::recovered);
+  const cm::FreshRequest* fresh = source.compute_fresh(settings, cm::coarse_monotonic_now_ns());
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_EQ(fresh_text(*fresh, 1), "4");
+}
+
+TEST(LastingTexts, AreTheRenderingsOfTheSameNumbers) {
+  char text[32];
+  for (std::uint64_t n = 0; n < 10000; ++n) {
+    coupecircuit::render_unsigned(text, sizeof text, n);
+    ASSERT_STREQ(cm::lasting_unsigned_text(n, text), text) << n;
+    coupecircuit::render_centi(text, sizeof text, n);
+    ASSERT_STREQ(cm::lasting_centi_text(n, text), text) << n;
+  }
+  EXPECT_EQ(cm::lasting_unsigned_text(10000, "10000"), nullptr);  // beyond: copied per request
+  EXPECT_EQ(cm::lasting_unsigned_text(12, "13"), nullptr);        // not that number's text
+  EXPECT_EQ(cm::lasting_centi_text(150, "1.5"), nullptr);
+}
+
 TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
   auto writer = snap::SnapshotWriter::open(path_);
   ASSERT_TRUE(writer);
@@ -247,6 +468,48 @@ TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
   for (auto& thread : readers) thread.join();
   EXPECT_EQ(inconsistent.load(), 0U);
   EXPECT_GE(reads.load(), 20000U);
+}
+
+TEST_F(RequestValuesTest, TheFastPathSeesConsistentValuesWhileTheWriterPublishes) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  writer->publish(payload(0, 0));
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  const auto settings = vhost("a.test", nullptr, nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> inconsistent{0}, fast{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      cm::RequestValues values;
+      while (!stop.load()) {
+        std::string load, sessions;
+        if (const cm::FreshRequest* fresh = source.compute_fresh(settings, cm::coarse_monotonic_now_ns())) {
+          load = fresh_text(*fresh, 0);
+          sessions = fresh_text(*fresh, 1);
+          ++fast;
+        } else {
+          source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+          if (!values.has_values) continue;
+          load = values.load_avg;
+          sessions = values.sessions;
+        }
+        // Every payload has sessions == load centi: a torn copy would differ.
+        if (coupecircuit::centi_to_string(std::stoull(sessions)) != load) ++inconsistent;
+        ++reads;
+      }
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (std::uint32_t i = 1; reads.load() < 20000 && std::chrono::steady_clock::now() < deadline; ++i) {
+    writer->publish(payload(i % 100000, i % 100000));
+  }
+  stop = true;
+  for (auto& thread : readers) thread.join();
+  EXPECT_EQ(inconsistent.load(), 0U);
+  EXPECT_GE(reads.load(), 20000U);
+  EXPECT_GT(fast.load(), 0U);
 }
 
 }  // namespace
