@@ -28,6 +28,9 @@ namespace {
 constexpr std::uint64_t kMillisecond = 1'000'000ULL;
 constexpr std::uint64_t kTickNs = 1000 * kMillisecond;         // heartbeat, load signals, ageing
 constexpr std::uint64_t kMinPublishGapNs = 50 * kMillisecond;  // coalesce bursts of session writes
+// Once inotify has events, they are read this much later: under a steady
+// stream of session writes one wake-up handles many of them.
+constexpr std::uint64_t kInotifyGatherNs = 20 * kMillisecond;
 constexpr std::uint32_t kSessionMask =
     IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
 constexpr std::uint32_t kStateMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
@@ -370,6 +373,7 @@ int Daemon::run() {
   ::sd_notify(0, "READY=1");
   std::uint64_t next_tick = snapshot::monotonic_now_ns() + kTickNs;
   std::uint64_t next_rescan = snapshot::monotonic_now_ns() + config_.rescan_interval_s * 1000 * kMillisecond;
+  std::uint64_t inotify_pending_since = 0;  // 0: not waiting to read events
   for (;;) {
     const std::uint64_t now = snapshot::monotonic_now_ns();
     std::uint64_t deadline = next_tick < next_rescan ? next_tick : next_rescan;
@@ -377,15 +381,24 @@ int Daemon::run() {
       const std::uint64_t publish_at = last_publish_ns_ + kMinPublishGapNs;
       if (publish_at < deadline) deadline = publish_at;
     }
+    if (inotify_pending_since != 0 && inotify_pending_since + kInotifyGatherNs < deadline) {
+      deadline = inotify_pending_since + kInotifyGatherNs;
+    }
     const int timeout_ms = deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
-    pollfd fds[3] = {{signals_fd_.get(), POLLIN, 0}, {inotify_.get(), POLLIN, 0}, {agent_ ? agent_->fd() : -1, POLLIN, 0}};
+    // While gathering, inotify is left out of the poll set.
+    const int inotify_fd = inotify_ && inotify_pending_since == 0 ? inotify_.get() : -1;
+    pollfd fds[3] = {{signals_fd_.get(), POLLIN, 0}, {inotify_fd, POLLIN, 0}, {agent_ ? agent_->fd() : -1, POLLIN, 0}};
     const int ready = ::poll(fds, 3, timeout_ms);
     if (ready < 0 && errno != EINTR) {
       log::error(log::id::kStopping, std::string("poll failed: ") + std::strerror(errno));
       return 1;
     }
     if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
-    if (inotify_ && (fds[1].revents & POLLIN) != 0) drain_inotify();
+    if ((fds[1].revents & POLLIN) != 0) inotify_pending_since = snapshot::monotonic_now_ns();
+    if (inotify_pending_since != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since + kInotifyGatherNs) {
+      inotify_pending_since = 0;
+      drain_inotify();
+    }
     if (agent_ && (fds[2].revents & POLLIN) != 0) {
       if (content_dirty_) publish(false);  // answer from current counts
       agent_->serve(agent_answer(published_, config_.agent));
