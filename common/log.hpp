@@ -29,6 +29,7 @@ inline constexpr std::string_view kCutChanged = "CC0032";
 inline constexpr std::string_view kLoadSignalError = "CC0040";
 inline constexpr std::string_view kAgentListening = "CC0050";
 inline constexpr std::string_view kAgentError = "CC0051";
+inline constexpr std::string_view kHistoryError = "CC0060";
 inline constexpr std::string_view kCtlStateError = "CC0100";
 }  // namespace id
 

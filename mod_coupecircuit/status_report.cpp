@@ -201,6 +201,10 @@ std::string render_status_prometheus(const StatusReport& report) {
   sample(out, "coupecircuit_swap_used_percent", centi(p.swap_used_centi_pct));
   metric(out, "coupecircuit_cut", "gauge", "1 while the manual cut (COUPURE_CHARGE_SERVEUR) is on.");
   sample(out, "coupecircuit_cut", (p.flags & snapshot::kFlagCutActive) != 0 ? "1" : "0");
+  if ((p.flags & snapshot::kFlagCutActive) != 0) {
+    metric(out, "coupecircuit_cut_since_timestamp_seconds", "gauge", "When the manual cut went on (Unix time).");
+    sample(out, "coupecircuit_cut_since_timestamp_seconds", std::to_string(p.cut_since_wall_s));
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@
 
 #include "agent.hpp"
 #include "decimal.hpp"
+#include "history.hpp"
 #include "load_signals.hpp"
 #include "log.hpp"
 #include "snapshot.hpp"
@@ -96,6 +97,7 @@ class Daemon {
   bool rescan_due_ = false;
   bool content_dirty_ = false;
   std::uint64_t last_publish_ns_ = 0;
+  history::Recorder history_;  // the status page's last hour, in a file of its own
 };
 
 bool Daemon::configure(const DaemonConfig& config) {
@@ -415,6 +417,9 @@ int Daemon::run() {
       refresh_load_signals();
       if (!inotify_ || state_watch_ < 0) load_state(false);
       publish(false);  // also ages sessions out of the active window
+      const std::string history_error =
+          history_.record(config_.snapshot_path, published_, snapshot::realtime_now_ns() / 1'000'000'000LL);
+      if (!history_error.empty()) log::warning(log::id::kHistoryError, history_error);
       // Healthy: the loop runs and the snapshot is being published.
       ::sd_notify(0, "WATCHDOG=1");
       next_tick = after + kTickNs;

@@ -815,6 +815,8 @@ def test_status_pages(helper, make_apache, module_so):
     assert_one_hot(page, weird, "ok")
     helper.ctl_ok("cut", "on", "--reason", "<b>deploy</b> & co")
     wait_for(lambda: prometheus(client).value("coupecircuit_cut"), lambda v: v == 1, 5.0, "cut in Prometheus")
+    # When the cut went on, for the "cut forgotten" alert (contrib/prometheus).
+    assert abs(prometheus(client).value("coupecircuit_cut_since_timestamp_seconds") - time.time()) < 30
     for _ in range(2):
         assert visitor.request("/index.html", host=SITE).status == 503
     page = prometheus(client)
