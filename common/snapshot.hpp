@@ -133,6 +133,15 @@ class SnapshotWriter {
   UniqueFd fd_;  // to check the file's size before touching the mapping
 };
 
+// Are the session counts of this payload known? False when the last scan
+// could not read the session store. The one test every reader uses (module,
+// status page, Prometheus, health, agent, coupecircuitctl): when false,
+// SESSIONS_ACTIVES is absent, not 0, and the sessions threshold neither trips
+// nor releases anything.
+[[nodiscard]] constexpr bool sessions_known(const Payload& payload) noexcept {
+  return (payload.flags & kFlagScanFailed) == 0;
+}
+
 // Copies a C string into a fixed char array, always NUL-terminated.
 template <std::size_t N>
 void copy_text(char (&destination)[N], std::string_view text) noexcept {

@@ -11,6 +11,7 @@
 
 #include "decimal.hpp"
 #include "snapshot.hpp"
+#include "thresholds.hpp"
 #include "unique_fd.hpp"
 
 namespace coupecircuit {
@@ -25,13 +26,14 @@ Result<ThresholdOverride> parse_override(const json& node, const std::string& wh
   ThresholdOverride result;
   for (const auto& [key, value] : node.items()) {
     if (key == "sessions") {
-      if (!value.is_number_unsigned() || value.get<std::uint64_t>() > kMaxSessionsValue) {
-        return make_error(where + ".sessions: expected a non-negative integer");
+      if (!value.is_number_unsigned()) return make_error(where + ".sessions: expected a positive integer");
+      if (auto valid = check_threshold_value(ThresholdKind::sessions, value.get<std::uint64_t>()); !valid) {
+        return make_error(where + ".sessions: " + valid.error().message);
       }
       result.sessions = value.get<std::uint64_t>();
     } else if (key == "load") {
       if (!value.is_string()) return make_error(where + ".load: expected a string such as \"4.50\"");
-      auto centi = parse_centi(value.get<std::string>());
+      auto centi = parse_threshold_value(ThresholdKind::load, value.get<std::string>());
       if (!centi) return make_error(where + ".load: " + centi.error().message);
       result.load_centi = *centi;
     } else {

@@ -1,8 +1,56 @@
 #include "thresholds.hpp"
 
 #include <cstring>
+#include <string>
+
+#include "decimal.hpp"
+#include "snapshot.hpp"
 
 namespace coupecircuit {
+namespace {
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ThresholdKind> parse_threshold_kind(std::string_view text) {
+  if (equals_ignoring_case(text, "sessions")) return ThresholdKind::sessions;
+  if (equals_ignoring_case(text, "load")) return ThresholdKind::load;
+  std::string message = "expected sessions or load, got \"";
+  message.append(text);
+  message += '"';
+  return make_error(std::move(message));
+}
+
+std::string_view to_string(ThresholdKind kind) noexcept { return kind == ThresholdKind::load ? "load" : "sessions"; }
+
+Result<std::uint64_t> parse_threshold_number(ThresholdKind kind, std::string_view text) {
+  return kind == ThresholdKind::load ? parse_centi(text, kMaxLoadCenti) : parse_unsigned(text, kMaxSessionsValue);
+}
+
+Result<void> check_threshold_value(ThresholdKind kind, std::uint64_t value) {
+  const std::uint64_t max = kind == ThresholdKind::load ? kMaxLoadCenti : kMaxSessionsValue;
+  if (value == 0) return make_error(std::string(to_string(kind)) + " threshold must be greater than 0");
+  if (value > max) {
+    return make_error(std::string(to_string(kind)) + " threshold is too large (maximum " +
+                      (kind == ThresholdKind::load ? centi_to_string(max) : std::to_string(max)) + ")");
+  }
+  return {};
+}
+
+Result<std::uint64_t> parse_threshold_value(ThresholdKind kind, std::string_view text) {
+  auto value = parse_threshold_number(kind, text);
+  if (!value) return value;
+  if (auto valid = check_threshold_value(kind, *value); !valid) return valid.error();
+  return value;
+}
 
 std::string_view to_string(Verdict verdict) noexcept {
   switch (verdict) {
@@ -41,7 +89,8 @@ EffectiveThresholds resolve_thresholds(const snapshot::Payload& payload, const s
 
 Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresholds& thresholds) noexcept {
   if ((payload.flags & snapshot::kFlagCutActive) != 0) return Verdict::coupure;
-  if (thresholds.sessions_from != nullptr && payload.sessions_active >= thresholds.sessions_from->sessions) {
+  if (thresholds.sessions_from != nullptr && snapshot::sessions_known(payload) &&
+      payload.sessions_active >= thresholds.sessions_from->sessions) {
     return Verdict::surcharge;
   }
   if (thresholds.load_from != nullptr && payload.load_centi[0] >= thresholds.load_from->load_centi) {
@@ -54,8 +103,9 @@ ThresholdCheck check_thresholds(const snapshot::Payload& payload, const Effectiv
                                 std::uint64_t sessions_release, std::uint64_t load_release) noexcept {
   ThresholdCheck check;
   if (thresholds.sessions_from != nullptr) {
-    check.over = check.over || payload.sessions_active >= thresholds.sessions_from->sessions;
-    check.sessions_high = payload.sessions_active > sessions_release;
+    const bool known = snapshot::sessions_known(payload);
+    check.over = check.over || (known && payload.sessions_active >= thresholds.sessions_from->sessions);
+    check.sessions_high = !known || payload.sessions_active > sessions_release;
   }
   if (thresholds.load_from != nullptr) {
     check.over = check.over || payload.load_centi[0] >= thresholds.load_from->load_centi;

@@ -7,9 +7,27 @@
 #include <cstdint>
 #include <string_view>
 
+#include "result.hpp"
 #include "snapshot_layout.hpp"
 
 namespace coupecircuit {
+
+// ---- The one rule for a threshold value (TRIP), shared by the directive
+// CoupeCircuitThreshold, coupecircuitd.conf's [agent] sessions / load,
+// `coupecircuitctl threshold set` and the state file: sessions an integer
+// from 1 to kMaxSessionsValue, load a number with at most two decimals from
+// 0.01 to kMaxLoadCenti / 100. Zero is refused everywhere: a threshold of 0 is
+// always reached, so the vhost would never leave the tripped state.
+enum class ThresholdKind : std::uint8_t { sessions, load };
+// "sessions" or "load", in any case (Apache directives are case-insensitive).
+[[nodiscard]] Result<ThresholdKind> parse_threshold_kind(std::string_view text);
+[[nodiscard]] std::string_view to_string(ThresholdKind kind) noexcept;
+// A number of the kind's syntax, without the lower bound (a RELEASE may be 0).
+[[nodiscard]] Result<std::uint64_t> parse_threshold_number(ThresholdKind kind, std::string_view text);
+// A TRIP value: the syntax and the bounds above.
+[[nodiscard]] Result<std::uint64_t> parse_threshold_value(ThresholdKind kind, std::string_view text);
+// The bounds alone, for a value already parsed (a JSON number).
+[[nodiscard]] Result<void> check_threshold_value(ThresholdKind kind, std::uint64_t value);
 
 enum class Verdict : std::uint8_t { ok, surcharge, coupure, inconnu };
 [[nodiscard]] std::string_view to_string(Verdict verdict) noexcept;
@@ -29,11 +47,14 @@ struct EffectiveThresholds {
                                                      const snapshot::ThresholdSet& directive) noexcept;
 
 // A threshold is reached when the value is greater than or equal to it.
-// Without hysteresis: coupure, surcharge or ok.
+// Without hysteresis: coupure, surcharge or ok. While the sessions are not
+// known (snapshot::sessions_known false) the sessions threshold is not judged.
 [[nodiscard]] Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresholds& thresholds) noexcept;
 
 // Inputs of the hysteresis: a value reached its TRIP (over), every value is at
 // or below its RELEASE (under), and which values are above their RELEASE.
+// While the sessions are not known, the sessions threshold neither trips nor
+// releases: it never sets `over`, and counts as high (so `under` stays false).
 struct ThresholdCheck {
   bool over = false;
   bool under = true;

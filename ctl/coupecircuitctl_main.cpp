@@ -2,7 +2,8 @@
 // and changes the manual cut and runtime thresholds through the state file.
 //
 // Exit status: 0 ok; 1 cut, over a global threshold, or an operation failed;
-// 2 bad usage (nothing is written); 3 snapshot stale or missing (status).
+// 2 bad usage (nothing is written); 3 status unknown (status): the snapshot
+// is stale or missing, or the helper cannot read the session store.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -32,7 +33,7 @@ using nlohmann::json;
 constexpr int kExitOk = 0;
 constexpr int kExitAttention = 1;
 constexpr int kExitUsage = 2;
-constexpr int kExitStale = 3;
+constexpr int kExitUnknown = 3;
 
 constexpr const char* kClassNames[] = {"empty", "anonymous", "unknown", "authenticated"};
 
@@ -102,12 +103,17 @@ int command_status(const GlobalOptions& options, bool as_json) {
       std::cout << "snapshot " << options.snapshot_path << ": " << snapshot::to_string(copy.error())
                 << " (is coupecircuitd running?)\n";
     }
-    return kExitStale;
+    return kExitUnknown;
   }
   const auto& p = copy->payload;
   const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
   const bool over = over_global_threshold(p);
-  const char* status = stale ? "stale" : cut ? "cut" : over ? "over_threshold" : "ok";
+  const bool sessions_unknown = !snapshot::sessions_known(p);
+  const char* status = stale              ? "stale"
+                       : sessions_unknown ? "sessions_unknown"
+                       : cut              ? "cut"
+                       : over             ? "over_threshold"
+                                          : "ok";
   const double age_s = static_cast<double>(copy->age_ns) / 1e9;
 
   if (as_json) {
@@ -125,7 +131,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
     }
     // Inactive when first seen: stat'ed, never read, so of no known class.
     inactive["unread"] = p.count_inactive_unread;
-    out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
+    out["sessions"] = {{"known", !sessions_unknown}, {"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
                        {"active_minutes", p.active_minutes},     {"active", active},
                        {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0}};
     out["last_scan"] = {{"wall_time", p.last_scan_wall_ns / 1'000'000'000LL}, {"duration_us", p.last_scan_duration_us}};
@@ -153,8 +159,13 @@ int command_status(const GlobalOptions& options, bool as_json) {
     std::printf("status:     %s\n", status);
     std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", p.writer_pid, options.snapshot_path.c_str(), age_s,
                 stale ? " (STALE: is coupecircuitd running?)" : "");
-    std::printf("sessions:   %llu active authenticated (active within %u min)\n",
-                static_cast<unsigned long long>(p.sessions_active), p.active_minutes);
+    if (sessions_unknown) {
+      std::printf("sessions:   UNKNOWN: coupecircuitd cannot read the session store (see its log); "
+                  "the sessions threshold is not judged\n");
+    } else {
+      std::printf("sessions:   %llu active authenticated (active within %u min)\n",
+                  static_cast<unsigned long long>(p.sessions_active), p.active_minutes);
+    }
     std::printf("            files %llu:", static_cast<unsigned long long>(p.files_seen));
     for (std::size_t i = 0; i < 4; ++i) {
       std::printf(" %s %llu/%llu", kClassNames[i], static_cast<unsigned long long>(p.count_active[i]),
@@ -189,7 +200,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
       std::printf("WARNING:    the state file is invalid; coupecircuitd keeps the last good state (see its log)\n");
     }
   }
-  if (stale) return kExitStale;
+  if (stale || sessions_unknown) return kExitUnknown;
   return cut || over ? kExitAttention : kExitOk;
 }
 
@@ -306,7 +317,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 60.0));
 
   bool as_json = false;
-  auto* status = app.add_subcommand("status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale)");
+  auto* status = app.add_subcommand("status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale or sessions unknown)");
   status->add_flag("--json", as_json, "Machine-readable output");
 
   auto* cut = app.add_subcommand("cut", "Manual cut (COUPURE_CHARGE_SERVEUR)");
@@ -340,7 +351,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (set->parsed()) {
-      auto parsed = kind == "sessions" ? parse_unsigned(value, kMaxSessionsValue) : parse_centi(value);
+      auto parsed = parse_threshold_value(*parse_threshold_kind(kind), value);
       if (!parsed) throw CLI::ValidationError("value", parsed.error().message);
     }
   } catch (const CLI::ParseError& error) {
@@ -367,7 +378,7 @@ int main(int argc, char** argv) {
   if (list->parsed()) return command_threshold_list(options, as_json);
   const std::string scope = vhost.empty() ? "global" : "vhost " + normalize_vhost_name(vhost);
   if (set->parsed()) {
-    const auto number = kind == "sessions" ? parse_unsigned(value, kMaxSessionsValue) : parse_centi(value);
+    const auto number = parse_threshold_value(*parse_threshold_kind(kind), value);
     return modify_state(options, [&](ControlState& state) {
       ThresholdOverride& target = vhost.empty() ? state.global : state.vhosts[normalize_vhost_name(vhost)];
       (kind == "sessions" ? target.sessions : target.load_centi) = *number;

@@ -2,6 +2,7 @@
 
 #include "decimal.hpp"
 #include "snapshot.hpp"
+#include "thresholds.hpp"
 
 namespace coupecircuit::module {
 namespace {
@@ -81,12 +82,10 @@ Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_vi
   } else {
     return make_error("CoupeCircuitThreshold: the first argument must be sessions or load, not " + quoted(kind));
   }
-  auto parse = [&](std::string_view text) {
-    return result.is_load ? parse_centi(text) : parse_unsigned(text, kMaxSessionsValue);
-  };
-  auto trip_value = parse(trip);
+  const ThresholdKind threshold_kind = result.is_load ? ThresholdKind::load : ThresholdKind::sessions;
+  auto parse = [&](std::string_view text) { return parse_threshold_number(threshold_kind, text); };
+  auto trip_value = parse_threshold_value(threshold_kind, trip);  // the rule shared with the helper and the CLI
   if (!trip_value) return make_error("CoupeCircuitThreshold " + std::string(kind) + " TRIP: " + trip_value.error().message);
-  if (*trip_value == 0) return make_error("CoupeCircuitThreshold " + std::string(kind) + " TRIP must be greater than 0");
   result.trip = *trip_value;
   if (release.empty()) {
     result.release = default_release(result.trip);  // 90 % of TRIP, always < TRIP

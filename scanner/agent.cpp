@@ -4,30 +4,57 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "snapshot.hpp"
+#include "thresholds.hpp"
+
 namespace coupecircuit {
+
+namespace {
+
+// The [agent] settings in the place of a vhost's directive: the global runtime
+// overrides take precedence over them exactly as over CoupeCircuitThreshold.
+snapshot::ThresholdSet settings_as_directive(const AgentSettings& settings) noexcept {
+  snapshot::ThresholdSet directive{};
+  if (settings.sessions_trip) {
+    directive.has_sessions = 1;
+    directive.sessions = *settings.sessions_trip;
+  }
+  if (settings.load_trip_centi) {
+    directive.has_load = 1;
+    directive.load_centi = *settings.load_trip_centi;
+  }
+  return directive;
+}
+
+// How close a value is to its TRIP, in per-mille (integers only), 1000 when reached.
+std::uint64_t per_mille_of(std::uint64_t value, std::uint64_t trip) noexcept {
+  if (trip == 0 || value >= trip) return 1000;
+  return value * 1000 / trip;
+}
+
+}  // namespace
 
 std::string agent_answer(const snapshot::Payload& payload, const AgentSettings& settings) {
   if ((payload.flags & snapshot::kFlagCutActive) != 0) return settings.maint_on_cut ? "maint\n" : "drain\n";
-  const auto& global = payload.global_override;
-  const std::optional<std::uint64_t> sessions_trip =
-      global.has_sessions != 0 ? std::optional<std::uint64_t>(global.sessions) : settings.sessions_trip;
-  const std::optional<std::uint64_t> load_trip =
-      global.has_load != 0 ? std::optional<std::uint64_t>(global.load_centi) : settings.load_trip_centi;
-  // Ratios in per-mille to stay in integers.
+  const snapshot::ThresholdSet directive = settings_as_directive(settings);
+  const EffectiveThresholds thresholds = resolve_thresholds(payload, nullptr, directive);
+  const bool sessions_known = snapshot::sessions_known(payload);
   std::uint64_t ratio = 0;
-  if (sessions_trip && *sessions_trip > 0) {
-    const std::uint64_t r = payload.sessions_active >= *sessions_trip ? 1000 : payload.sessions_active * 1000 / *sessions_trip;
-    ratio = r > ratio ? r : ratio;
+  if (thresholds.sessions_from != nullptr && sessions_known) {
+    ratio = std::max(ratio, per_mille_of(payload.sessions_active, thresholds.sessions_from->sessions));
   }
-  if (load_trip && *load_trip > 0) {
-    const std::uint64_t r = payload.load_centi[0] >= *load_trip ? 1000 : payload.load_centi[0] * 1000ULL / *load_trip;
-    ratio = r > ratio ? r : ratio;
+  if (thresholds.load_from != nullptr) {
+    ratio = std::max(ratio, per_mille_of(payload.load_centi[0], thresholds.load_from->load_centi));
   }
   if (ratio >= 1000) return "drain\n";
   std::uint64_t weight = ratio <= 500 ? 100 : (1000 - ratio) * 100 / 500;
+  // Blind to its sessions, the node cannot say it is idle: at most half its
+  // weight, visible on HAProxy's stats page, without draining it.
+  if (!sessions_known) weight = std::min<std::uint64_t>(weight, kWeightWhenSessionsUnknown);
   if (weight < 1) weight = 1;
   return "up ready " + std::to_string(weight) + "%\n";
 }

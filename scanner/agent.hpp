@@ -7,7 +7,12 @@
 //                  r = max(sessions / TRIP_sessions, load / TRIP_load)
 //                  N = 100 while r <= 0.5, then 100 * (1 - r) / 0.5, at least 1
 // The thresholds are the global runtime overrides (coupecircuitctl threshold
-// set ...), else [agent] sessions / load in coupecircuitd.conf.
+// set ...), else [agent] sessions / load in coupecircuitd.conf (the same
+// precedence as the module's, resolve_thresholds).
+// When the session store cannot be read (snapshot::sessions_known false) the
+// sessions ratio is left out and N is at most 50: the node is not drained (a
+// blind scanner is no overload) but it does not claim to be idle either, and
+// HAProxy's stats page shows the reduced weight.
 // Why drain on a cut by default: HAProxy's "maint" also moves the persistent
 // (logged-in) clients away, whose PHP sessions live on this node; "drain"
 // only stops new ones, like the health check's DRAIN.
@@ -22,6 +27,8 @@
 #include "unique_fd.hpp"
 
 namespace coupecircuit {
+
+inline constexpr std::uint64_t kWeightWhenSessionsUnknown = 50;  // percent
 
 struct AgentSettings {
   std::uint16_t port = 0;  // 0: off

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -100,7 +101,20 @@ class Daemon {
   history::Recorder history_;  // the status page's last hour, in a file of its own
 };
 
-bool Daemon::configure(const DaemonConfig& config) {
+// The configured session directory may itself be a symbolic link (the
+// command-line check follows it too): it is resolved at each (re)load, and
+// the scanner never follows a link inside it.
+std::string resolve_top_level(const std::string& directory) {
+  char* real = ::realpath(directory.c_str(), nullptr);
+  if (real == nullptr) return directory;  // the scan reports why it cannot be read
+  std::string resolved(real);
+  std::free(real);  // NOLINT(cppcoreguidelines-no-malloc)
+  return resolved;
+}
+
+bool Daemon::configure(const DaemonConfig& config_in) {
+  DaemonConfig config = config_in;
+  config.scan.session_dir = resolve_top_level(config.scan.session_dir);
   const bool agent_changed = config.agent.port != config_.agent.port || config.agent.bind != config_.agent.bind;
   config_ = config;
   if (!options_.once && (agent_changed || (!agent_ && config_.agent.port != 0))) {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "decimal.hpp"
+#include "thresholds.hpp"
 #include "unique_fd.hpp"
 
 namespace coupecircuit {
@@ -132,16 +133,16 @@ std::string apply_setting(DaemonConfig& config, std::string_view section, std::s
       config.agent.bind = std::string(value);
       return {};
     }
-    if (key == "sessions") return bounded(1, 1'000'000'000, [&](auto v) { config.agent.sessions_trip = v; });
+    if (key == "sessions" || key == "load") {
+      const ThresholdKind kind = key == "load" ? ThresholdKind::load : ThresholdKind::sessions;
+      auto trip = parse_threshold_value(kind, value);  // the rule shared with the directive and the CLI
+      if (!trip) return std::string(key) + ": " + trip.error().message;
+      (kind == ThresholdKind::load ? config.agent.load_trip_centi : config.agent.sessions_trip) = *trip;
+      return {};
+    }
     if (key == "on_cut") {
       if (value != "drain" && value != "maint") return "on_cut must be drain or maint";
       config.agent.maint_on_cut = value == "maint";
-      return {};
-    }
-    if (key == "load") {
-      auto centi = parse_centi(value);
-      if (!centi || *centi == 0) return centi ? std::string("load must be greater than 0") : centi.error().message;
-      config.agent.load_trip_centi = *centi;
       return {};
     }
   } else if (section == "log" && key == "level") {

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "daemon_config.hpp"
+#include "decimal.hpp"
 
 namespace {
 
@@ -40,7 +41,7 @@ void check_bounds(const DaemonConfig& config) {
   const std::string& level = config.log_level;
   check(level == "error" || level == "warning" || level == "notice" || level == "info" || level == "debug");
   check(!config.agent.bind.empty());
-  if (config.agent.sessions_trip) check(*config.agent.sessions_trip >= 1 && *config.agent.sessions_trip <= 1'000'000'000);
+  if (config.agent.sessions_trip) check(*config.agent.sessions_trip >= 1 && *config.agent.sessions_trip <= coupecircuit::kMaxSessionsValue);
   if (config.agent.load_trip_centi) check(*config.agent.load_trip_centi > 0);
 }
 

@@ -87,13 +87,13 @@ void operator_fields(const std::uint8_t* data, std::size_t size) {
   const std::string reason = fields.text();
   if (coupecircuit::validate_cut_reason(reason)) state.cut_reason = reason;
   state.cut_since = static_cast<std::int64_t>(fields.number() >> 1);
-  if ((fields.byte() & 1U) != 0) state.global.sessions = fields.number() % (coupecircuit::kMaxSessionsValue + 1);
-  if ((fields.byte() & 1U) != 0) state.global.load_centi = fields.number() % (coupecircuit::kMaxLoadCenti + 1);
+  if ((fields.byte() & 1U) != 0) state.global.sessions = fields.number() % coupecircuit::kMaxSessionsValue + 1;
+  if ((fields.byte() & 1U) != 0) state.global.load_centi = fields.number() % coupecircuit::kMaxLoadCenti + 1;
   while (!fields.done() && state.vhosts.size() < coupecircuit::snapshot::kMaxVhostOverrides) {
     const std::string name = fields.text();
     coupecircuit::ThresholdOverride value;
-    value.sessions = fields.number() % (coupecircuit::kMaxSessionsValue + 1);
-    if ((fields.byte() & 1U) != 0) value.load_centi = fields.number() % (coupecircuit::kMaxLoadCenti + 1);
+    value.sessions = fields.number() % coupecircuit::kMaxSessionsValue + 1;
+    if ((fields.byte() & 1U) != 0) value.load_centi = fields.number() % coupecircuit::kMaxLoadCenti + 1;
     if (coupecircuit::validate_vhost_name(name)) state.vhosts[coupecircuit::normalize_vhost_name(name)] = value;
   }
   check_round_trip(state);

@@ -69,3 +69,26 @@ TEST(AgentConfig, OnCutIsDrainOrMaint) {
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message.rfind("t.conf:3:", 0), 0U) << bad.error().message;
 }
+
+TEST(AgentAnswer, SessionsUnknownLeavesThemOutAndCapsTheWeight) {
+  cc::AgentSettings settings;
+  settings.sessions_trip = 100;
+  auto payload = with_sessions(0);
+  payload.flags |= cc::snapshot::kFlagScanFailed;  // the scanner cannot read the session store
+  // Not drained (a blind scanner is no overload), not reported idle either.
+  EXPECT_EQ(cc::agent_answer(payload, settings), "up ready 50%\n");
+  payload.sessions_active = 1000;  // counts from before the failure are not judged
+  EXPECT_EQ(cc::agent_answer(payload, settings), "up ready 50%\n");
+  settings.load_trip_centi = 400;
+  payload.load_centi[0] = 400;  // the load is still known and still drains
+  EXPECT_EQ(cc::agent_answer(payload, settings), "drain\n");
+}
+
+TEST(AgentAnswer, UsesTheModulesPrecedenceForEachThresholdSeparately) {
+  cc::AgentSettings settings;
+  settings.sessions_trip = 10;
+  auto payload = with_sessions(10);
+  payload.global_override.has_load = 1;  // a global load override does not hide [agent] sessions
+  payload.global_override.load_centi = 10000;
+  EXPECT_EQ(cc::agent_answer(payload, settings), "drain\n");
+}

@@ -278,6 +278,40 @@ TEST_F(CorruptedState, TheHelperStillPublishesWithoutACutAndCtlRefusesToWrite) {
   }
 }
 
+// A session store the helper cannot read is an error, not "0 sessions":
+// coupecircuitctl status exits 3 and says why.
+TEST_F(CorruptedState, SessionsUnknownMakesStatusExitThree) {
+  test::write_file(dir_ / "not-a-directory", "");
+  test::write_file(config_, "[sessions]\ndir = " + (dir_ / "not-a-directory") + "\n[snapshot]\npath = " +
+                                (dir_ / "run/snapshot") + "\n[state]\npath = " + state_ + "\n");
+  const ProcessResult once = run_process({kDaemon, "--once", "--config", config_});
+  EXPECT_EQ(once.exit_code, 1) << once.describe();
+  const ProcessResult status = ctl({"status", "--json"});
+  EXPECT_EQ(status.exit_code, 3) << status.describe();
+  const json document = json::parse(status.out, nullptr, false);
+  ASSERT_FALSE(document.is_discarded()) << status.describe();
+  EXPECT_EQ(document["status"], "sessions_unknown");
+  EXPECT_EQ(document["sessions"]["known"], false);
+  const ProcessResult text = ctl({"status"});
+  EXPECT_EQ(text.exit_code, 3) << text.describe();
+  EXPECT_NE(text.out.find("UNKNOWN"), std::string::npos) << text.describe();
+}
+
+// The configured session directory may itself be a symbolic link (the
+// command-line check follows it, so does the scanner); links inside it are
+// never followed.
+TEST_F(CorruptedState, ATopLevelSymlinkedSessionDirectoryIsFollowed) {
+  ASSERT_EQ(::symlink((dir_ / "sessions").c_str(), (dir_ / "sessions-link").c_str()), 0);
+  const ProcessResult once = run_process({kDaemon, "--once", "--config", config_, "--session-dir", dir_ / "sessions-link"});
+  EXPECT_EQ(once.exit_code, 0) << once.describe();
+  const ProcessResult status = ctl({"status", "--json"});
+  EXPECT_EQ(status.exit_code, 0) << status.describe();
+  const json document = json::parse(status.out, nullptr, false);
+  ASSERT_FALSE(document.is_discarded()) << status.describe();
+  EXPECT_EQ(document["sessions"]["known"], true);
+  EXPECT_EQ(document["sessions"]["active_authenticated"], 1);
+}
+
 TEST_F(CorruptedState, AValidStateFileIsPublishedAsTheControlCase) {
   const ProcessResult made = ctl({"cut", "on", "--reason", "maintenance"});
   ASSERT_EQ(made.exit_code, 0) << made.describe();

@@ -282,7 +282,7 @@ TEST(DaemonConfigErrors, AgentSettings) {
   expect_error("[agent]\nport = 65536\n", 2, {"[agent] port", "too large"});
   expect_error("[agent]\nport = http\n", 2, {"[agent] port"});
   expect_error("[agent]\nbind =\n", 2, {"[agent] bind"});
-  expect_error("[agent]\nsessions = 0\n", 2, {"[agent] sessions", "minimum"});
+  expect_error("[agent]\nsessions = 0\n", 2, {"[agent] sessions", "greater than 0"});
   expect_error("[agent]\nload = 0\n", 2, {"[agent] load", "greater than 0"});
   expect_error("[agent]\nload = 8.005\n", 2, {"[agent] load"});
   expect_error("[agent]\nweight = 3\n", 2, {"[agent] weight", "unknown setting"});

@@ -42,7 +42,7 @@ ControlState sample_state() {
   state.global.load_centi = 800;
   state.vhosts["www.example.org"].sessions = 200;
   state.vhosts["api.example.org"].load_centi = 450;
-  state.vhosts["[::1]:8080"].sessions = 0;
+  state.vhosts["[::1]:8080"].sessions = 1;
   state.vhosts["[::1]:8080"].load_centi = 5;
   return state;
 }

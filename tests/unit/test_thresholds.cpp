@@ -220,7 +220,7 @@ TEST(ComputeVerdict, CutWinsOverEverything) {
 
 TEST(ComputeVerdict, SessionsAtOrAboveTheThresholdIsSurcharge) {
   Payload payload{};
-  payload.flags = snapshot::kFlagPsiAvailable | snapshot::kFlagScanFailed;  // not the cut flag
+  payload.flags = snapshot::kFlagPsiAvailable | snapshot::kFlagStateInvalid;  // not the cut flag
   const ThresholdSet directive = sessions_set(100);
   const EffectiveThresholds thresholds = resolve_thresholds(payload, nullptr, directive);
   payload.sessions_active = 99;
@@ -283,6 +283,33 @@ TEST(Verdict, Names) {
   EXPECT_EQ(to_string(Verdict::surcharge), "surcharge");
   EXPECT_EQ(to_string(Verdict::coupure), "coupure");
   EXPECT_EQ(to_string(Verdict::inconnu), "inconnu");
+}
+
+// snapshot::sessions_known: a scan that could not read the session store
+// leaves the sessions threshold out of the verdict and the hysteresis.
+TEST(SessionsKnown, FalseOnlyWhenTheScanFailed) {
+  Payload payload{};
+  EXPECT_TRUE(snapshot::sessions_known(payload));
+  payload.flags |= snapshot::kFlagScanFailed;
+  EXPECT_FALSE(snapshot::sessions_known(payload));
+}
+
+TEST(SessionsKnown, UnknownSessionsNeitherTripNorRelease) {
+  Payload payload{};
+  payload.sessions_active = 500;
+  payload.flags |= snapshot::kFlagScanFailed;
+  const ThresholdSet directive = sessions_set(100);
+  const EffectiveThresholds effective = resolve_thresholds(payload, nullptr, directive);
+  EXPECT_EQ(compute_verdict(payload, effective), Verdict::ok);
+  const ThresholdCheck check = check_thresholds(payload, effective, 90, 0);
+  EXPECT_FALSE(check.over);   // does not trip
+  EXPECT_FALSE(check.under);  // does not release a tripped vhost either
+  payload.sessions_active = 0;
+  EXPECT_FALSE(check_thresholds(payload, effective, 90, 0).under);
+  // The load is still judged.
+  const ThresholdSet both = both_set(100, 400);
+  payload.load_centi[0] = 400;
+  EXPECT_TRUE(check_thresholds(payload, resolve_thresholds(payload, nullptr, both), 90, 300).over);
 }
 
 }  // namespace
