@@ -500,7 +500,8 @@ def test_refused_without_own_page_uses_errordocument(helper, make_apache, module
     (apache.htdocs / "busy.html").write_text("busy, come back later\n")
     apache.start()
     client = apache.client()
-    helper.ctl_ok("threshold", "set", "load", "0")
+    helper.session("authenticated")
+    helper.ctl_ok("threshold", "set", "sessions", "1")  # reached as soon as the helper counts the session
     reply, _ = wait_for(lambda: client.request("/env.php"), lambda r: r.status != 200, 5.0, "refused")
     assert_refused(reply, 503, "surcharge", retry_after="30", body=b"busy, come back later\n")
     assert_refused(client.request("/index.html", headers={"Cookie": "PHPSESSID=x"}), 503, "surcharge", "30",

@@ -321,10 +321,11 @@ def test_cut_and_surcharge(helper, make_apache, module_so, variant):
              "ok after logout")
     helper.ctl_ok("threshold", "unset", "sessions")
 
-    # load: a threshold of 0 is always reached
-    helper.ctl_ok("threshold", "set", "load", "0")
-    env = wait_env(client, lambda e: e["COUPECIRCUIT_ETAT"] == "surcharge", 1.0, "surcharge on load 0")
-    assert float_of(env["SEUIL_LOAD_AVG"]) == 0
+    # load: a threshold of 0 would always be reached: refused (exit 2)
+    assert helper.ctl("threshold", "set", "load", "0").returncode == 2
+    helper.ctl_ok("threshold", "set", "load", "1000000")
+    env = wait_env(client, lambda e: e["SEUIL_LOAD_AVG"] is not None, 1.0, "load threshold exported")
+    assert float_of(env["SEUIL_LOAD_AVG"]) == 1000000 and env["COUPECIRCUIT_ETAT"] == "ok"
     helper.ctl_ok("threshold", "unset", "load")
     env = wait_env(client, lambda e: e["COUPECIRCUIT_ETAT"] == "ok", 1.0, "ok without thresholds")
     assert env["SEUIL_LOAD_AVG"] is None and env["SEUIL_SESSIONS_ACTIVES"] is None
