@@ -26,6 +26,7 @@ struct LineReader {
   int line = 0;           // number of the last line handed to inih
   int overlong_line = 0;  // first line too long for inih's buffer, 0 if none
   std::size_t longest_allowed = 0;
+  bool indented = false;  // the last line starts with a blank: inih reads it as a continuation
 };
 
 char* read_line(char* buffer, int size, void* stream) {
@@ -35,6 +36,7 @@ char* read_line(char* buffer, int size, void* stream) {
   std::string_view line = reader->rest.substr(0, newline);
   reader->rest.remove_prefix(newline == std::string_view::npos ? reader->rest.size() : newline + 1);
   ++reader->line;
+  reader->indented = !line.empty() && (line.front() == ' ' || line.front() == '\t');
   const auto capacity = static_cast<std::size_t>(size) - 1;
   reader->longest_allowed = capacity;
   if (line.size() > capacity) {
@@ -57,7 +59,35 @@ struct ParseContext {
   std::string first_error;
   int first_error_line = 0;
   const LineReader* reader = nullptr;
+  bool after_authenticated = false;  // the previous setting was [sessions] authenticated
+  int empty_authenticated_line = 0;  // "authenticated =" with no rule (yet), 0 if none
 };
+
+// "authenticated" takes rules separated by commas, and more on indented
+// continuation lines, which add to the rules of the line above instead of
+// replacing them.
+std::string apply_authenticated(ParseContext& context, std::string_view value) {
+  const bool continuation = context.reader->indented && context.after_authenticated;
+  if (!continuation && value.find_first_not_of(" \t\r,") == std::string_view::npos) {
+    // "authenticated =" alone: the rules follow on continuation lines.
+    context.config.scan.rule.authenticated.clear();
+    context.empty_authenticated_line = context.reader->line;
+    return {};
+  }
+  auto parsed = parse_authenticated_rule(value, context.config.scan.rule);
+  if (!parsed) return parsed.error().message;
+  if (continuation) {
+    auto& rules = context.config.scan.rule.authenticated;
+    rules.insert(rules.end(), parsed->authenticated.begin(), parsed->authenticated.end());
+    if (rules.size() > kMaxAuthenticatedRules) {
+      return "too many authenticated rules: at most " + std::to_string(kMaxAuthenticatedRules);
+    }
+  } else {
+    context.config.scan.rule = std::move(*parsed);
+  }
+  context.empty_authenticated_line = 0;
+  return {};
+}
 
 Result<std::uint32_t> parse_bounded(std::string_view value, std::uint64_t min, std::uint64_t max) {
   auto parsed = parse_unsigned(value, max);
@@ -76,88 +106,105 @@ Result<bool> parse_boolean(std::string_view value) {
   return make_error("\"" + std::string(value) + "\" is not yes or no");
 }
 
-// Returns an empty string when accepted, else why not.
-std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
-                          std::string_view value) {
-  auto bounded = [&](std::uint64_t min, std::uint64_t max, auto assign) -> std::string {
-    auto parsed = parse_bounded(value, min, max);
+constexpr const char* kUnknownSetting = "unknown setting";
+
+// The setters below return an empty string when accepted, else why not.
+std::string apply_bounded(std::string_view value, std::uint64_t min, std::uint64_t max, auto assign) {
+  auto parsed = parse_bounded(value, min, max);
+  if (!parsed) return parsed.error().message;
+  assign(*parsed);
+  return {};
+}
+
+std::string apply_absolute_path(std::string_view key, std::string_view value, std::string& out) {
+  if (value.empty() || value.front() != '/') return std::string(key) + " must be an absolute path";
+  out = std::string(value);
+  return {};
+}
+
+// [sessions], the numbers.
+std::string apply_sessions_number(DaemonConfig& config, std::string_view key, std::string_view value) {
+  ScanOptions& scan = config.scan;
+  if (key == "active_minutes") return apply_bounded(value, 1, 7 * 24 * 60, [&](auto v) { scan.active_minutes = v; });
+  if (key == "rescan_interval") return apply_bounded(value, 1, 86400, [&](auto v) { config.rescan_interval_s = v; });
+  if (key == "max_read_bytes") return apply_bounded(value, 64, 16U << 20, [&](auto v) { scan.max_read_bytes = v; });
+  if (key == "read_chunk_bytes") {
+    return apply_bounded(value, 4096, 16U << 20, [&](auto v) { scan.read_chunk_bytes = v; });
+  }
+  if (key == "max_depth") return apply_bounded(value, 0, 8, [&](auto v) { scan.max_depth = v; });
+  if (key == "scan_threads") return apply_bounded(value, 1, 64, [&](auto v) { scan.scan_threads = v; });
+  return kUnknownSetting;
+}
+
+std::string apply_sessions_setting(DaemonConfig& config, std::string_view key, std::string_view value) {
+  if (key == "dir") return apply_absolute_path(key, value, config.scan.session_dir);
+  if (key == "classify_inactive") {
+    auto parsed = parse_boolean(value);
     if (!parsed) return parsed.error().message;
-    assign(*parsed);
-    return {};
-  };
-  if (section == "sessions") {
-    if (key == "dir") {
-      if (value.empty() || value.front() != '/') return "dir must be an absolute path";
-      config.scan.session_dir = std::string(value);
-      return {};
-    }
-    if (key == "active_minutes") return bounded(1, 7 * 24 * 60, [&](auto v) { config.scan.active_minutes = v; });
-    if (key == "rescan_interval") return bounded(1, 86400, [&](auto v) { config.rescan_interval_s = v; });
-    if (key == "max_read_bytes") return bounded(64, 16U << 20, [&](auto v) { config.scan.max_read_bytes = v; });
-    if (key == "max_depth") return bounded(0, 8, [&](auto v) { config.scan.max_depth = v; });
-    if (key == "scan_threads") return bounded(1, 64, [&](auto v) { config.scan.scan_threads = v; });
-    if (key == "classify_inactive") {
-      auto parsed = parse_boolean(value);
-      if (!parsed) return parsed.error().message;
-      config.scan.classify_inactive = *parsed;
-      return {};
-    }
-    if (key == "format") {
-      auto format = parse_session_format(value);
-      if (!format) return format.error().message;
-      config.scan.rule.format = *format;
-      return {};
-    }
-    if (key == "authenticated") {
-      auto rule = parse_authenticated_rule(value, config.scan.rule);
-      if (!rule) return rule.error().message;
-      config.scan.rule = *rule;
-      return {};
-    }
-    if (key == "unknown_key") {
-      config.scan.rule.unknown_key = std::string(value);
-      return {};
-    }
-  } else if (section == "snapshot" && key == "path") {
-    if (value.empty() || value.front() != '/') return "path must be an absolute path";
-    config.snapshot_path = std::string(value);
-    return {};
-  } else if (section == "state" && key == "path") {
-    if (value.empty() || value.front() != '/') return "path must be an absolute path";
-    config.state_path = std::string(value);
-    return {};
-  } else if (section == "agent") {
-    if (key == "port") return bounded(0, 65535, [&](auto v) { config.agent.port = static_cast<std::uint16_t>(v); });
-    if (key == "bind") {
-      if (value.empty()) return "bind must be an IP address";
-      config.agent.bind = std::string(value);
-      return {};
-    }
-    if (key == "sessions" || key == "load") {
-      const ThresholdKind kind = key == "load" ? ThresholdKind::load : ThresholdKind::sessions;
-      auto trip = parse_threshold_value(kind, value);  // the rule shared with the directive and the CLI
-      if (!trip) return std::string(key) + ": " + trip.error().message;
-      (kind == ThresholdKind::load ? config.agent.load_trip_centi : config.agent.sessions_trip) = *trip;
-      return {};
-    }
-    if (key == "on_cut") {
-      if (value != "drain" && value != "maint") return "on_cut must be drain or maint";
-      config.agent.maint_on_cut = value == "maint";
-      return {};
-    }
-  } else if (section == "log" && key == "level") {
-    if (value != "error" && value != "warning" && value != "notice" && value != "info" && value != "debug") {
-      return "level must be one of error, warning, notice, info, debug";
-    }
-    config.log_level = std::string(value);
+    config.scan.classify_inactive = *parsed;
     return {};
   }
-  return "unknown setting";
+  if (key == "format") {
+    auto format = parse_session_format(value);
+    if (!format) return format.error().message;
+    config.scan.rule.format = *format;
+    return {};
+  }
+  if (key == "unknown_key") {
+    config.scan.rule.unknown_key = std::string(value);
+    return {};
+  }
+  return apply_sessions_number(config, key, value);
+}
+
+std::string apply_agent_setting(AgentSettings& agent, std::string_view key, std::string_view value) {
+  if (key == "port") return apply_bounded(value, 0, 65535, [&](auto v) { agent.port = static_cast<std::uint16_t>(v); });
+  if (key == "bind") {
+    if (value.empty()) return "bind must be an IP address";
+    agent.bind = std::string(value);
+    return {};
+  }
+  if (key == "sessions" || key == "load") {
+    const ThresholdKind kind = key == "load" ? ThresholdKind::load : ThresholdKind::sessions;
+    auto trip = parse_threshold_value(kind, value);  // the rule shared with the directive and the CLI
+    if (!trip) return std::string(key) + ": " + trip.error().message;
+    (kind == ThresholdKind::load ? agent.load_trip_centi : agent.sessions_trip) = *trip;
+    return {};
+  }
+  if (key == "on_cut") {
+    if (value != "drain" && value != "maint") return "on_cut must be drain or maint";
+    agent.maint_on_cut = value == "maint";
+    return {};
+  }
+  return kUnknownSetting;
+}
+
+std::string apply_log_level(DaemonConfig& config, std::string_view value) {
+  for (const std::string_view level : {"error", "warning", "notice", "info", "debug"}) {
+    if (value == level) {
+      config.log_level = std::string(value);
+      return {};
+    }
+  }
+  return "level must be one of error, warning, notice, info, debug";
+}
+
+std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
+                          std::string_view value) {
+  if (section == "sessions") return apply_sessions_setting(config, key, value);
+  if (section == "agent") return apply_agent_setting(config.agent, key, value);
+  if (section == "snapshot" && key == "path") return apply_absolute_path(key, value, config.snapshot_path);
+  if (section == "state" && key == "path") return apply_absolute_path(key, value, config.state_path);
+  if (section == "log" && key == "level") return apply_log_level(config, value);
+  return kUnknownSetting;
 }
 
 int on_setting(void* user, const char* section, const char* name, const char* value) {
   auto* context = static_cast<ParseContext*>(user);
-  const std::string why = apply_setting(context->config, section, name, value);
+  const bool authenticated = std::string_view(section) == "sessions" && std::string_view(name) == "authenticated";
+  const std::string why =
+      authenticated ? apply_authenticated(*context, value) : apply_setting(context->config, section, name, value);
+  context->after_authenticated = authenticated;
   if (why.empty()) return 1;
   if (context->first_error.empty()) {
     context->first_error = "[" + std::string(section) + "] " + name + " = " + value + ": " + why;
@@ -184,6 +231,11 @@ Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::
     why = context.first_error;
   }
   if (line > 0) return make_error(source_name + ":" + std::to_string(line) + ": " + why);
+  if (context.empty_authenticated_line != 0) {
+    return make_error(source_name + ":" + std::to_string(context.empty_authenticated_line) +
+                      ": [sessions] authenticated: no rule given (rules follow on the same line or on "
+                      "indented lines below)");
+  }
   return context.config;
 }
 

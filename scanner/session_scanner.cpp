@@ -40,6 +40,31 @@ std::int64_t floor_seconds(std::int64_t ns) noexcept {
   return ns >= 0 ? ns / 1'000'000'000LL : -((-ns + 999'999'999LL) / 1'000'000'000LL);
 }
 
+// Reads a session file by offset; remembers a failed read.
+class FileReader final : public SessionReader {
+ public:
+  explicit FileReader(int fd) noexcept : fd_(fd) {}
+  std::size_t read_at(std::uint64_t offset, char* into, std::size_t size) noexcept override {
+    std::size_t got = 0;
+    while (got < size) {
+      const ssize_t n = ::pread(fd_, into + got, size - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        failed_ = true;
+        break;
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    return got;
+  }
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+
+ private:
+  int fd_;
+  bool failed_ = false;
+};
+
 }  // namespace
 
 std::uint64_t directory_hash(std::string_view directory) noexcept {
@@ -147,7 +172,7 @@ class SessionScanner::ScanWorkers {
     try {
       buffers_.resize(wanted_ - 1);
       for (unsigned i = 0; i + 1 < wanted_; ++i) {
-        buffers_[i].resize(scanner_.options_.max_read_bytes + 1);
+        buffers_[i].resize(scanner_.options_.window_bytes());
         threads_.emplace_back([this, i] { work(buffers_[i]); });
       }
     } catch (const std::exception&) {
@@ -204,18 +229,19 @@ class SessionScanner::ScanWorkers {
 };
 
 SessionScanner::SessionScanner(ScanOptions options)
-    : options_(std::move(options)), read_buffer_(options_.max_read_bytes + 1) {}
+    : options_(std::move(options)), read_buffer_(options_.window_bytes()) {}
 
 bool SessionScanner::reconfigure(ScanOptions options) {
   const bool same_files = options.session_dir == options_.session_dir && options.max_depth == options_.max_depth &&
                           options.max_read_bytes == options_.max_read_bytes &&
+                          options.read_chunk_bytes == options_.read_chunk_bytes &&
                           options.classify_inactive == options_.classify_inactive && options.rule == options_.rule;
   if (!same_files) {
     entries_.clear();
     by_mtime_second_.clear();
     totals_ = {};
     directories_.clear();
-    read_buffer_.assign(options.max_read_bytes + 1, '\0');
+    read_buffer_.assign(options.window_bytes(), '\0');
   }
   // A longer window needs no reset either: the next full scan reads the
   // "unread" files it now covers.
@@ -403,25 +429,23 @@ SessionClass SessionScanner::read_and_classify(int directory_fd, const char* nam
     return SessionClass::unknown;
   }
   out->read = true;
-  // Read one byte past the cap to know whether the file was cut.
-  const std::size_t wanted = options_.max_read_bytes + 1;
-  std::size_t got = 0;
-  while (got < wanted) {
-    const ssize_t n = ::pread(fd.get(), buffer.data() + got, wanted - got, static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      out->unreadable = true;
-      return SessionClass::unknown;
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-    // Whole file read (its size is known from fstat): no read to find EOF.
-    if (got >= static_cast<std::size_t>(info.st_size)) break;
+  FileReader reader(fd.get());
+  SessionStream stream;
+  stream.window = std::span<char>(buffer.data(), buffer.size());
+  stream.size = static_cast<std::uint64_t>(info.st_size);
+  stream.limit = options_.max_read_bytes;
+  stream.reader = &reader;
+  const auto first = static_cast<std::size_t>(
+      std::min<std::uint64_t>(buffer.size(), std::min<std::uint64_t>(stream.size, stream.limit)));
+  stream.filled = reader.read_at(0, buffer.data(), first);
+  if (stream.filled < first) stream.size = stream.filled;  // shrunk since fstat, or a read error
+  const SessionClass result = stream.filled == 0 && !reader.failed() ? SessionClass::empty
+                                                                     : classify_session(stream, options_.rule);
+  if (reader.failed()) {
+    out->unreadable = true;
+    return SessionClass::unknown;
   }
-  if (got == 0) return SessionClass::empty;
-  const bool truncated = got > options_.max_read_bytes;
-  const std::size_t used = truncated ? options_.max_read_bytes : got;
-  return classify_session(std::string_view(buffer.data(), used), truncated, options_.rule);
+  return result;
 }
 
 void SessionScanner::account(const Entry& entry, int direction) {

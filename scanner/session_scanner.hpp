@@ -8,8 +8,8 @@
 // symlink is never followed and a FIFO never blocks; sub-directories are
 // entered with O_NOFOLLOW|O_DIRECTORY relative to their parent; no flock is
 // ever taken (PHP holds an exclusive lock during a request); at most
-// max_read_bytes are read per file; contents are read again only when
-// (inode, size, mtime) changed.
+// max_read_bytes are read per file, through a window of read_chunk_bytes;
+// contents are read again only when (inode, size, mtime) changed.
 //
 // Cost: a file already inactive when first seen is only stat'ed, never read
 // (it cannot count as active again without a write, which changes its
@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <map>
@@ -39,7 +40,12 @@ namespace coupecircuit {
 struct ScanOptions {
   std::string session_dir = "/var/lib/php/sessions";
   unsigned max_depth = 3;  // levels of sub-directories entered below session_dir
-  std::size_t max_read_bytes = 64 * 1024;
+  // Bytes of one file examined at most, read in chunks of read_chunk_bytes
+  // (the memory used per scan thread): past the first chunk only when a
+  // parser skips a long value by its length prefix, or looks further.
+  std::size_t max_read_bytes = 1024 * 1024;
+  std::size_t read_chunk_bytes = 64 * 1024;
+  [[nodiscard]] std::size_t window_bytes() const noexcept { return std::min(read_chunk_bytes, max_read_bytes); }
   std::uint32_t active_minutes = 24;
   unsigned scan_threads = 4;  // threads of a full scan (1: the calling thread only)
   // Also read files already inactive when first seen, for complete inactive

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Regenerates the seed corpus of fuzz_session_classifier: real session files
 # written by the PHP CLI with each serialize_handler (php, php_serialize,
-# php_binary), for a set of $_SESSION contents: Voozanoo/Zend sessions
+# php_binary, and igbinary with php8.2-igbinary), for a set of $_SESSION contents: Voozanoo/Zend sessions
 # (authenticated, unknown, anonymous), Symfony sessions, objects with
 # protected/private properties, Serializable objects, enums, references,
 # nested arrays, floats, nulls and strings holding '|' or 's:7:"storage"'.
 #
 # Usage: tests/fuzz/make_session_corpus.sh [output-dir]
-# Needs php-cli >= 8.1 (enums). Output files: <case>.<handler>
+# Needs php-cli >= 8.1 (enums) and php8.2-igbinary. Output files: <case>.<handler>
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -142,6 +142,30 @@ case 'big_then_marker':
     break;
 case 'empty':
     break;
+case 'two_firewalls':
+    $_SESSION['_sf2_attributes'] = [
+        '_csrf/admin' => 'q7r2iZ1y8ywI1nKe7m1c1Vp6tR1',
+        '_security_admin' => serialize(new UsernamePasswordToken()),
+    ];
+    $_SESSION['_sf2_meta'] = ['u' => 1700000000, 'c' => 1699990000, 'l' => 0];
+    break;
+case 'plain_user_id':
+    $_SESSION['user_id'] = 42;
+    $_SESSION['cart'] = ['sku-1' => 2];
+    break;
+case 'string_backrefs':
+    // igbinary writes the second "storage" (a key) as a back-reference to
+    // the first (a value); the same for the repeated keys of the list.
+    $_SESSION['label'] = 'storage';
+    $_SESSION['items'] = [['id' => 1, 'qty' => 2], ['id' => 2, 'qty' => 1]];
+    $_SESSION['vzn_x'] = ['storage' => 'compte_reel'];
+    break;
+case 'big_cart_then_marker':
+    $cart = [];
+    for ($i = 0; $i < 2000; $i++) { $cart['sku-' . $i] = ['qty' => $i % 7, 'label' => 'Item ' . $i . ' ' . str_repeat('x', 16)]; }
+    $_SESSION['cart'] = $cart;
+    $_SESSION['vzn_x'] = ['storage' => 'compte_reel'];
+    break;
 default:
     fwrite(STDERR, "unknown case {$argv[1]}\n");
     exit(1);
@@ -150,13 +174,14 @@ PHP
 
 cases="zend_authenticated zend_unknown zend_anonymous zend_marker_last
 symfony_authenticated symfony_anonymous objects serializable_enum references
-nested_scalars adversarial_strings adversarial_authenticated big_then_marker empty"
+nested_scalars adversarial_strings adversarial_authenticated big_then_marker empty
+two_firewalls plain_user_id string_backrefs big_cart_then_marker"
 
-for handler in php php_serialize php_binary; do
+for handler in php php_serialize php_binary igbinary; do
   for c in $cases; do
     rm -f "$work/sessions/sess_corpus"
     "$php" -n -d session.save_handler=files -d "session.save_path=$work/sessions" \
-      -d "session.serialize_handler=$handler" -d session.use_cookies=0 \
+      -d extension=igbinary -d "session.serialize_handler=$handler" -d session.use_cookies=0 \
       -d session.use_strict_mode=0 -d error_reporting=0 -d display_errors=0 \
       "$work/write.php" "$c"
     cat "$work/sessions/sess_corpus" >"$out/$c.$handler"

@@ -18,6 +18,13 @@ namespace {
 
 using test::TempDir;
 
+// The rules as one comma list, as they would be written.
+std::string rules_text(const ClassifierRule& rule) {
+  std::string out;
+  for (const auto& r : rule.authenticated) out += (out.empty() ? "" : ", ") + to_string(r);
+  return out;
+}
+
 // Expects the text to be rejected with a message starting "test.conf:<line>: "
 // and containing each fragment.
 void expect_error(std::string_view text, int line, std::initializer_list<std::string_view> fragments) {
@@ -36,12 +43,12 @@ TEST(DaemonConfig, Defaults) {
   const DaemonConfig config;
   EXPECT_EQ(config.scan.session_dir, "/var/lib/php/sessions");
   EXPECT_EQ(config.scan.max_depth, 3U);
-  EXPECT_EQ(config.scan.max_read_bytes, 64U * 1024U);
+  EXPECT_EQ(config.scan.max_read_bytes, 1024U * 1024U);
+  EXPECT_EQ(config.scan.read_chunk_bytes, 64U * 1024U);
   EXPECT_EQ(config.scan.active_minutes, 24U);
   EXPECT_EQ(config.scan.scan_threads, 4U);
   EXPECT_FALSE(config.scan.classify_inactive);
-  EXPECT_EQ(config.scan.rule.container_key, "*");
-  EXPECT_EQ(config.scan.rule.marker_key, "storage");
+  EXPECT_EQ(config.scan.rule.authenticated, std::vector<AuthenticatedRule>{AuthenticatedRule{}});
   EXPECT_EQ(config.scan.rule.unknown_key, "__ZF");
   EXPECT_EQ(config.scan.rule.format, SessionFormat::automatic);
   EXPECT_EQ(config.rescan_interval_s, 60U);
@@ -68,8 +75,7 @@ TEST(DaemonConfig, TheShippedConfigurationLoadsAndMatchesTheDefaults) {
   EXPECT_EQ(loaded->scan.max_read_bytes, defaults.scan.max_read_bytes);
   EXPECT_EQ(loaded->scan.scan_threads, defaults.scan.scan_threads);
   EXPECT_EQ(loaded->scan.classify_inactive, defaults.scan.classify_inactive);
-  EXPECT_EQ(loaded->scan.rule.container_key, defaults.scan.rule.container_key);
-  EXPECT_EQ(loaded->scan.rule.marker_key, defaults.scan.rule.marker_key);
+  EXPECT_EQ(loaded->scan.rule.authenticated, defaults.scan.rule.authenticated);
   EXPECT_EQ(loaded->scan.rule.unknown_key, defaults.scan.rule.unknown_key);
   EXPECT_EQ(loaded->scan.rule.format, defaults.scan.rule.format);
   EXPECT_EQ(loaded->rescan_interval_s, defaults.rescan_interval_s);
@@ -129,8 +135,7 @@ load = 8.5
   EXPECT_EQ(config.scan.max_read_bytes, 131072U);
   EXPECT_EQ(config.scan.max_depth, 2U);
   EXPECT_EQ(config.scan.rule.format, SessionFormat::php_serialize);
-  EXPECT_EQ(config.scan.rule.container_key, "_sf2_attributes");
-  EXPECT_EQ(config.scan.rule.marker_key, "_security_main");
+  EXPECT_EQ(rules_text(config.scan.rule), "_sf2_attributes contains _security_main");
   EXPECT_EQ(config.scan.rule.unknown_key, "_sf2_meta");
   EXPECT_EQ(config.snapshot_path, "/run/cc/snapshot");
   EXPECT_EQ(config.state_path, "/var/lib/cc/state");
@@ -146,15 +151,13 @@ TEST(DaemonConfig, AuthenticatedRuleKeepsAFormatSetBeforeOrAfter) {
       parse_daemon_config_text("[sessions]\nformat = php_binary\nauthenticated = * contains user\n", "test.conf");
   ASSERT_TRUE(before.has_value()) << before.error().message;
   EXPECT_EQ(before->scan.rule.format, SessionFormat::php_binary);
-  EXPECT_EQ(before->scan.rule.container_key, "*");
-  EXPECT_EQ(before->scan.rule.marker_key, "user");
+  EXPECT_EQ(rules_text(before->scan.rule), "* contains user");
 
   const auto after =
       parse_daemon_config_text("[sessions]\nauthenticated = auth contains id\nformat = php\n", "test.conf");
   ASSERT_TRUE(after.has_value()) << after.error().message;
   EXPECT_EQ(after->scan.rule.format, SessionFormat::php);
-  EXPECT_EQ(after->scan.rule.container_key, "auth");
-  EXPECT_EQ(after->scan.rule.marker_key, "id");
+  EXPECT_EQ(rules_text(after->scan.rule), "auth contains id");
 }
 
 TEST(DaemonConfig, EmptyUnknownKeyDisablesIt) {
@@ -196,7 +199,7 @@ TEST(DaemonConfig, CommentsAndWhitespace) {
   EXPECT_EQ(parsed->scan.active_minutes, 15U);
   EXPECT_EQ(parsed->scan.max_depth, 1U);
   EXPECT_EQ(parsed->scan.session_dir, "/var/lib/php/sessions");
-  EXPECT_EQ(parsed->scan.max_read_bytes, 64U * 1024U);
+  EXPECT_EQ(parsed->scan.max_read_bytes, 1024U * 1024U);
 }
 
 TEST(DaemonConfig, AppliesOverABase) {
@@ -378,6 +381,60 @@ TEST(LoadDaemonConfig, AnUnreadableFileIsAnErrorEvenWhenOptional) {
   test::write_file(path, "[log]\nlevel = debug\n");
   ASSERT_EQ(::chmod(path.c_str(), 0), 0);
   EXPECT_FALSE(load_daemon_config(path, false).has_value());
+}
+
+}  // namespace
+}  // namespace coupecircuit
+
+namespace coupecircuit {
+namespace {
+
+TEST(DaemonConfigRules, CommaListAndContinuationLines) {
+  const auto parsed = parse_daemon_config_text(
+      "[sessions]\n"
+      "authenticated = _sf2_attributes contains _security_main, _sf2_attributes contains _security_admin\n"
+      "    has user_id\n"
+      "\thas Zend_Auth*\n"
+      "format = igbinary\n",
+      "test.conf");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+  EXPECT_EQ(rules_text(parsed->scan.rule),
+            "_sf2_attributes contains _security_main, _sf2_attributes contains _security_admin, has user_id, has "
+            "Zend_Auth*");
+  EXPECT_EQ(parsed->scan.rule.format, SessionFormat::igbinary);
+}
+
+TEST(DaemonConfigRules, RulesOnlyOnContinuationLines) {
+  const auto parsed = parse_daemon_config_text(
+      "[sessions]\nauthenticated =\n  _sf2_attributes contains _security_*\n  has user_id\n", "test.conf");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+  EXPECT_EQ(rules_text(parsed->scan.rule), "_sf2_attributes contains _security_*, has user_id");
+}
+
+TEST(DaemonConfigRules, ALaterLineReplacesTheRules) {
+  const auto parsed = parse_daemon_config_text(
+      "[sessions]\nauthenticated = has a\n  has b\nactive_minutes = 5\nauthenticated = has c\n", "test.conf");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+  EXPECT_EQ(rules_text(parsed->scan.rule), "has c");
+}
+
+TEST(DaemonConfigRules, BadRulesNameTheLine) {
+  expect_error("[sessions]\nauthenticated = has a\n  b contains\n", 3, {"authenticated", "b contains"});
+  expect_error("[sessions]\nauthenticated = has a, * has b\n", 2, {"authenticated", "* has b"});
+  expect_error("[sessions]\n\nauthenticated =\nactive_minutes = 5\n", 3, {"authenticated", "no rule"});
+  std::string many = "[sessions]\nauthenticated = has k0\n";
+  for (int i = 1; i <= 32; ++i) many += "  has k" + std::to_string(i) + "\n";
+  expect_error(many, 34, {"authenticated", "at most 32"});
+  expect_error("[sessions]\nformat = igbinary2\n", 2, {"format", "igbinary"});
+}
+
+TEST(DaemonConfigRules, ReadChunkBytes) {
+  const auto parsed = parse_daemon_config_text("[sessions]\nread_chunk_bytes = 4096\nmax_read_bytes = 100000\n",
+                                               "test.conf");
+  ASSERT_TRUE(parsed.has_value()) << parsed.error().message;
+  EXPECT_EQ(parsed->scan.read_chunk_bytes, 4096U);
+  EXPECT_EQ(parsed->scan.window_bytes(), 4096U);
+  expect_error("[sessions]\nread_chunk_bytes = 4095\n", 2, {"read_chunk_bytes"});
 }
 
 }  // namespace

@@ -467,7 +467,7 @@ TEST_F(HostileSessionDir, TheRealHelperCountsExactlyAndOpensNothingElse) {
   TempDir run;
   const std::string config = run / "coupecircuitd.conf";
   test::write_file(config, "[sessions]\ndir = " + root_.path() + "\nmax_depth = " + std::to_string(kHostileMaxDepth) +
-                               "\n[snapshot]\npath = " + (run / "snapshot") + "\n[state]\npath = " + (run / "state") +
+                               "\nmax_read_bytes = " + std::to_string(kHostileReadCap) + "\n[snapshot]\npath = " + (run / "snapshot") + "\n[state]\npath = " + (run / "state") +
                                "\n");
   OpenWatch watch;
   watch_everything(watch);

@@ -136,7 +136,7 @@ const std::array<PhpSample, 39> kPhpSamples{{
      "\004notes:22:\"a:1:{s:7:\"storage\";} |\";\005vzn_xa:1:{s:7:\"storage\";s:15:\"s:7:\"storage\";|\";}"sv},
     {"empty.php", SessionFormat::php, SessionClass::empty, SessionClass::empty,
      ""sv},
-    {"empty.php_serialize", SessionFormat::php_serialize, SessionClass::anonymous, SessionClass::anonymous,
+    {"empty.php_serialize", SessionFormat::php_serialize, SessionClass::empty, SessionClass::empty,
      "a:0:{}"sv},
     {"empty.php_binary", SessionFormat::php_binary, SessionClass::empty, SessionClass::empty,
      ""sv},
@@ -296,8 +296,8 @@ TEST(SessionClassifierSeed, UnknownNeedsTheUnknownKey) {
 
 TEST(SessionClassifierRule, SymfonyRule) {
   const ClassifierRule r = symfony_rule();
-  EXPECT_EQ(r.container_key, "_sf2_attributes");
-  EXPECT_EQ(r.marker_key, "_security_main");
+  ASSERT_EQ(r.authenticated.size(), 1U);
+  EXPECT_EQ(to_string(r.authenticated[0]), "_sf2_attributes contains _security_main");
   const std::string token = ser("O:8:\"stdClass\":0:{}");
   EXPECT_EQ(classify("_sf2_attributes|a:1:{s:14:\"_security_main\";" + token + "}", false, r),
             SessionClass::authenticated);
@@ -329,7 +329,7 @@ TEST(SessionClassifierRule, ContainerIsTopLevelAndMarkerIsDirect) {
 
 TEST(SessionClassifierRule, ExactContainerKey) {
   ClassifierRule r = default_rule();
-  r.container_key = "vzn_main";
+  r.authenticated[0].container = KeyPattern{"vzn_main", false};
   EXPECT_EQ(classify("vzn_main|a:1:{s:7:\"storage\";N;}", false, r), SessionClass::authenticated);
   EXPECT_EQ(classify("vzn_other|a:1:{s:7:\"storage\";N;}", false, r), SessionClass::anonymous);
   EXPECT_EQ(classify("vzn_mai|a:1:{s:7:\"storage\";N;}", false, r), SessionClass::anonymous);
@@ -357,18 +357,19 @@ TEST(SessionClassifierRule, ObjectsCountLikeArrays) {
 
 TEST(SessionClassifierRule, IntegerKeysCompareByTheirDigits) {
   ClassifierRule r = default_rule();
-  r.marker_key = "42";
+  r.authenticated[0].marker = KeyPattern{"42", false};
   EXPECT_EQ(classify("vzn|a:1:{i:42;b:1;}", false, r), SessionClass::authenticated);
   EXPECT_EQ(classify("vzn|a:1:{i:43;b:1;}", false, r), SessionClass::anonymous);
-  r.container_key = "7";
+  r.authenticated[0].container = KeyPattern{"7", false};
   EXPECT_EQ(classify("a:1:{i:7;a:1:{i:42;N;}}", false, r), SessionClass::authenticated);
 }
 
 TEST(SessionClassifierRule, ParseAuthenticatedRuleAcceptsTheGrammar) {
   auto r = parse_authenticated_rule("* contains storage");
   ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->container_key, "*");
-  EXPECT_EQ(r->marker_key, "storage");
+  ASSERT_EQ(r->authenticated.size(), 1U);
+  EXPECT_EQ(r->authenticated[0], AuthenticatedRule{});
+  EXPECT_EQ(to_string(r->authenticated[0]), "* contains storage");
   EXPECT_EQ(r->unknown_key, "__ZF");
   EXPECT_EQ(r->format, SessionFormat::automatic);
 
@@ -377,8 +378,9 @@ TEST(SessionClassifierRule, ParseAuthenticatedRuleAcceptsTheGrammar) {
   base.format = SessionFormat::php_binary;
   r = parse_authenticated_rule(" \t_sf2_attributes   contains\t_security_main \n", base);
   ASSERT_TRUE(r.has_value());
-  EXPECT_EQ(r->container_key, "_sf2_attributes");
-  EXPECT_EQ(r->marker_key, "_security_main");
+  ASSERT_EQ(r->authenticated.size(), 1U);
+  EXPECT_EQ(r->authenticated[0].container, (KeyPattern{"_sf2_attributes", false}));
+  EXPECT_EQ(r->authenticated[0].marker, (KeyPattern{"_security_main", false}));
   EXPECT_EQ(r->unknown_key, "");
   EXPECT_EQ(r->format, SessionFormat::php_binary);
 }
@@ -709,14 +711,15 @@ TEST(SessionClassifierDetection, PicksTheFormatThatReadsTheFile) {
   EXPECT_EQ(classify(undefined + bin_record("vzn", "a:1:{s:7:\"storage\";N;}")), SessionClass::authenticated);
   EXPECT_EQ(classify(undefined + bin_record("k", "N;")), SessionClass::anonymous);
   std::string undefined_zf = std::string(1, static_cast<char>(0x80 | 4)) + "__ZF";
-  EXPECT_EQ(classify(undefined_zf), SessionClass::anonymous);
-  EXPECT_EQ(classify("\x80"sv), SessionClass::anonymous);  // one undefined variable with an empty name
+  // Undefined variables only: no session variable at all.
+  EXPECT_EQ(classify(undefined_zf), SessionClass::empty);
+  EXPECT_EQ(classify("\x80"sv), SessionClass::empty);  // one undefined variable with an empty name
   EXPECT_EQ(classify(bin_record("__ZF", "N;")), SessionClass::unknown);
   // php keys may hold anything but '|', including the empty key.
   EXPECT_EQ(classify("|N;"), SessionClass::anonymous);
   EXPECT_EQ(classify("a b:c{|N;"), SessionClass::anonymous);
-  // php_serialize: the outer array only.
-  EXPECT_EQ(classify("a:0:{}"), SessionClass::anonymous);
+  // php_serialize: the outer array only (empty: no variable at all).
+  EXPECT_EQ(classify("a:0:{}"), SessionClass::empty);
   EXPECT_EQ(classify("a:1:{s:4:\"__ZF\";a:0:{}}"), SessionClass::unknown);
   EXPECT_EQ(classify("a:1:{i:0;N;}"), SessionClass::anonymous);
 }

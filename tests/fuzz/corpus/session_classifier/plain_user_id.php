@@ -1,0 +1,1 @@
+user_id|i:42;cart|a:1:{s:5:"sku-1";i:2;}

@@ -1,0 +1,1 @@
+label|s:7:"storage";items|a:2:{i:0;a:2:{s:2:"id";i:1;s:3:"qty";i:2;}i:1;a:2:{s:2:"id";i:2;s:3:"qty";i:1;}}vzn_x|a:1:{s:7:"storage";s:11:"compte_reel";}

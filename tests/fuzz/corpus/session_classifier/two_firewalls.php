@@ -1,0 +1,1 @@
+_sf2_attributes|a:2:{s:11:"_csrf/admin";s:27:"q7r2iZ1y8ywI1nKe7m1c1Vp6tR1";s:15:"_security_admin";s:128:"O:21:"UsernamePasswordToken":4:{i:0;s:7:"jdupont";i:1;s:4:"main";i:2;a:2:{i:0;s:9:"ROLE_USER";i:1;s:10:"ROLE_ADMIN";}i:3;a:0:{}}";}_sf2_meta|a:3:{s:1:"u";i:1700000000;s:1:"c";i:1699990000;s:1:"l";i:0;}
