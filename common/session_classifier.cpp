@@ -177,6 +177,7 @@ struct Outcome {
   std::uint64_t variables = 0;  // top-level session variables seen
   bool marker = false;         // a rule matched
   bool unknown_key = false;    // the rule's unknown_key seen as a top-level key
+  bool short_read = false;     // the value ended before its announced size
 };
 
 // The window over the value. ensure() and skip() may slide it forward; the
@@ -229,7 +230,8 @@ class Cursor {
   }
 
  private:
-  bool refill(std::uint64_t n) noexcept {
+  // Out of line: ensure() stays small enough to inline everywhere.
+  [[gnu::noinline]] bool refill(std::uint64_t n) noexcept {
     if (reader_ == nullptr || n > capacity_ || base_ + len_ >= end_) return false;
     const std::size_t keep = len_ - pos_;
     if (pos_ > 0 && keep > 0) std::memmove(window_, window_ + pos_, keep);
@@ -291,8 +293,19 @@ class Matcher {
     for (std::size_t i = 0; i < count_; ++i) {
       const AuthenticatedRule& r = rules_[i];
       longest_ = std::max({longest_, r.container.text.size(), r.marker.text.size()});
+      note_first_byte(r.container);
+      if (r.kind == AuthenticatedRule::Kind::contains && note_first_byte(r.marker)) {
+        first_bytes_[0] = true;  // a mangled property name "\0Class\0name" may match once unmangled
+      }
     }
     longest_ = std::max(longest_, unknown_.size());
+    if (!unknown_.empty()) first_bytes_[static_cast<unsigned char>(unknown_[0])] = true;
+  }
+
+  // False when no pattern but "*" can match the name: its facts are then
+  // those of any other such name.
+  [[nodiscard]] bool may_differ(std::string_view name) const noexcept {
+    return name.empty() || first_bytes_[static_cast<unsigned char>(name[0])];
   }
 
   // Contains-rules whose container matches a top-level variable name.
@@ -333,10 +346,18 @@ class Matcher {
   [[nodiscard]] std::size_t decisive_length() const noexcept { return longest_ + 1 + 512; }
 
  private:
+  // Records the first byte of a pattern that does not match every name.
+  bool note_first_byte(const KeyPattern& p) noexcept {
+    if (p.text.empty()) return !p.prefix;  // exact "": may_differ() passes empty names
+    first_bytes_[static_cast<unsigned char>(p.text[0])] = true;
+    return true;
+  }
+
   const AuthenticatedRule* rules_;
   std::size_t count_;
   std::string_view unknown_;
   std::size_t longest_ = 0;
+  std::array<bool, 256> first_bytes_{};
 };
 
 // How the keys of an array or object being read are looked at.
@@ -414,11 +435,11 @@ bool has_control_byte(std::string_view key) noexcept {
 // php_binary.
 class SerializedParser {
  public:
-  SerializedParser(Cursor& cursor, const Matcher& matcher, bool plausible_php_keys) noexcept
+  SerializedParser(Cursor cursor, const Matcher& matcher, bool plausible_php_keys) noexcept
       : cur_(cursor), matcher_(matcher), plausible_php_keys_(plausible_php_keys) {}
 
   // php: key|value key|value ...
-  Outcome parse_php() noexcept {
+  [[gnu::noinline]] Outcome parse_php() noexcept {
     while (!cur_.at_end()) {
       std::string_view key;
       Status s = read_php_key(key);
@@ -431,7 +452,7 @@ class SerializedParser {
   }
 
   // php_serialize: one array whose keys are the session variables.
-  Outcome parse_php_serialize() noexcept {
+  [[gnu::noinline]] Outcome parse_php_serialize() noexcept {
     if (!cur_.ensure(1)) return finish(Status::truncated);
     if (cur_.peek() != 'a') return finish(Status::malformed);
     const Status s = parse_value(KeyRole{true, 0});
@@ -441,7 +462,7 @@ class SerializedParser {
 
   // php_binary: <len><key><value> ...; a length byte with bit 0x80 set marks
   // an undefined variable: the key (len & 0x7f bytes) has no value.
-  Outcome parse_php_binary() noexcept {
+  [[gnu::noinline]] Outcome parse_php_binary() noexcept {
     while (!cur_.at_end()) {
       const unsigned char len_byte = cur_.byte();
       const bool undefined = (len_byte & 0x80U) != 0;
@@ -459,6 +480,7 @@ class SerializedParser {
  private:
   Outcome finish(Status s) noexcept {
     out_.status = s;
+    out_.short_read = cur_.short_read();
     return out_;
   }
 
@@ -487,7 +509,7 @@ class SerializedParser {
   }
 
   // Consumes the literal c.
-  Status expect(char c) noexcept {
+  [[gnu::always_inline]] Status expect(char c) noexcept {
     if (!cur_.ensure(1)) return Status::truncated;
     if (cur_.peek() != c) return Status::malformed;
     cur_.advance(1);
@@ -505,17 +527,23 @@ class SerializedParser {
   Status read_uint(std::uint64_t& out, char terminator) noexcept {
     // Larger than any input; keeps out * 10 + 9 far from overflowing.
     constexpr std::uint64_t kLimit = std::uint64_t{1} << 58U;
-    out = 0;
-    std::size_t digits = 0;
-    while (cur_.ensure(1) && is_digit(cur_.peek())) {
-      if (out >= kLimit) return Status::malformed;
-      out = out * 10U + static_cast<std::uint64_t>(cur_.peek() - '0');
-      cur_.advance(1);
-      ++digits;
+    for (;;) {
+      // Scans the window; reads on only when the digits reach its end.
+      const std::string_view rest = cur_.rest();
+      out = 0;
+      std::size_t i = 0;
+      while (i < rest.size() && is_digit(rest[i])) {
+        if (out >= kLimit) return Status::malformed;
+        out = out * 10U + static_cast<std::uint64_t>(rest[i] - '0');
+        ++i;
+      }
+      if (i < rest.size()) {
+        if (i == 0 || rest[i] != terminator) return Status::malformed;
+        cur_.advance(i + 1);
+        return Status::complete;
+      }
+      if (!cur_.ensure(rest.size() + 1)) return Status::truncated;
     }
-    if (!cur_.ensure(1)) return Status::truncated;
-    if (digits == 0) return Status::malformed;
-    return expect(terminator);
   }
 
   // Reads [+-]?[0-9]+; and returns the number's text in out (valid until
@@ -763,7 +791,7 @@ class SerializedParser {
     }
   }
 
-  Cursor& cur_;
+  Cursor cur_;
   const Matcher& matcher_;
   bool plausible_php_keys_;
   Outcome out_{};
@@ -822,10 +850,10 @@ std::size_t width_in(std::uint8_t t, std::uint8_t first) noexcept {
 // Parses igbinary session data.
 class IgbinaryParser {
  public:
-  IgbinaryParser(Cursor& cursor, const Matcher& matcher) noexcept
+  IgbinaryParser(Cursor cursor, const Matcher& matcher) noexcept
       : cur_(cursor), matcher_(matcher), general_(matcher.facts("\x01\x02 no key has this name")) {}
 
-  Outcome parse() noexcept {
+  [[gnu::noinline]] Outcome parse() noexcept {
     if (!cur_.ensure(4)) return finish(Status::truncated);
     if (cur_.byte(0) != 0 || cur_.byte(1) != 0 || cur_.byte(2) != 0 || (cur_.byte(3) != 1 && cur_.byte(3) != 2)) {
       return finish(Status::malformed);
@@ -849,6 +877,7 @@ class IgbinaryParser {
 
   Outcome finish(Status s) noexcept {
     out_.status = s;
+    out_.short_read = cur_.short_read();
     return out_;
   }
 
@@ -864,10 +893,14 @@ class IgbinaryParser {
   // A new string of the table: n bytes, of which the decisive ones are
   // looked at, the rest skipped. facts gets what the name means.
   Status read_chars(std::uint64_t n, KeyFacts& facts) noexcept {
-    const std::uint64_t look = std::min<std::uint64_t>(n, matcher_.decisive_length());
-    if (!cur_.ensure(look)) return Status::truncated;
-    const auto name = std::string_view(cur_.rest().data(), static_cast<std::size_t>(look));
-    facts = matcher_.facts(name);
+    facts = general_;
+    // The first byte tells whether the name can matter; only then are its
+    // decisive bytes looked at.
+    if (n == 0 || (cur_.ensure(1) && matcher_.may_differ(cur_.rest().substr(0, 1)))) {
+      const std::uint64_t look = std::min<std::uint64_t>(n, matcher_.decisive_length());
+      if (!cur_.ensure(look)) return Status::truncated;
+      facts = matcher_.facts(std::string_view(cur_.rest().data(), static_cast<std::size_t>(look)));
+    }
     if (!cur_.skip(n)) return Status::truncated;
     if (!(facts == general_)) {
       if (recorded_count_ == kRecordedMax) {
@@ -972,25 +1005,15 @@ class IgbinaryParser {
   }
 
   // Integers, doubles: a fixed number of bytes; 0 for other types.
-  static std::size_t scalar_width(std::uint8_t t) noexcept {
-    switch (t) {
-      case kIgbLong8p:
-      case kIgbLong8n:
-        return 1;
-      case kIgbLong16p:
-      case kIgbLong16n:
-        return 2;
-      case kIgbLong32p:
-      case kIgbLong32n:
-        return 4;
-      case kIgbLong64p:
-      case kIgbLong64n:
-      case kIgbDouble:
-        return 8;
-      default:
-        return 0;
-    }
-  }
+  static std::size_t scalar_width(std::uint8_t t) noexcept { return kScalarWidths[t]; }
+  static constexpr std::array<std::uint8_t, 256> kScalarWidths = [] {
+    std::array<std::uint8_t, 256> widths{};
+    widths[kIgbLong8p] = widths[kIgbLong8n] = 1;
+    widths[kIgbLong16p] = widths[kIgbLong16n] = 2;
+    widths[kIgbLong32p] = widths[kIgbLong32n] = 4;
+    widths[kIgbLong64p] = widths[kIgbLong64n] = widths[kIgbDouble] = 8;
+    return widths;
+  }();
 
   // Reads the head of one value, its type byte first. Scalars are read
   // whole; for an array or object with properties, head.opened is set with
@@ -1115,7 +1138,7 @@ class IgbinaryParser {
     }
   }
 
-  Cursor& cur_;
+  Cursor cur_;
   const Matcher& matcher_;
   const KeyFacts general_;  // facts of a name no exact pattern names
   std::uint64_t strings_ = 0;     // strings numbered so far
@@ -1126,7 +1149,7 @@ class IgbinaryParser {
   Outcome out_{};
 };
 
-Outcome parse_as(SessionFormat format, Cursor& cursor, const Matcher& matcher, bool automatic) noexcept {
+Outcome parse_as(SessionFormat format, const Cursor& cursor, const Matcher& matcher, bool automatic) noexcept {
   switch (format) {
     case SessionFormat::igbinary:
       return IgbinaryParser(cursor, matcher).parse();
@@ -1248,7 +1271,7 @@ SessionClass classify_session(const SessionStream& stream, const ClassifierRule&
   }
   Cursor cursor(stream.window, filled, end, stream.reader);
   const Outcome o = parse_as(format, cursor, matcher, rule.format == SessionFormat::automatic);
-  return verdict(o, cut || cursor.short_read());
+  return verdict(o, cut || o.short_read);
 }
 
 }  // namespace coupecircuit

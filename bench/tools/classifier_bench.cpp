@@ -6,6 +6,11 @@
 // sessions/s and the cost per byte relative to the php format.
 //
 // Usage: classifier_bench CORPUS_DIR [SECONDS_PER_ROW]
+//        classifier_bench CORPUS_DIR --passes HANDLER PASSES
+// The second form classifies the files of one handler (format fixed)
+// exactly PASSES times and prints the bytes and sessions classified: run it
+// under callgrind (--toggle-collect=*classify_pass*) for instruction counts
+// per byte that the machine's load does not disturb (bench/classifier.sh).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -68,9 +73,31 @@ Row measure(const std::vector<std::string>& files, const ClassifierRule& rule, d
   return row;
 }
 
+// One pass over the files; its own function for callgrind's --toggle-collect.
+__attribute__((noinline)) unsigned classify_pass(const std::vector<std::string>& files, const ClassifierRule& rule) {
+  unsigned sink = 0;
+  for (const auto& f : files) sink += static_cast<unsigned>(coupecircuit::classify_session(f, false, rule));
+  return sink;
+}
+
+int count_passes(const std::filesystem::path& dir, const std::string& handler, unsigned long passes) {
+  const auto files = load(dir, handler);
+  ClassifierRule rule;
+  rule.format = coupecircuit::parse_session_format(handler).value();
+  std::size_t bytes = 0;
+  for (const auto& f : files) bytes += f.size();
+  unsigned sink = 0;
+  for (unsigned long i = 0; i < passes; ++i) sink += classify_pass(files, rule);
+  std::printf("%s files %zu bytes %zu passes %lu sink %u\n", handler.c_str(), files.size(), bytes, passes, sink);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 5 && std::string(argv[2]) == "--passes") {
+    return count_passes(argv[1], argv[3], std::strtoul(argv[4], nullptr, 10));
+  }
   if (argc < 2) {
     std::fputs("usage: classifier_bench CORPUS_DIR [SECONDS_PER_ROW]\n", stderr);
     return 2;
