@@ -30,6 +30,10 @@ inline constexpr std::string_view kLoadSignalError = "CC0040";
 inline constexpr std::string_view kAgentListening = "CC0050";
 inline constexpr std::string_view kAgentError = "CC0051";
 inline constexpr std::string_view kHistoryError = "CC0060";
+inline constexpr std::string_view kRedisUnavailable = "CC0070";
+inline constexpr std::string_view kRedisAvailable = "CC0071";
+inline constexpr std::string_view kRedisNotifications = "CC0072";
+inline constexpr std::string_view kRedisTopology = "CC0073";
 inline constexpr std::string_view kCtlStateError = "CC0100";
 }  // namespace id
 

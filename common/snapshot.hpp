@@ -134,12 +134,12 @@ class SnapshotWriter {
 };
 
 // Are the session counts of this payload known? False when the last scan
-// could not read the session store. The one test every reader uses (module,
-// status page, Prometheus, health, agent, coupecircuitctl): when false,
-// SESSIONS_ACTIVES is absent, not 0, and the sessions threshold neither trips
-// nor releases anything.
+// could not read the session directory, or the Redis store is unavailable.
+// The one test every reader uses (module, status page, Prometheus, health,
+// agent, coupecircuitctl): when false, SESSIONS_ACTIVES is absent, not 0, and
+// the sessions threshold neither trips nor releases anything.
 [[nodiscard]] constexpr bool sessions_known(const Payload& payload) noexcept {
-  return (payload.flags & kFlagScanFailed) == 0;
+  return (payload.flags & (kFlagScanFailed | kFlagSessionsUnavailable)) == 0;
 }
 
 // Copies a C string into a fixed char array, always NUL-terminated.

@@ -24,6 +24,9 @@
 // it creates the new file beside the old one and renames it over the path,
 // so that readers keep a valid mapping of the old inode, see it go stale and
 // re-open the path (at most once a second).
+//
+// Layout history: 1 first release; 2 adds the session store (kind, masters,
+// keys seen, notifications, unavailable since) for sessions kept in Redis.
 #pragma once
 
 #include <atomic>
@@ -34,7 +37,7 @@
 namespace coupecircuit::snapshot {
 
 inline constexpr std::uint32_t kMagic = 0x4343534EU;  // "NSCC" little-endian: CoupeCircuit Snapshot
-inline constexpr std::uint16_t kLayoutVersion = 1;
+inline constexpr std::uint16_t kLayoutVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr const char* kDefaultPath = "/run/coupecircuit/snapshot";
 
@@ -74,6 +77,18 @@ enum PayloadFlags : std::uint32_t {
   kFlagCutActive = 1U << 1,
   kFlagScanFailed = 1U << 2,    // the last scan could not read the session dir
   kFlagStateInvalid = 1U << 3,  // the state file is unreadable: last good state kept
+  kFlagSessionsUnavailable = 1U << 4,  // the session store (Redis) cannot be counted now
+};
+
+// Where sessions are counted (Payload::store_kind).
+enum StoreKind : std::uint32_t {
+  kStoreFiles = 0,
+  kStoreRedis = 1,
+  kStoreRedisCluster = 2,
+};
+
+enum StoreFlags : std::uint32_t {
+  kStoreNotifications = 1U << 0,  // following keyspace notifications on every master
 };
 
 // Everything below is copied as a whole under the seqlock. Plain integers and
@@ -96,6 +111,17 @@ struct Payload {
   std::uint32_t active_minutes;
   std::uint32_t count_inactive_unread;  // non-empty, inactive when first seen: never read
   char sessions_active_text[kTextCapacity];
+
+  // Session store. For Redis, last_scan_* describe the last complete pass
+  // and files_seen stays 0.
+  std::uint32_t store_kind;             // StoreKind
+  std::uint32_t store_flags;            // StoreFlags
+  std::uint32_t store_masters_reached;  // Redis masters scanned by the last pass
+  std::uint32_t store_masters_total;
+  std::uint64_t keys_seen;              // Redis session keys counted
+  std::int64_t sessions_unavailable_since_wall_s;  // with kFlagSessionsUnavailable
+  std::uint64_t store_values_read;      // values fetched by the last complete pass
+  std::uint64_t store_bytes_read;       // reply bytes of the last complete pass
 
   // Load signals (centi: value times 100).
   std::uint32_t load_centi[3];           // 1, 5, 15 minutes

@@ -89,6 +89,54 @@ bool over_global_threshold(const snapshot::Payload& payload) {
   return check_thresholds(payload, global, 0, 0).over;
 }
 
+const char* store_kind_name(std::uint32_t kind) {
+  switch (kind) {
+    case snapshot::kStoreRedis: return "redis";
+    case snapshot::kStoreRedisCluster: return "rediscluster";
+    default: return "files";
+  }
+}
+
+// Where sessions are counted; for Redis, whether it answers. No address or
+// password: the snapshot carries neither.
+json store_json(const snapshot::Payload& p) {
+  json store = {{"kind", store_kind_name(p.store_kind)}, {"sessions_known", snapshot::sessions_known(p)}};
+  if (p.store_kind == snapshot::kStoreFiles) {
+    store["files_seen"] = p.files_seen;
+    return store;
+  }
+  const bool unavailable = (p.flags & snapshot::kFlagSessionsUnavailable) != 0;
+  store["available"] = !unavailable;
+  store["unavailable_since"] = unavailable ? p.sessions_unavailable_since_wall_s : 0;
+  const std::int64_t now_ns = snapshot::realtime_now_ns();
+  store["last_good_pass_age_seconds"] =
+      p.last_scan_wall_ns > 0 ? json(static_cast<double>(now_ns - p.last_scan_wall_ns) / 1e9) : json(nullptr);
+  store["masters_reached"] = p.store_masters_reached;
+  store["masters_total"] = p.store_masters_total;
+  store["keys_seen"] = p.keys_seen;
+  store["pass_duration_us"] = p.last_scan_duration_us;
+  store["values_read_last_pass"] = p.store_values_read;
+  store["bytes_read_last_pass"] = p.store_bytes_read;
+  store["notifications"] = (p.store_flags & snapshot::kStoreNotifications) != 0;
+  return store;
+}
+
+void print_store(const snapshot::Payload& p) {
+  if (p.store_kind == snapshot::kStoreFiles) return;
+  const bool unavailable = (p.flags & snapshot::kFlagSessionsUnavailable) != 0;
+  std::printf("store:      %s, masters %u/%u, %llu keys, pass %llu us, notifications %s\n", store_kind_name(p.store_kind),
+              p.store_masters_reached, p.store_masters_total, static_cast<unsigned long long>(p.keys_seen),
+              static_cast<unsigned long long>(p.last_scan_duration_us),
+              (p.store_flags & snapshot::kStoreNotifications) != 0 ? "on" : "off");
+  if (unavailable) {
+    const std::int64_t age_s =
+        p.last_scan_wall_ns > 0 ? (snapshot::realtime_now_ns() - p.last_scan_wall_ns) / 1'000'000'000LL : -1;
+    std::printf("WARNING:    sessions unavailable since %s (last good count %s); SESSIONS_ACTIVES not exported\n",
+                wall_time_text(p.sessions_unavailable_since_wall_s).c_str(),
+                age_s >= 0 ? (std::to_string(age_s) + " s ago").c_str() : "never");
+  }
+}
+
 int command_status(const GlobalOptions& options, bool as_json) {
   snapshot::ReadOptions read_options;
   read_options.max_age_ns = static_cast<std::uint64_t>(options.max_age_s * 1e9);
@@ -133,7 +181,9 @@ int command_status(const GlobalOptions& options, bool as_json) {
     inactive["unread"] = p.count_inactive_unread;
     out["sessions"] = {{"known", !sessions_unknown}, {"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
                        {"active_minutes", p.active_minutes},     {"active", active},
-                       {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0}};
+                       {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0},
+                       {"known", snapshot::sessions_known(p)},  {"keys_seen", p.keys_seen}};
+    out["store"] = store_json(p);
     out["last_scan"] = {{"wall_time", p.last_scan_wall_ns / 1'000'000'000LL}, {"duration_us", p.last_scan_duration_us}};
     out["load"] = {{"1", centi_to_string(p.load_centi[0])}, {"5", centi_to_string(p.load_centi[1])},
                    {"15", centi_to_string(p.load_centi[2])}};
@@ -175,6 +225,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
     std::printf("last scan:  %s, %llu us%s\n", wall_time_text(p.last_scan_wall_ns / 1'000'000'000LL).c_str(),
                 static_cast<unsigned long long>(p.last_scan_duration_us),
                 (p.flags & snapshot::kFlagScanFailed) != 0 ? " (FAILED: session directory unreadable)" : "");
+    print_store(p);
     std::printf("load:       %s %s %s\n", centi_to_string(p.load_centi[0]).c_str(), centi_to_string(p.load_centi[1]).c_str(),
                 centi_to_string(p.load_centi[2]).c_str());
     if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {

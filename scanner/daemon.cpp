@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -20,6 +21,7 @@
 #include "history.hpp"
 #include "load_signals.hpp"
 #include "log.hpp"
+#include "redis_store.hpp"
 #include "snapshot.hpp"
 #include "state_file.hpp"
 #include "unique_fd.hpp"
@@ -63,6 +65,9 @@ class Daemon {
 
  private:
   bool configure(const DaemonConfig& config);
+  void configure_store();
+  void wait_first_store_pass();
+  void publish_store(snapshot::Payload& payload, std::int64_t now_s, SessionCounts& counts) const;
   void load_state(bool at_start);
   void full_scan();
   void rewatch_sessions();
@@ -77,6 +82,7 @@ class Daemon {
   DaemonRunOptions options_;
   DaemonConfig config_;
   std::optional<SessionScanner> scanner_;
+  std::unique_ptr<RedisSessionStore> redis_;  // save_handler redis or rediscluster, else null
   snapshot::SnapshotWriter writer_;
   snapshot::Payload published_{};
   bool has_published_ = false;
@@ -141,7 +147,63 @@ bool Daemon::configure(const DaemonConfig& config_in) {
   } else {
     scanner_.emplace(config_.scan);
   }
+  configure_store();
   return true;
+}
+
+// Sessions in Redis: a store with its own worker thread, kept across a
+// reload that does not change it.
+void Daemon::configure_store() {
+  if (config_.save_handler == SaveHandler::files) {
+    redis_.reset();
+    return;
+  }
+  RedisStoreOptions options;
+  options.save_path = config_.store;
+  options.auth_file_password = config_.auth_password;
+  options.gc_maxlifetime_s = config_.gc_maxlifetime_s;
+  options.active_minutes = config_.scan.active_minutes;
+  options.max_read_bytes = config_.scan.max_read_bytes;
+  options.rule = config_.scan.rule;
+  options.rescan_interval_s = config_.rescan_interval_s;
+  if (redis_ && redis_->options() == options) {
+    redis_->request_pass();
+    return;
+  }
+  redis_ = std::make_unique<RedisSessionStore>(std::move(options));
+  if (!options_.once) redis_->start();
+}
+
+// The first snapshot carries the first pass's counts when Redis answers
+// quickly; a slow or absent server only delays it by this much.
+void Daemon::wait_first_store_pass() {
+  if (!redis_) return;
+  if (options_.once) {
+    redis_->run_pass_now();
+    return;
+  }
+  pollfd fd{redis_->change_fd(), POLLIN, 0};
+  ::poll(&fd, 1, 3000);
+  redis_->consume_change();
+}
+
+void Daemon::publish_store(snapshot::Payload& payload, std::int64_t now_s, SessionCounts& counts) const {
+  const RedisStoreStatus store = redis_->status(now_s);
+  counts = store.counts;
+  payload.store_kind = config_.save_handler == SaveHandler::rediscluster ? snapshot::kStoreRedisCluster : snapshot::kStoreRedis;
+  payload.store_masters_reached = store.masters_reached;
+  payload.store_masters_total = store.masters_total;
+  payload.keys_seen = counts.files_seen;
+  counts.files_seen = 0;
+  if (store.notifications) payload.store_flags |= snapshot::kStoreNotifications;
+  payload.last_scan_wall_ns = store.last_good_pass_wall_ns;
+  payload.last_scan_duration_us = store.last_pass_duration_us;
+  payload.store_values_read = store.keys_read_last_pass;
+  payload.store_bytes_read = store.bytes_read_last_pass;
+  if (!store.available) {
+    payload.flags |= snapshot::kFlagSessionsUnavailable;
+    payload.sessions_unavailable_since_wall_s = store.unavailable_since_wall_s;
+  }
 }
 
 void Daemon::load_state(bool at_start) {
@@ -168,6 +230,10 @@ void Daemon::load_state(bool at_start) {
 }
 
 void Daemon::full_scan() {
+  if (redis_) {  // the store's worker makes its own passes
+    rescan_due_ = false;
+    return;
+  }
   auto statistics = scanner_->full_scan();
   rescan_due_ = false;
   if (!statistics) {
@@ -302,9 +368,14 @@ void Daemon::publish(bool force) {
   payload.writer_generation = generation_;
   payload.writer_pid = static_cast<std::uint32_t>(::getpid());
   const std::int64_t now_s = snapshot::realtime_now_ns() / 1'000'000'000LL;
-  const SessionCounts counts = scanner_->counts(now_s);
+  SessionCounts counts;
   payload.last_scan_wall_ns = last_scan_wall_ns_;
   payload.last_scan_duration_us = last_scan_duration_us_;
+  if (redis_) {
+    publish_store(payload, now_s, counts);
+  } else {
+    counts = scanner_->counts(now_s);
+  }
   payload.sessions_active = counts.active_authenticated();
   payload.files_seen = counts.files_seen;
   for (std::size_t i = 0; i < kSessionClassCount; ++i) {
@@ -379,12 +450,17 @@ int Daemon::run() {
   }
 
   full_scan();
+  wait_first_store_pass();
   publish(true);
-  log::info(log::id::kStarted,
-            "coupecircuitd " COUPECIRCUIT_VERSION ": " + config_.scan.session_dir + " -> " + config_.snapshot_path + ", " +
-                std::to_string(scanner_->tracked_files()) + " session files, " +
-                std::to_string(published_.sessions_active) + " active authenticated");
-  if (options_.once) return scan_failed_ ? 1 : 0;
+  const std::string source = redis_ ? "sessions in " + std::string(to_string(config_.save_handler)) + " (" +
+                                          std::to_string(published_.store_masters_reached) + "/" +
+                                          std::to_string(published_.store_masters_total) + " masters, " +
+                                          std::to_string(published_.keys_seen) + " keys)"
+                                    : config_.scan.session_dir + " (" + std::to_string(scanner_->tracked_files()) +
+                                          " session files)";
+  log::info(log::id::kStarted, "coupecircuitd " COUPECIRCUIT_VERSION ": " + source + " -> " + config_.snapshot_path + ", " +
+                                   std::to_string(published_.sessions_active) + " active authenticated");
+  if (options_.once) return scan_failed_ || !snapshot::sessions_known(published_) ? 1 : 0;
 
   ::sd_notify(0, "READY=1");
   std::uint64_t next_tick = snapshot::monotonic_now_ns() + kTickNs;
@@ -403,13 +479,20 @@ int Daemon::run() {
     const int timeout_ms = deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
     // While gathering, inotify is left out of the poll set.
     const int inotify_fd = inotify_ && inotify_pending_since == 0 ? inotify_.get() : -1;
-    pollfd fds[3] = {{signals_fd_.get(), POLLIN, 0}, {inotify_fd, POLLIN, 0}, {agent_ ? agent_->fd() : -1, POLLIN, 0}};
-    const int ready = ::poll(fds, 3, timeout_ms);
+    pollfd fds[4] = {{signals_fd_.get(), POLLIN, 0},
+                     {inotify_fd, POLLIN, 0},
+                     {agent_ ? agent_->fd() : -1, POLLIN, 0},
+                     {redis_ ? redis_->change_fd() : -1, POLLIN, 0}};
+    const int ready = ::poll(fds, 4, timeout_ms);
     if (ready < 0 && errno != EINTR) {
       log::error(log::id::kStopping, std::string("poll failed: ") + std::strerror(errno));
       return 1;
     }
     if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
+    if (redis_ && (fds[3].revents & POLLIN) != 0) {
+      redis_->consume_change();
+      content_dirty_ = true;
+    }
     if ((fds[1].revents & POLLIN) != 0) inotify_pending_since = snapshot::monotonic_now_ns();
     if (inotify_pending_since != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since + kInotifyGatherNs) {
       inotify_pending_since = 0;

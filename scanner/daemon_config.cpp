@@ -61,7 +61,13 @@ struct ParseContext {
   const LineReader* reader = nullptr;
   bool after_authenticated = false;  // the previous setting was [sessions] authenticated
   int empty_authenticated_line = 0;  // "authenticated =" with no rule (yet), 0 if none
+  int save_path_line = 0;            // for errors found once the whole file is read
 };
+
+// Settings whose value is never repeated in an error message.
+bool is_secret_setting(std::string_view section, std::string_view key) {
+  return section == "sessions" && (key == "save_path" || key == "auth_file");
+}
 
 // "authenticated" takes rules separated by commas, and more on indented
 // continuation lines, which add to the rules of the line above instead of
@@ -126,7 +132,13 @@ std::string apply_absolute_path(std::string_view key, std::string_view value, st
 std::string apply_sessions_number(DaemonConfig& config, std::string_view key, std::string_view value) {
   ScanOptions& scan = config.scan;
   if (key == "active_minutes") return apply_bounded(value, 1, 7 * 24 * 60, [&](auto v) { scan.active_minutes = v; });
-  if (key == "rescan_interval") return apply_bounded(value, 1, 86400, [&](auto v) { config.rescan_interval_s = v; });
+  if (key == "rescan_interval") {
+    return apply_bounded(value, 1, 86400, [&](auto v) {
+      config.rescan_interval_s = v;
+      config.rescan_interval_set = true;
+    });
+  }
+  if (key == "gc_maxlifetime") return apply_bounded(value, 1, 365U * 86400U, [&](auto v) { config.gc_maxlifetime_s = v; });
   if (key == "max_read_bytes") return apply_bounded(value, 64, 16U << 20, [&](auto v) { scan.max_read_bytes = v; });
   if (key == "read_chunk_bytes") {
     return apply_bounded(value, 4096, 16U << 20, [&](auto v) { scan.read_chunk_bytes = v; });
@@ -134,6 +146,24 @@ std::string apply_sessions_number(DaemonConfig& config, std::string_view key, st
   if (key == "max_depth") return apply_bounded(value, 0, 8, [&](auto v) { scan.max_depth = v; });
   if (key == "scan_threads") return apply_bounded(value, 1, 64, [&](auto v) { scan.scan_threads = v; });
   return kUnknownSetting;
+}
+
+// [sessions], where the sessions are kept (save_path is checked once the
+// whole file is read: it depends on save_handler).
+std::string apply_sessions_store(DaemonConfig& config, std::string_view key, std::string_view value) {
+  if (key == "save_handler") {
+    auto handler = parse_save_handler(value);
+    if (!handler) return handler.error().message;
+    config.save_handler = *handler;
+    return {};
+  }
+  if (key == "save_path") {
+    if (value.empty()) return "save_path is empty";
+    config.save_path_text = std::string(value);
+    return {};
+  }
+  if (key == "auth_file") return apply_absolute_path(key, value, config.auth_file);
+  return apply_sessions_number(config, key, value);
 }
 
 std::string apply_sessions_setting(DaemonConfig& config, std::string_view key, std::string_view value) {
@@ -154,7 +184,7 @@ std::string apply_sessions_setting(DaemonConfig& config, std::string_view key, s
     config.scan.rule.unknown_key = std::string(value);
     return {};
   }
-  return apply_sessions_number(config, key, value);
+  return apply_sessions_store(config, key, value);
 }
 
 std::string apply_agent_setting(AgentSettings& agent, std::string_view key, std::string_view value) {
@@ -205,9 +235,15 @@ int on_setting(void* user, const char* section, const char* name, const char* va
   const std::string why =
       authenticated ? apply_authenticated(*context, value) : apply_setting(context->config, section, name, value);
   context->after_authenticated = authenticated;
-  if (why.empty()) return 1;
+  if (why.empty()) {
+    if (std::string_view(section) == "sessions" && std::string_view(name) == "save_path") {
+      context->save_path_line = context->reader->line;
+    }
+    return 1;
+  }
   if (context->first_error.empty()) {
-    context->first_error = "[" + std::string(section) + "] " + name + " = " + value + ": " + why;
+    context->first_error = "[" + std::string(section) + "] " + name +
+                           (is_secret_setting(section, name) ? std::string() : " = " + std::string(value)) + ": " + why;
     context->first_error_line = context->reader->line;
   }
   return 0;  // inih reports the line of the first rejected setting
@@ -236,7 +272,69 @@ Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::
                       ": [sessions] authenticated: no rule given (rules follow on the same line or on "
                       "indented lines below)");
   }
+  if (!context.config.save_path_text.empty()) {
+    // Checked once both save_handler and save_path are known.
+    auto store = parse_save_path(context.config.save_handler, context.config.save_path_text);
+    if (!store) {
+      return make_error(source_name + ":" + std::to_string(context.save_path_line) + ": [sessions] save_path (for " +
+                        std::string(to_string(context.config.save_handler)) + "): " + store.error().message);
+    }
+  }
   return context.config;
+}
+
+Result<std::string> read_password_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
+  if (!fd) {
+    const int saved = errno;
+    return make_error("auth_file " + path + ": " + std::strerror(saved), saved);
+  }
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) return make_error("auth_file " + path + " is not a regular file");
+  if (info.st_uid != 0 && info.st_uid != ::geteuid()) return make_error("auth_file " + path + " is not owned by root");
+  if ((info.st_mode & 077) != 0) {
+    return make_error("auth_file " + path + " is readable or writable by group or others (chmod 600 it)");
+  }
+  if (info.st_size > 4096) return make_error("auth_file " + path + " is larger than 4 KiB");
+  std::string text(static_cast<std::size_t>(info.st_size), '\0');
+  const ssize_t got = ::read(fd.get(), text.data(), text.size());
+  if (got < 0) return make_error("auth_file " + path + ": cannot read");
+  text.resize(static_cast<std::size_t>(got));
+  const auto newline = text.find_first_of("\r\n");
+  if (newline != std::string::npos) text.resize(newline);
+  if (text.empty()) return make_error("auth_file " + path + " is empty (its first line is the password)");
+  return text;
+}
+
+Result<void> resolve_session_store(DaemonConfig& config, const std::string& where) {
+  if (!config.rescan_interval_set) {
+    config.rescan_interval_s = config.save_handler == SaveHandler::files ? kFilesRescanIntervalS : kRedisRescanIntervalS;
+  }
+  config.store = SavePath{};
+  config.auth_password.clear();
+  if (config.save_path_text.empty()) {
+    if (config.save_handler != SaveHandler::files) {
+      return make_error(where + ": save_handler " + std::string(to_string(config.save_handler)) + " needs a save_path");
+    }
+    return {};
+  }
+  auto store = parse_save_path(config.save_handler, config.save_path_text);
+  if (!store) {
+    return make_error(where + ": save_path (for " + std::string(to_string(config.save_handler)) + "): " +
+                      store.error().message);
+  }
+  config.store = std::move(*store);
+  if (config.save_handler == SaveHandler::files) {
+    config.scan.session_dir = config.store.directory;
+    if (config.store.depth > config.scan.max_depth) config.scan.max_depth = config.store.depth;
+    return {};
+  }
+  if (!config.auth_file.empty()) {
+    auto password = read_password_file(config.auth_file);
+    if (!password) return password.error();
+    config.auth_password = std::move(*password);
+  }
+  return {};
 }
 
 Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) {

@@ -10,15 +10,29 @@
 
 #include "agent.hpp"
 #include "result.hpp"
+#include "save_path.hpp"
 #include "session_scanner.hpp"
 
 namespace coupecircuit {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/coupecircuit/coupecircuitd.conf";
 
+inline constexpr std::uint32_t kFilesRescanIntervalS = 60;
+inline constexpr std::uint32_t kRedisRescanIntervalS = 10;
+
 struct DaemonConfig {
   ScanOptions scan;                       // [sessions]
-  std::uint32_t rescan_interval_s = 60;   // [sessions] rescan_interval: full rescan period
+  std::uint32_t rescan_interval_s = kFilesRescanIntervalS;  // [sessions] rescan_interval: full rescan period
+  bool rescan_interval_set = false;       // given in the file or on the command line (else: per store)
+  // [sessions] save_handler and save_path, as in php.ini. For files, the
+  // save_path sets scan.session_dir; for redis and rediscluster it says
+  // where the sessions are (store holds it parsed).
+  SaveHandler save_handler = SaveHandler::files;
+  std::string save_path_text;             // never logged: may hold a password
+  SavePath store;                         // parsed save_path (redis, rediscluster)
+  std::uint32_t gc_maxlifetime_s = 1440;  // [sessions] gc_maxlifetime: the TTL of a session write
+  std::string auth_file;                  // [sessions] auth_file: the Redis password, root-only file
+  std::string auth_password;              // read from auth_file by load_daemon_config; never logged
   std::string snapshot_path = "/run/coupecircuit/snapshot";  // [snapshot] path
   std::string state_path = "/var/lib/coupecircuit/state";    // [state] path
   std::string log_level = "info";         // [log] level: error|warning|notice|info|debug
@@ -28,6 +42,14 @@ struct DaemonConfig {
 // Applies the file's settings over `base`. Errors name the file and line.
 [[nodiscard]] Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name,
                                                             DaemonConfig base = {});
+// Parses save_path for save_handler into config.store (files: sets
+// scan.session_dir), reads auth_file, and picks the store's default
+// rescan_interval. `where` prefixes errors ("file:line", "--save-path").
+[[nodiscard]] Result<void> resolve_session_store(DaemonConfig& config, const std::string& where);
+// Reads a password file: a regular file owned by root (or the caller), not
+// readable by group or others; its first line is the password.
+[[nodiscard]] Result<std::string> read_password_file(const std::string& path);
+
 // A missing file is an error only when required (an explicit --config).
 [[nodiscard]] Result<DaemonConfig> load_daemon_config(const std::string& path, bool required);
 

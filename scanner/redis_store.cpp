@@ -1,0 +1,930 @@
+#include "redis_store.hpp"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "log.hpp"
+#include "snapshot.hpp"
+
+namespace coupecircuit {
+namespace {
+
+constexpr std::size_t kScanCount = 1000;
+constexpr std::uint32_t kClusterSlots = 16384;
+// A known key's derived write time may drift this much between passes
+// (round trips, PTTL's rounding) without meaning a new write.
+constexpr std::int64_t kActivityToleranceMs = 500;
+constexpr std::int64_t kForever = INT64_MAX / 2;  // no expiry, not empty: always active
+constexpr std::int64_t kNever = INT64_MIN / 2;    // no expiry, empty: never active
+constexpr std::string_view kLockSuffix = "_LOCK";
+constexpr std::uint64_t kMinBackoffMs = 250;
+
+struct ContextDeleter {
+  void operator()(redisContext* context) const noexcept { redisFree(context); }
+};
+using Context = std::unique_ptr<redisContext, ContextDeleter>;
+
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+std::uint64_t key_hash(std::string_view key) noexcept {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : key) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+std::int64_t wall_ms() noexcept { return snapshot::realtime_now_ns() / 1'000'000; }
+std::uint64_t mono_ms() noexcept { return snapshot::monotonic_now_ns() / 1'000'000; }
+
+std::int64_t floor_second(std::int64_t ms) noexcept {
+  if (ms == kForever || ms == kNever) return ms;
+  return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+}
+
+bool ends_with(std::string_view text, std::string_view suffix) noexcept {
+  return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
+}
+
+bool is_redirect(const redisReply* reply) noexcept {
+  if (reply == nullptr || reply->type != REDIS_REPLY_ERROR || reply->str == nullptr) return false;
+  const std::string_view text(reply->str, reply->len);
+  return text.rfind("MOVED ", 0) == 0 || text.rfind("ASK ", 0) == 0;
+}
+
+bool is_wrong_type(const redisReply* reply) noexcept {
+  return reply != nullptr && reply->type == REDIS_REPLY_ERROR && reply->str != nullptr &&
+         std::string_view(reply->str, reply->len).rfind("WRONGTYPE", 0) == 0;
+}
+
+std::string reply_text(const redisReply* reply) {
+  if (reply == nullptr || reply->str == nullptr) return {};
+  return std::string(reply->str, reply->len);
+}
+
+// Glob-escapes a prefix for SCAN MATCH and PSUBSCRIBE.
+std::string glob_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+timeval timeval_of(std::uint32_t ms) noexcept {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
+  return tv;
+}
+
+Reply command(redisContext* context, const std::vector<std::string_view>& words) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  argv.reserve(words.size());
+  lengths.reserve(words.size());
+  for (const auto word : words) {
+    argv.push_back(word.data());
+    lengths.push_back(word.size());
+  }
+  return Reply(static_cast<redisReply*>(
+      redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+}
+
+void append(redisContext* context, std::initializer_list<std::string_view> words) {
+  std::array<const char*, 8> argv{};
+  std::array<std::size_t, 8> lengths{};
+  std::size_t count = 0;
+  for (const auto word : words) {
+    argv[count] = word.data();
+    lengths[count] = word.size();
+    ++count;
+  }
+  redisAppendCommandArgv(context, static_cast<int>(count), argv.data(), lengths.data());
+}
+
+Reply next_reply(redisContext* context) {
+  void* raw = nullptr;
+  if (redisGetReply(context, &raw) != REDIS_OK) return nullptr;
+  return Reply(static_cast<redisReply*>(raw));
+}
+
+std::string connection_error(const redisContext* context) {
+  if (context == nullptr) return "out of memory";
+  if (context->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) return "timed out";
+  return context->errstr[0] != '\0' ? std::string(context->errstr) : "connection error";
+}
+
+enum class NotifyMode : std::uint8_t { off, keyspace, keyevent };
+
+// notify-keyspace-events holds enough for session writes and deletions:
+// K or E, with generic (g) and string ($) events, or A.
+NotifyMode notify_mode_of(std::string_view flags) {
+  const bool all = flags.find('A') != std::string_view::npos;
+  const bool events = all || (flags.find('g') != std::string_view::npos && flags.find('$') != std::string_view::npos);
+  if (!events) return NotifyMode::off;
+  if (flags.find('K') != std::string_view::npos) return NotifyMode::keyspace;
+  if (flags.find('E') != std::string_view::npos) return NotifyMode::keyevent;
+  return NotifyMode::off;
+}
+
+constexpr std::array<std::string_view, 8> kKeyEvents = {"set",     "del",        "expire",    "expired",
+                                                        "evicted", "rename_to", "rename_from", "setrange"};
+
+bool is_removal(std::string_view event) noexcept {
+  return event == "del" || event == "expired" || event == "evicted" || event == "rename_from";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- worker
+
+class RedisSessionStore::Worker {
+ public:
+  Worker(const RedisStoreOptions& options, int change_fd)
+      : options_(options), change_fd_(change_fd), wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    const std::int64_t now_s = wall_ms() / 1000;
+    status_.unavailable_since_wall_s = now_s;
+    if (options_.save_path.handler == SaveHandler::redis) {
+      for (std::size_t i = 0; i < options_.save_path.targets.size(); ++i) {
+        for (const auto& endpoint : options_.save_path.targets[i].endpoints) {
+          masters_.push_back(Master{endpoint, i, {}, {}, NotifyMode::off, false, false, false});
+        }
+      }
+    }
+  }
+
+  void run() {
+    std::uint64_t next_pass = 0;
+    std::uint64_t backoff_ms = kMinBackoffMs;
+    while (!stop_.load()) {
+      std::uint64_t now = mono_ms();
+      if (pass_requested_.exchange(false) || now >= next_pass) {
+        const bool ok = full_pass();
+        now = mono_ms();
+        if (ok) {
+          backoff_ms = kMinBackoffMs;
+          next_pass = now + static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000;
+        } else {
+          next_pass = now + backoff_ms;
+          backoff_ms = std::min<std::uint64_t>(backoff_ms * 2, static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000);
+        }
+      }
+      std::vector<pollfd> fds;
+      fds.push_back({wake_fd_.get(), POLLIN, 0});
+      std::vector<std::size_t> owners;
+      for (std::size_t i = 0; i < masters_.size(); ++i) {
+        if (masters_[i].subscriber) {
+          fds.push_back({masters_[i].subscriber->fd, POLLIN, 0});
+          owners.push_back(i);
+        }
+      }
+      const int timeout = next_pass > now ? static_cast<int>(std::min<std::uint64_t>(next_pass - now, 60'000)) : 0;
+      const int ready = ::poll(fds.data(), fds.size(), timeout);
+      if (ready <= 0) continue;
+      if ((fds[0].revents & POLLIN) != 0) {
+        std::uint64_t value = 0;
+        [[maybe_unused]] const auto got = ::read(wake_fd_.get(), &value, sizeof value);
+      }
+      bool changed = false;
+      for (std::size_t f = 1; f < fds.size(); ++f) {
+        if ((fds[f].revents & (POLLIN | POLLHUP | POLLERR)) != 0) changed |= drain_notifications(owners[f - 1]);
+      }
+      if (!pending_.empty()) changed |= reread_pending();
+      if (changed) signal_change();
+    }
+  }
+
+  void stop() {
+    stop_.store(true);
+    wake();
+  }
+  void request_pass() {
+    pass_requested_.store(true);
+    wake();
+  }
+
+  bool full_pass();
+
+  RedisStoreStatus status(std::int64_t now_wall_s) const {
+    const std::lock_guard lock(mutex_);
+    RedisStoreStatus result = status_;
+    const std::int64_t cutoff = now_wall_s - static_cast<std::int64_t>(options_.active_minutes) * 60;
+    for (auto it = by_second_.lower_bound(cutoff); it != by_second_.end(); ++it) {
+      for (std::size_t i = 0; i < kSessionClassCount; ++i) result.counts.active[i] += it->second[i];
+    }
+    for (std::size_t i = 0; i < kSessionClassCount; ++i) {
+      result.counts.inactive[i] = totals_[i] - result.counts.active[i];
+      result.counts.files_seen += totals_[i];
+    }
+    return result;
+  }
+
+  std::string last_error() const {
+    const std::lock_guard lock(mutex_);
+    return last_error_;
+  }
+
+ private:
+  using SlotCounts = std::array<std::uint64_t, kSessionClassCount>;
+  struct Entry {
+    std::int64_t activity_ms = 0;
+    std::uint32_t length = 0;  // capped at max_read_bytes
+    std::uint16_t epoch = 0;
+    std::uint8_t slot = 0;
+  };
+  static_assert(sizeof(Entry) == 16);
+
+  struct Master {
+    RedisEndpoint endpoint;
+    std::size_t target = 0;
+    Context command;
+    Context subscriber;
+    NotifyMode mode = NotifyMode::off;
+    bool mode_known = false;
+    bool reached = false;
+    bool notice_logged = false;
+  };
+
+  const RedisTarget& target_of(const Master& master) const { return options_.save_path.targets[master.target]; }
+
+  void wake() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = ::write(wake_fd_.get(), &one, sizeof one);
+  }
+  void signal_change() {
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto written = ::write(change_fd_, &one, sizeof one);
+  }
+
+  // Connects, authenticates and selects the database. The error never
+  // carries the password (Redis's replies to AUTH do not echo it).
+  Context connect(const RedisEndpoint& endpoint, const RedisTarget& target, bool select, std::string* error) const {
+    const timeval timeout = timeval_of(options_.timeout_ms);
+    Context context(endpoint.socket_path.empty()
+                        ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, timeout)
+                        : redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), timeout));
+    if (!context || context->err != 0) {
+      *error = to_string(endpoint) + ": cannot connect: " + connection_error(context.get());
+      return nullptr;
+    }
+    redisSetTimeout(context.get(), timeout);
+    const std::string& password = options_.auth_file_password.empty() ? target.password : options_.auth_file_password;
+    if (!password.empty()) {
+      Reply reply = target.user.empty() ? command(context.get(), {"AUTH", password})
+                                        : command(context.get(), {"AUTH", target.user, password});
+      if (!reply) {
+        *error = to_string(endpoint) + ": AUTH: " + connection_error(context.get());
+        return nullptr;
+      }
+      if (reply->type == REDIS_REPLY_ERROR) {
+        *error = to_string(endpoint) + ": authentication failed (" + reply_text(reply.get()) +
+                 "): check auth_file or auth= of save_path";
+        return nullptr;
+      }
+    }
+    if (select && target.database != 0) {
+      const std::string database = std::to_string(target.database);
+      Reply reply = command(context.get(), {"SELECT", database});
+      if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        *error = to_string(endpoint) + ": SELECT " + database + ": " +
+                 (reply ? reply_text(reply.get()) : connection_error(context.get()));
+        return nullptr;
+      }
+    }
+    return context;
+  }
+
+  bool discover_cluster(std::string* error);
+  bool scan_master(Master& master, std::string* error);
+  bool process_keys(Master& master, const redisReply& keys, std::string* error);
+  bool read_values(Master& master, const std::vector<std::string_view>& names, std::vector<std::int64_t>& activity,
+                   std::string* error);
+  void check_notifications(Master& master);
+  void subscribe(Master& master);
+  bool drain_notifications(std::size_t index);
+  bool handle_message(std::size_t index, const redisReply& message);
+  bool reread_pending();
+
+  std::int64_t activity_of(long long pttl, std::int64_t now_ms, bool empty) const {
+    if (pttl < 0) return empty ? kNever : kForever;
+    const std::int64_t lifetime_ms = static_cast<std::int64_t>(options_.gc_maxlifetime_s) * 1000;
+    const std::int64_t since_write = lifetime_ms - static_cast<std::int64_t>(pttl);
+    return since_write < 0 ? now_ms : now_ms - since_write;
+  }
+
+  // Table updates: under mutex_ (status() reads from the daemon's thread).
+  void account(const Entry& entry, int direction) {
+    const std::int64_t second = floor_second(entry.activity_ms);
+    if (direction > 0) {
+      ++totals_[entry.slot];
+      ++by_second_[second][entry.slot];
+      return;
+    }
+    --totals_[entry.slot];
+    auto bucket = by_second_.find(second);
+    if (bucket == by_second_.end()) return;
+    --bucket->second[entry.slot];
+    bool all_zero = true;
+    for (const auto count : bucket->second) all_zero = all_zero && count == 0;
+    if (all_zero) by_second_.erase(bucket);
+  }
+  void store(std::uint64_t hash, const Entry& entry) {
+    auto [it, inserted] = keys_.try_emplace(hash, entry);
+    if (!inserted) {
+      account(it->second, -1);
+      it->second = entry;
+    }
+    account(entry, +1);
+  }
+  void forget(std::uint64_t hash) {
+    auto it = keys_.find(hash);
+    if (it == keys_.end()) return;
+    account(it->second, -1);
+    keys_.erase(it);
+  }
+
+  RedisStoreOptions options_;
+  int change_fd_;
+  UniqueFd wake_fd_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> pass_requested_{false};
+
+  std::vector<Master> masters_;
+  std::vector<RedisEndpoint> cluster_nodes_;  // every node CLUSTER SLOTS named, for the next discovery
+
+  mutable std::mutex mutex_;
+  absl::flat_hash_map<std::uint64_t, Entry> keys_;
+  std::map<std::int64_t, SlotCounts> by_second_;
+  SlotCounts totals_{};
+  RedisStoreStatus status_;
+  std::string last_error_;
+
+  std::uint16_t epoch_ = 0;
+  std::uint64_t pass_bytes_ = 0;
+  std::uint64_t pass_values_ = 0;
+  std::vector<char> scratch_;
+  // Keys named by notifications, to read again: per master index.
+  std::map<std::size_t, std::set<std::string>> pending_;
+};
+
+bool RedisSessionStore::Worker::discover_cluster(std::string* error) {
+  const RedisTarget& target = options_.save_path.targets.front();
+  std::vector<RedisEndpoint> candidates;
+  for (const auto& master : masters_) candidates.push_back(master.endpoint);
+  for (const auto& node : cluster_nodes_) candidates.push_back(node);
+  for (const auto& seed : target.endpoints) candidates.push_back(seed);
+  std::string first_error;
+  std::set<std::string> tried;
+  for (const auto& candidate : candidates) {
+    if (!tried.insert(to_string(candidate)).second) continue;
+    std::string why;
+    Context context = connect(candidate, target, false, &why);
+    if (!context) {
+      if (first_error.empty()) first_error = why;
+      continue;
+    }
+    Reply reply = command(context.get(), {"CLUSTER", "SLOTS"});
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+      if (first_error.empty()) {
+        first_error = to_string(candidate) + ": CLUSTER SLOTS: " +
+                      (reply ? reply_text(reply.get()) : connection_error(context.get()));
+      }
+      continue;
+    }
+    std::vector<RedisEndpoint> masters;
+    std::vector<RedisEndpoint> nodes;
+    std::uint64_t covered = 0;
+    auto node_of = [&candidate](const redisReply* node, RedisEndpoint* out) {
+      if (node == nullptr || node->type != REDIS_REPLY_ARRAY || node->elements < 2) return false;
+      const redisReply* ip = node->element[0];
+      const redisReply* port = node->element[1];
+      if (ip->type != REDIS_REPLY_STRING || port->type != REDIS_REPLY_INTEGER || port->integer <= 0 ||
+          port->integer > 65535) {
+        return false;
+      }
+      out->host = ip->len > 0 && std::string_view(ip->str, ip->len) != "?" ? std::string(ip->str, ip->len) : candidate.host;
+      out->port = static_cast<std::uint16_t>(port->integer);
+      out->socket_path.clear();
+      return true;
+    };
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+      const redisReply* range = reply->element[i];
+      if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
+      const long long first = range->element[0]->integer;
+      const long long last = range->element[1]->integer;
+      RedisEndpoint master;
+      if (!node_of(range->element[2], &master)) continue;
+      if (last >= first) covered += static_cast<std::uint64_t>(last - first + 1);
+      if (std::find(masters.begin(), masters.end(), master) == masters.end()) masters.push_back(master);
+      for (std::size_t n = 2; n < range->elements; ++n) {
+        RedisEndpoint node;
+        if (node_of(range->element[n], &node) && std::find(nodes.begin(), nodes.end(), node) == nodes.end()) {
+          nodes.push_back(node);
+        }
+      }
+    }
+    if (masters.empty()) {
+      if (first_error.empty()) first_error = to_string(candidate) + ": CLUSTER SLOTS names no master";
+      continue;
+    }
+    cluster_nodes_ = nodes;
+    // Keep the connections of masters that stay masters.
+    std::vector<Master> next;
+    for (const auto& endpoint : masters) {
+      auto same = std::find_if(masters_.begin(), masters_.end(), [&](const Master& m) { return m.endpoint == endpoint; });
+      if (same != masters_.end()) {
+        next.push_back(std::move(*same));
+      } else {
+        next.push_back(Master{endpoint, 0, {}, {}, NotifyMode::off, false, false, false});
+      }
+    }
+    if (next.size() != masters_.size() || !std::equal(next.begin(), next.end(), masters_.begin(), masters_.end(),
+                                                      [](const Master& a, const Master& b) { return a.endpoint == b.endpoint; })) {
+      std::string names;
+      for (const auto& m : next) names += (names.empty() ? "" : " ") + to_string(m.endpoint);
+      log::info(log::id::kRedisTopology, "Redis Cluster masters: " + names);
+    }
+    masters_ = std::move(next);
+    pending_.clear();
+    if (covered < kClusterSlots) {
+      *error = "Redis Cluster: " + std::to_string(kClusterSlots - covered) + " hash slots have no master";
+      return false;
+    }
+    return true;
+  }
+  *error = first_error.empty() ? std::string("no Redis Cluster seed answered") : first_error;
+  return false;
+}
+
+bool RedisSessionStore::Worker::full_pass() {
+  const std::uint64_t started = snapshot::monotonic_now_ns();
+  ++epoch_;
+  pass_bytes_ = 0;
+  pass_values_ = 0;
+  std::string error;
+  bool ok = true;
+  if (options_.save_path.handler == SaveHandler::rediscluster) ok = discover_cluster(&error);
+  std::uint32_t reached = 0;
+  for (auto& master : masters_) {
+    master.reached = false;
+    std::string why;
+    if (!master.command) master.command = connect(master.endpoint, target_of(master), true, &why);
+    if (master.command && !master.mode_known) check_notifications(master);
+    if (master.command && scan_master(master, &why)) {
+      master.reached = true;
+      ++reached;
+    } else {
+      master.command.reset();
+      master.subscriber.reset();
+      master.mode_known = false;
+      if (error.empty()) error = why;
+      ok = false;
+    }
+  }
+  if (masters_.empty()) ok = false;
+  if (ok) {
+    for (auto& master : masters_) {
+      if (master.mode != NotifyMode::off && !master.subscriber) subscribe(master);
+    }
+  }
+  bool notifications = !masters_.empty();
+  for (const auto& master : masters_) notifications = notifications && master.subscriber != nullptr;
+
+  const std::int64_t now_wall_ns = snapshot::realtime_now_ns();
+  std::string went_down, came_back;
+  {
+    const std::lock_guard lock(mutex_);
+    if (ok) {
+      for (auto it = keys_.begin(); it != keys_.end();) {
+        if (it->second.epoch != epoch_) {
+          account(it->second, -1);
+          keys_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+      if (!status_.available && status_.passes > 0) came_back = "sessions in Redis counted again";
+      status_.available = true;
+      status_.unavailable_since_wall_s = 0;
+      status_.last_good_pass_wall_ns = now_wall_ns;
+      status_.last_pass_duration_us = (snapshot::monotonic_now_ns() - started) / 1000;
+      status_.keys_read_last_pass = pass_values_;
+      status_.bytes_read_last_pass = pass_bytes_;
+      ++status_.passes;
+      last_error_.clear();
+    } else {
+      if (status_.available || last_error_.empty()) went_down = error;
+      if (status_.available) status_.unavailable_since_wall_s = now_wall_ns / 1'000'000'000;
+      status_.available = false;
+      if (last_error_.empty()) last_error_ = error;
+    }
+    status_.masters_reached = reached;
+    status_.masters_total = static_cast<std::uint32_t>(masters_.size());
+    status_.notifications = notifications;
+  }
+  if (!went_down.empty()) {
+    log::error(log::id::kRedisUnavailable, "sessions in Redis unavailable: " + went_down +
+                                               " (SESSIONS_ACTIVES is not exported until a full pass succeeds)");
+  }
+  if (!came_back.empty()) log::notice(log::id::kRedisAvailable, came_back);
+  log::debug(log::id::kScanSummary, "Redis pass: " + std::to_string(keys_.size()) + " keys, " +
+                                        std::to_string(pass_values_) + " values read, " + std::to_string(pass_bytes_) +
+                                        " bytes, " + std::to_string(reached) + "/" + std::to_string(masters_.size()) +
+                                        " masters" + (ok ? "" : ", failed: " + error));
+  signal_change();
+  return ok;
+}
+
+bool RedisSessionStore::Worker::scan_master(Master& master, std::string* error) {
+  const std::string pattern = glob_escape(target_of(master).prefix) + "*";
+  const std::string count = std::to_string(kScanCount);
+  std::string cursor = "0";
+  do {
+    if (stop_.load()) {
+      *error = "stopping";
+      return false;
+    }
+    Reply reply = command(master.command.get(), {"SCAN", cursor, "MATCH", pattern, "COUNT", count});
+    if (!reply) {
+      *error = to_string(master.endpoint) + ": SCAN: " + connection_error(master.command.get());
+      return false;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY) {
+      *error = to_string(master.endpoint) + ": SCAN: " +
+               (reply->type == REDIS_REPLY_ERROR ? reply_text(reply.get()) : std::string("unexpected reply"));
+      return false;
+    }
+    cursor = reply_text(reply->element[0]);
+    for (std::size_t i = 0; i < reply->element[1]->elements; ++i) pass_bytes_ += reply->element[1]->element[i]->len;
+    if (!process_keys(master, *reply->element[1], error)) return false;
+  } while (cursor != "0");
+  return true;
+}
+
+// One SCAN batch: PTTL + GETRANGE for new keys, PTTL + STRLEN for known
+// ones, then GETRANGE for the known keys whose write time or length moved.
+bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& keys, std::string* error) {
+  struct Item {
+    std::string_view name;
+    std::uint64_t hash;
+    bool known;
+    Entry entry;
+  };
+  std::vector<Item> items;
+  items.reserve(keys.elements);
+  {
+    const std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < keys.elements; ++i) {
+      const redisReply* key = keys.element[i];
+      if (key->type != REDIS_REPLY_STRING) continue;
+      const std::string_view name(key->str, key->len);
+      if (ends_with(name, kLockSuffix)) continue;
+      const std::uint64_t hash = key_hash(name);
+      auto it = keys_.find(hash);
+      if (it != keys_.end() && it->second.epoch == epoch_) continue;  // a key SCAN returned twice
+      items.push_back(Item{name, hash, it != keys_.end(), it != keys_.end() ? it->second : Entry{}});
+    }
+  }
+  if (items.empty()) return true;
+  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  redisContext* context = master.command.get();
+  for (const auto& item : items) {
+    append(context, {"PTTL", item.name});
+    if (item.known) {
+      append(context, {"STRLEN", item.name});
+    } else {
+      append(context, {"GETRANGE", item.name, "0", last_byte});
+    }
+  }
+  std::vector<Reply> replies;
+  replies.reserve(items.size() * 2);
+  for (std::size_t i = 0; i < items.size() * 2; ++i) {
+    Reply reply = next_reply(context);
+    if (!reply) {
+      *error = to_string(master.endpoint) + ": " + connection_error(context);
+      return false;
+    }
+    replies.push_back(std::move(reply));
+  }
+  const std::int64_t now_ms = wall_ms();
+  std::vector<std::string_view> reread_names;
+  std::vector<std::int64_t> reread_activity;
+  std::unique_lock lock(mutex_);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& item = items[i];
+    const redisReply* ttl = replies[2 * i].get();
+    const redisReply* second = replies[2 * i + 1].get();
+    for (const redisReply* reply : {ttl, second}) {
+      if (reply->type == REDIS_REPLY_ERROR && !is_redirect(reply) && !is_wrong_type(reply)) {
+        *error = to_string(master.endpoint) + ": " + reply_text(reply);
+        return false;
+      }
+    }
+    if (is_redirect(ttl) || is_redirect(second)) {
+      // Being moved to another master (resharding): counted as it was.
+      if (item.known) keys_[item.hash].epoch = epoch_;
+      continue;
+    }
+    if (ttl->type != REDIS_REPLY_INTEGER || ttl->integer == -2 || is_wrong_type(second)) {
+      forget(item.hash);  // gone since SCAN, or not a string
+      continue;
+    }
+    if (item.known) {
+      if (second->type != REDIS_REPLY_INTEGER) continue;
+      const auto length = static_cast<std::uint32_t>(
+          std::min<long long>(second->integer, static_cast<long long>(options_.max_read_bytes)));
+      const std::int64_t activity = activity_of(ttl->integer, now_ms, length == 0);
+      const std::int64_t drift = activity > item.entry.activity_ms ? activity - item.entry.activity_ms
+                                                                    : item.entry.activity_ms - activity;
+      if (length != item.entry.length || drift > kActivityToleranceMs) {
+        reread_names.push_back(item.name);
+        reread_activity.push_back(activity);
+        keys_[item.hash].epoch = epoch_;  // seen, even if the re-read fails
+      } else {
+        keys_[item.hash].epoch = epoch_;
+      }
+      continue;
+    }
+    if (second->type != REDIS_REPLY_STRING) continue;
+    const std::string_view value(second->str, second->len);
+    pass_bytes_ += value.size();
+    ++pass_values_;
+    Entry entry;
+    entry.activity_ms = activity_of(ttl->integer, now_ms, value.empty());
+    entry.length = static_cast<std::uint32_t>(value.size());
+    entry.epoch = epoch_;
+    entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
+    store(item.hash, entry);
+  }
+  if (reread_names.empty()) return true;
+  // Not under the lock while waiting for Redis; the names point into the
+  // SCAN reply, alive until the caller's next SCAN.
+  lock.unlock();
+  return read_values(master, reread_names, reread_activity, error);
+}
+
+// GETRANGE of known keys whose content may have changed; activity[i] is the
+// write time derived from the PTTL just read.
+bool RedisSessionStore::Worker::read_values(Master& master, const std::vector<std::string_view>& names,
+                                            std::vector<std::int64_t>& activity, std::string* error) {
+  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  redisContext* context = master.command.get();
+  for (const auto name : names) append(context, {"GETRANGE", name, "0", last_byte});
+  std::vector<Reply> replies;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    Reply reply = next_reply(context);
+    if (!reply) {
+      *error = to_string(master.endpoint) + ": " + connection_error(context);
+      return false;
+    }
+    replies.push_back(std::move(reply));
+  }
+  const std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const redisReply* reply = replies[i].get();
+    const std::uint64_t hash = key_hash(names[i]);
+    if (reply->type == REDIS_REPLY_ERROR) {
+      if (is_wrong_type(reply)) forget(hash);
+      continue;
+    }
+    if (reply->type != REDIS_REPLY_STRING) continue;
+    const std::string_view value(reply->str, reply->len);
+    pass_bytes_ += value.size();
+    ++pass_values_;
+    Entry entry;
+    entry.activity_ms = activity[i] == kForever || activity[i] == kNever ? (value.empty() ? kNever : kForever) : activity[i];
+    entry.length = static_cast<std::uint32_t>(value.size());
+    entry.epoch = epoch_;
+    entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
+    store(hash, entry);
+  }
+  return true;
+}
+
+void RedisSessionStore::Worker::check_notifications(Master& master) {
+  master.mode_known = true;
+  Reply reply = command(master.command.get(), {"CONFIG", "GET", "notify-keyspace-events"});
+  std::string why;
+  if (!reply) {
+    why = "CONFIG GET failed";
+    master.mode = NotifyMode::off;
+  } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply->element[1]->type == REDIS_REPLY_STRING) {
+    const std::string flags = reply_text(reply->element[1]);
+    master.mode = notify_mode_of(flags);
+    if (master.mode == NotifyMode::off) why = "notify-keyspace-events is \"" + flags + "\"";
+  } else {
+    why = "CONFIG GET refused" + (reply->type == REDIS_REPLY_ERROR ? " (" + reply_text(reply.get()) + ")" : std::string());
+    master.mode = NotifyMode::off;
+  }
+  if (master.mode == NotifyMode::off && !master.notice_logged) {
+    master.notice_logged = true;
+    log::notice(log::id::kRedisNotifications,
+                to_string(master.endpoint) + ": keyspace notifications off (" + why +
+                    "; they need K or E with g and $, or A): counts follow the full pass every " +
+                    std::to_string(options_.rescan_interval_s) + " s");
+  }
+}
+
+void RedisSessionStore::Worker::subscribe(Master& master) {
+  std::string why;
+  const RedisTarget& target = target_of(master);
+  Context context = connect(master.endpoint, target, false, &why);
+  if (!context) return;
+  const std::string database = std::to_string(target.database);
+  std::size_t confirmations = 0;
+  if (master.mode == NotifyMode::keyspace) {
+    const std::string pattern = "__keyspace@" + database + "__:" + glob_escape(target.prefix) + "*";
+    append(context.get(), {"PSUBSCRIBE", pattern});
+    confirmations = 1;
+  } else {
+    std::vector<std::string> channels;
+    for (const auto event : kKeyEvents) channels.push_back("__keyevent@" + database + "__:" + std::string(event));
+    std::vector<std::string_view> words{"SUBSCRIBE"};
+    for (const auto& channel : channels) words.push_back(channel);
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto word : words) {
+      argv.push_back(word.data());
+      lengths.push_back(word.size());
+    }
+    redisAppendCommandArgv(context.get(), static_cast<int>(argv.size()), argv.data(), lengths.data());
+    confirmations = channels.size();
+  }
+  for (std::size_t i = 0; i < confirmations; ++i) {
+    Reply reply = next_reply(context.get());
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+      log::warning(log::id::kRedisNotifications, to_string(master.endpoint) + ": cannot subscribe to keyspace "
+                                                     "notifications: " + (reply ? reply_text(reply.get()) : connection_error(context.get())));
+      return;
+    }
+  }
+  master.subscriber = std::move(context);
+  log::info(log::id::kRedisNotifications, to_string(master.endpoint) + ": following keyspace notifications");
+}
+
+bool RedisSessionStore::Worker::drain_notifications(std::size_t index) {
+  Master& master = masters_[index];
+  if (!master.subscriber) return false;
+  if (redisBufferRead(master.subscriber.get()) != REDIS_OK) {
+    // Connection lost: the next full pass finds out what happened.
+    master.subscriber.reset();
+    master.mode_known = false;
+    pass_requested_.store(true);
+    return false;
+  }
+  bool changed = false;
+  for (;;) {
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(master.subscriber.get(), &raw) != REDIS_OK) {
+      master.subscriber.reset();
+      pass_requested_.store(true);
+      return changed;
+    }
+    if (raw == nullptr) break;
+    Reply reply(static_cast<redisReply*>(raw));
+    changed |= handle_message(index, *reply);
+  }
+  return changed;
+}
+
+bool RedisSessionStore::Worker::handle_message(std::size_t index, const redisReply& message) {
+  if (message.type != REDIS_REPLY_ARRAY || message.elements < 3) return false;
+  const std::string_view kind(message.element[0]->str, message.element[0]->len);
+  const redisReply* channel_reply = message.element[message.elements - 2];
+  const redisReply* payload_reply = message.element[message.elements - 1];
+  if ((kind != "message" && kind != "pmessage") || channel_reply->type != REDIS_REPLY_STRING ||
+      payload_reply->type != REDIS_REPLY_STRING) {
+    return false;
+  }
+  const std::string_view channel(channel_reply->str, channel_reply->len);
+  const std::string_view payload(payload_reply->str, payload_reply->len);
+  const auto colon = channel.find("__:");
+  if (colon == std::string_view::npos) return false;
+  std::string_view key, event;
+  if (masters_[index].mode == NotifyMode::keyspace) {
+    key = channel.substr(colon + 3);
+    event = payload;
+  } else {
+    event = channel.substr(colon + 3);
+    key = payload;
+  }
+  const std::string& prefix = target_of(masters_[index]).prefix;
+  if (key.substr(0, prefix.size()) != prefix || ends_with(key, kLockSuffix)) return false;
+  if (is_removal(event)) {
+    const std::lock_guard lock(mutex_);
+    const std::size_t before = keys_.size();
+    forget(key_hash(key));
+    pending_[index].erase(std::string(key));
+    return keys_.size() != before;
+  }
+  pending_[index].insert(std::string(key));
+  return false;
+}
+
+// Reads the keys notifications named: PTTL + GETRANGE on the master that
+// sent the notification (a Cluster key lives there).
+bool RedisSessionStore::Worker::reread_pending() {
+  bool changed = false;
+  auto pending = std::move(pending_);
+  pending_.clear();
+  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  for (auto& [index, names] : pending) {
+    if (index >= masters_.size() || !masters_[index].command) continue;
+    redisContext* context = masters_[index].command.get();
+    for (const auto& name : names) {
+      append(context, {"PTTL", name});
+      append(context, {"GETRANGE", name, "0", last_byte});
+    }
+    std::vector<Reply> replies;
+    bool broken = false;
+    for (std::size_t i = 0; i < names.size() * 2; ++i) {
+      Reply reply = next_reply(context);
+      if (!reply) {
+        broken = true;
+        break;
+      }
+      replies.push_back(std::move(reply));
+    }
+    if (broken) {
+      masters_[index].command.reset();
+      masters_[index].mode_known = false;
+      pass_requested_.store(true);
+      continue;
+    }
+    const std::int64_t now_ms = wall_ms();
+    const std::lock_guard lock(mutex_);
+    std::size_t i = 0;
+    for (const auto& name : names) {
+      const redisReply* ttl = replies[i].get();
+      const redisReply* value_reply = replies[i + 1].get();
+      i += 2;
+      const std::uint64_t hash = key_hash(name);
+      if (ttl->type != REDIS_REPLY_INTEGER || value_reply->type != REDIS_REPLY_STRING) {
+        if (is_wrong_type(value_reply) || (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)) {
+          forget(hash);
+          changed = true;
+        }
+        continue;
+      }
+      const std::string_view value(value_reply->str, value_reply->len);
+      Entry entry;
+      entry.activity_ms = activity_of(ttl->integer, now_ms, value.empty());
+      entry.length = static_cast<std::uint32_t>(value.size());
+      entry.epoch = epoch_;
+      entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
+      store(hash, entry);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------- store
+
+RedisSessionStore::RedisSessionStore(RedisStoreOptions options)
+    : options_(std::move(options)), change_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (options_.max_read_bytes < 1) options_.max_read_bytes = 1;
+  worker_ = std::make_unique<Worker>(options_, change_fd_.get());
+}
+
+RedisSessionStore::~RedisSessionStore() {
+  if (thread_.joinable()) {
+    worker_->stop();
+    thread_.join();
+  }
+}
+
+void RedisSessionStore::start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { worker_->run(); });
+}
+
+bool RedisSessionStore::run_pass_now() { return worker_->full_pass(); }
+
+void RedisSessionStore::request_pass() { worker_->request_pass(); }
+
+void RedisSessionStore::consume_change() noexcept {
+  std::uint64_t value = 0;
+  [[maybe_unused]] const auto got = ::read(change_fd_.get(), &value, sizeof value);
+}
+
+RedisStoreStatus RedisSessionStore::status(std::int64_t now_wall_s) const { return worker_->status(now_wall_s); }
+
+std::string RedisSessionStore::last_error() const { return worker_->last_error(); }
+
+}  // namespace coupecircuit
