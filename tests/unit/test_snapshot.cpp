@@ -172,7 +172,7 @@ TEST(SnapshotLayout, StaticFacts) {
   EXPECT_TRUE(std::atomic_ref<std::uint64_t>::is_always_lock_free);
   // "NSCC" in file byte order on little-endian machines.
   EXPECT_EQ(kMagic, 0x4343534EU);
-  EXPECT_EQ(kLayoutVersion, 1U);
+  EXPECT_EQ(kLayoutVersion, 2U);
 }
 
 TEST(SnapshotLayout, VhostNameHashIsFnv1a64) {
@@ -731,6 +731,25 @@ TEST(SnapshotWriterReopen, AFullSizeGarbageFileIsReplaced) {
   test::write_file(path, junk);
   ASSERT_NO_FATAL_FAILURE(expect_replaced(path, junk));
   EXPECT_EQ(test::list_directory(dir.path()), std::vector<std::string>{"snapshot"});
+}
+
+// The upgrade from layout 1 (before the session store fields): a new helper
+// renames a fresh file over the old one; readers of the old inode keep it.
+TEST(SnapshotWriterReopen, ALayoutOneFileIsReplacedNotRewritten) {
+  TempDir dir;
+  const std::string path = dir / "snapshot";
+  constexpr std::size_t kStoreFieldsBytes = 4 * 4 + 4 * 8;  // added by layout 2
+  const std::size_t old_size = (kHeaderSize + sizeof(Payload) - kStoreFieldsBytes + kCacheLine - 1) / kCacheLine * kCacheLine;
+  std::string old(old_size, '\0');
+  Header header{};
+  header.magic = kMagic;
+  header.layout_version = 1;
+  header.header_size = static_cast<std::uint16_t>(kHeaderSize);
+  header.total_size = static_cast<std::uint32_t>(old_size);
+  std::memcpy(old.data(), &header, sizeof header);
+  test::write_file(path, old);
+  EXPECT_EQ(read_snapshot(path.c_str()).error(), ReadError::bad_version) << "this build's readers refuse it";
+  ASSERT_NO_FATAL_FAILURE(expect_replaced(path, old));
 }
 
 TEST(SnapshotWriterReopen, AnEmptyFileIsReplaced) {
