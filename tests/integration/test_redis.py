@@ -203,7 +203,7 @@ def test_redis_killed_and_restarted_flag_set_then_cleared(make_helper, run_dir, 
     try:
         write(server, ("authenticated", new_id()))
         helper = redis_helper(make_helper, server)
-        logs.allow(r"CC0060")
+        logs.allow(r"CC0070")
         server.kill()
         (_, store), _ = wait_for(lambda: store_of(helper), lambda v: not v[1]["available"], PASS_INTERVAL + 2,
                                  "store flagged unavailable")
@@ -216,7 +216,7 @@ def test_redis_killed_and_restarted_flag_set_then_cleared(make_helper, run_dir, 
         write(server, ("authenticated", new_id()), ("authenticated", new_id()))
         wait_active(helper, counts(authenticated=2), PASS_INTERVAL + 3, "counted again after the restart")
         log = helper.log_text()
-        assert f"CC0060: sessions in Redis unavailable: 127.0.0.1:{server.port}" in log and "CC0061" in log, log
+        assert f"CC0070: sessions in Redis unavailable: 127.0.0.1:{server.port}" in log and "CC0071" in log, log
     finally:
         server.stop()
 
@@ -226,7 +226,7 @@ def test_debug_sleep_does_not_stall_the_heartbeat(make_helper, run_dir, logs):
     try:
         write(server, ("authenticated", new_id()))
         helper = redis_helper(make_helper, server, interval=1)
-        logs.allow(r"CC0060")
+        logs.allow(r"CC0070")
         sleeper = subprocess.Popen(["redis-cli", "-p", str(server.port), "DEBUG", "SLEEP", "5"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
         try:
@@ -262,7 +262,7 @@ def test_password_from_auth_file_and_wrong_password(make_helper, run_dir, logs):
         wrong_file = run_dir / "wrong.pass"
         wrong_file.write_text("not-" + secret)
         os.chmod(wrong_file, 0o600)
-        logs.allow(r"CC0060")
+        logs.allow(r"CC0070")
         wrong = redis_helper(make_helper, server, name="wrong", extra=f"auth_file = {wrong_file}\n")
         code, document = wrong.status()
         assert document["store"]["available"] is False and document["sessions"]["known"] is False
