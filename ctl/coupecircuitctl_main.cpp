@@ -182,7 +182,7 @@ int command_status(const GlobalOptions& options, bool as_json) {
     out["sessions"] = {{"known", !sessions_unknown}, {"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
                        {"active_minutes", p.active_minutes},     {"active", active},
                        {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0},
-                       {"known", snapshot::sessions_known(p)},  {"keys_seen", p.keys_seen}};
+                       {"keys_seen", p.keys_seen}};
     out["store"] = store_json(p);
     out["last_scan"] = {{"wall_time", p.last_scan_wall_ns / 1'000'000'000LL}, {"duration_us", p.last_scan_duration_us}};
     out["load"] = {{"1", centi_to_string(p.load_centi[0])}, {"5", centi_to_string(p.load_centi[1])},
