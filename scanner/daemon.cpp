@@ -164,6 +164,7 @@ void Daemon::configure_store() {
   options.gc_maxlifetime_s = config_.gc_maxlifetime_s;
   options.active_minutes = config_.scan.active_minutes;
   options.max_read_bytes = config_.scan.max_read_bytes;
+  options.read_chunk_bytes = config_.scan.read_chunk_bytes;
   options.rule = config_.scan.rule;
   options.rescan_interval_s = config_.rescan_interval_s;
   if (redis_ && redis_->options() == options) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -148,6 +149,34 @@ constexpr std::array<std::string_view, 8> kKeyEvents = {"set",     "del",       
 bool is_removal(std::string_view event) noexcept {
   return event == "del" || event == "expired" || event == "evicted" || event == "rename_from";
 }
+
+// Reads further chunks of one value with GETRANGE, when the classifier
+// needs bytes past the first window (it skips long strings unread).
+class RangeReader final : public SessionReader {
+ public:
+  RangeReader(redisContext* context, std::string_view key, std::uint64_t* bytes) noexcept
+      : context_(context), key_(key), bytes_(bytes) {}
+  std::size_t read_at(std::uint64_t offset, char* into, std::size_t size) noexcept override {
+    if (size == 0) return 0;
+    try {
+      const std::string first = std::to_string(offset);
+      const std::string last = std::to_string(offset + size - 1);
+      Reply reply = command(context_, {"GETRANGE", key_, first, last});
+      if (!reply || reply->type != REDIS_REPLY_STRING) return 0;
+      const std::size_t got = std::min(size, reply->len);
+      std::memcpy(into, reply->str, got);
+      *bytes_ += got;
+      return got;
+    } catch (...) {
+      return 0;
+    }
+  }
+
+ private:
+  redisContext* context_;
+  std::string_view key_;
+  std::uint64_t* bytes_;
+};
 
 }  // namespace
 
@@ -319,6 +348,12 @@ class RedisSessionStore::Worker {
   bool drain_notifications(std::size_t index);
   bool handle_message(std::size_t index, const redisReply& message);
   bool reread_pending();
+  // Classifies a value of `size` bytes whose first bytes are `first`,
+  // reading on with GETRANGE through `context` when needed.
+  std::uint8_t classify(redisContext* context, std::string_view key, std::string_view first, std::uint64_t size);
+  std::string window_last_byte() const {
+    return std::to_string(std::min(options_.read_chunk_bytes, options_.max_read_bytes) - 1);
+  }
 
   std::int64_t activity_of(long long pttl, std::int64_t now_ms, bool empty) const {
     if (pttl < 0) return empty ? kNever : kForever;
@@ -602,19 +637,21 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
     }
   }
   if (items.empty()) return true;
-  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  const std::string last_byte = window_last_byte();
   redisContext* context = master.command.get();
+  std::size_t expected = 0;
   for (const auto& item : items) {
     append(context, {"PTTL", item.name});
-    if (item.known) {
-      append(context, {"STRLEN", item.name});
-    } else {
+    append(context, {"STRLEN", item.name});
+    expected += 2;
+    if (!item.known) {
       append(context, {"GETRANGE", item.name, "0", last_byte});
+      ++expected;
     }
   }
   std::vector<Reply> replies;
-  replies.reserve(items.size() * 2);
-  for (std::size_t i = 0; i < items.size() * 2; ++i) {
+  replies.reserve(expected);
+  for (std::size_t i = 0; i < expected; ++i) {
     Reply reply = next_reply(context);
     if (!reply) {
       *error = to_string(master.endpoint) + ": " + connection_error(context);
@@ -625,11 +662,21 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
   const std::int64_t now_ms = wall_ms();
   std::vector<std::string_view> reread_names;
   std::vector<std::int64_t> reread_activity;
+  struct Fresh {
+    std::size_t item;
+    const redisReply* value;
+    std::int64_t activity_ms;
+    std::uint64_t size;
+  };
+  std::vector<Fresh> fresh;
   std::unique_lock lock(mutex_);
+  std::size_t next = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto& item = items[i];
-    const redisReply* ttl = replies[2 * i].get();
-    const redisReply* second = replies[2 * i + 1].get();
+    const redisReply* ttl = replies[next].get();
+    const redisReply* second = replies[next + 1].get();
+    const redisReply* value = item.known ? nullptr : replies[next + 2].get();
+    next += item.known ? 2 : 3;
     for (const redisReply* reply : {ttl, second}) {
       if (reply->type == REDIS_REPLY_ERROR && !is_redirect(reply) && !is_wrong_type(reply)) {
         *error = to_string(master.endpoint) + ": " + reply_text(reply);
@@ -647,8 +694,7 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
     }
     if (item.known) {
       if (second->type != REDIS_REPLY_INTEGER) continue;
-      const auto length = static_cast<std::uint32_t>(
-          std::min<long long>(second->integer, static_cast<long long>(options_.max_read_bytes)));
+      const auto length = static_cast<std::uint32_t>(std::min<long long>(second->integer, UINT32_MAX));
       const std::int64_t activity = activity_of(ttl->integer, now_ms, length == 0);
       const std::int64_t drift = activity > item.entry.activity_ms ? activity - item.entry.activity_ms
                                                                     : item.entry.activity_ms - activity;
@@ -661,17 +707,28 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
       }
       continue;
     }
-    if (second->type != REDIS_REPLY_STRING) continue;
-    const std::string_view value(second->str, second->len);
-    pass_bytes_ += value.size();
+    if (second->type != REDIS_REPLY_INTEGER || value->type != REDIS_REPLY_STRING) continue;
+    const auto size = static_cast<std::uint64_t>(second->integer);
+    fresh.push_back(Fresh{i, value, activity_of(ttl->integer, now_ms, size == 0), size});
+  }
+  // New keys: classified without the lock (a long value may need more
+  // GETRANGEs), then stored.
+  lock.unlock();
+  std::vector<std::pair<std::uint64_t, Entry>> classified;
+  classified.reserve(fresh.size());
+  for (const auto& f : fresh) {
+    const std::string_view first(f.value->str, f.value->len);
+    pass_bytes_ += first.size();
     ++pass_values_;
     Entry entry;
-    entry.activity_ms = activity_of(ttl->integer, now_ms, value.empty());
-    entry.length = static_cast<std::uint32_t>(value.size());
+    entry.activity_ms = f.activity_ms;
+    entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.size, UINT32_MAX));
     entry.epoch = epoch_;
-    entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
-    store(item.hash, entry);
+    entry.slot = classify(context, items[f.item].name, first, f.size);
+    classified.emplace_back(items[f.item].hash, entry);
   }
+  lock.lock();
+  for (const auto& [hash, entry] : classified) store(hash, entry);
   if (reread_names.empty()) return true;
   // Not under the lock while waiting for Redis; the names point into the
   // SCAN reply, alive until the caller's next SCAN.
@@ -683,11 +740,14 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
 // write time derived from the PTTL just read.
 bool RedisSessionStore::Worker::read_values(Master& master, const std::vector<std::string_view>& names,
                                             std::vector<std::int64_t>& activity, std::string* error) {
-  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  const std::string last_byte = window_last_byte();
   redisContext* context = master.command.get();
-  for (const auto name : names) append(context, {"GETRANGE", name, "0", last_byte});
+  for (const auto name : names) {
+    append(context, {"STRLEN", name});
+    append(context, {"GETRANGE", name, "0", last_byte});
+  }
   std::vector<Reply> replies;
-  for (std::size_t i = 0; i < names.size(); ++i) {
+  for (std::size_t i = 0; i < names.size() * 2; ++i) {
     Reply reply = next_reply(context);
     if (!reply) {
       *error = to_string(master.endpoint) + ": " + connection_error(context);
@@ -695,26 +755,49 @@ bool RedisSessionStore::Worker::read_values(Master& master, const std::vector<st
     }
     replies.push_back(std::move(reply));
   }
-  const std::lock_guard lock(mutex_);
+  std::vector<std::pair<std::uint64_t, Entry>> classified;
+  std::vector<std::uint64_t> gone;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    const redisReply* reply = replies[i].get();
+    const redisReply* length = replies[2 * i].get();
+    const redisReply* reply = replies[2 * i + 1].get();
     const std::uint64_t hash = key_hash(names[i]);
-    if (reply->type == REDIS_REPLY_ERROR) {
-      if (is_wrong_type(reply)) forget(hash);
-      continue;
-    }
-    if (reply->type != REDIS_REPLY_STRING) continue;
-    const std::string_view value(reply->str, reply->len);
-    pass_bytes_ += value.size();
+    if (is_wrong_type(reply) || is_wrong_type(length)) gone.push_back(hash);
+    if (reply->type != REDIS_REPLY_STRING || length->type != REDIS_REPLY_INTEGER) continue;
+    const std::string_view first(reply->str, reply->len);
+    const auto size = static_cast<std::uint64_t>(length->integer);
+    pass_bytes_ += first.size();
     ++pass_values_;
     Entry entry;
-    entry.activity_ms = activity[i] == kForever || activity[i] == kNever ? (value.empty() ? kNever : kForever) : activity[i];
-    entry.length = static_cast<std::uint32_t>(value.size());
+    entry.activity_ms = activity[i] == kForever || activity[i] == kNever ? (size == 0 ? kNever : kForever) : activity[i];
+    entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX));
     entry.epoch = epoch_;
-    entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
-    store(hash, entry);
+    entry.slot = classify(context, names[i], first, size);
+    classified.emplace_back(hash, entry);
   }
+  const std::lock_guard lock(mutex_);
+  for (const auto hash : gone) forget(hash);
+  for (const auto& [hash, entry] : classified) store(hash, entry);
   return true;
+}
+
+std::uint8_t RedisSessionStore::Worker::classify(redisContext* context, std::string_view key, std::string_view first,
+                                                 std::uint64_t size) {
+  const std::size_t window_size = std::min(options_.read_chunk_bytes, options_.max_read_bytes);
+  if (first.size() >= size || first.size() < window_size) {
+    // The whole value is here (or it shrank meanwhile).
+    return static_cast<std::uint8_t>(
+        classify_session(first, size > options_.max_read_bytes && first.size() >= options_.max_read_bytes, options_.rule));
+  }
+  scratch_.resize(window_size);
+  std::memcpy(scratch_.data(), first.data(), first.size());
+  RangeReader reader(context, key, &pass_bytes_);
+  SessionStream stream;
+  stream.window = std::span<char>(scratch_.data(), scratch_.size());
+  stream.filled = first.size();
+  stream.size = size;
+  stream.limit = options_.max_read_bytes;
+  stream.reader = &reader;
+  return static_cast<std::uint8_t>(classify_session(stream, options_.rule));
 }
 
 void RedisSessionStore::Worker::check_notifications(Master& master) {
@@ -843,17 +926,18 @@ bool RedisSessionStore::Worker::reread_pending() {
   bool changed = false;
   auto pending = std::move(pending_);
   pending_.clear();
-  const std::string last_byte = std::to_string(options_.max_read_bytes - 1);
+  const std::string last_byte = window_last_byte();
   for (auto& [index, names] : pending) {
     if (index >= masters_.size() || !masters_[index].command) continue;
     redisContext* context = masters_[index].command.get();
     for (const auto& name : names) {
       append(context, {"PTTL", name});
+      append(context, {"STRLEN", name});
       append(context, {"GETRANGE", name, "0", last_byte});
     }
     std::vector<Reply> replies;
     bool broken = false;
-    for (std::size_t i = 0; i < names.size() * 2; ++i) {
+    for (std::size_t i = 0; i < names.size() * 3; ++i) {
       Reply reply = next_reply(context);
       if (!reply) {
         broken = true;
@@ -868,29 +952,36 @@ bool RedisSessionStore::Worker::reread_pending() {
       continue;
     }
     const std::int64_t now_ms = wall_ms();
-    const std::lock_guard lock(mutex_);
+    std::vector<std::pair<std::uint64_t, Entry>> classified;
+    std::vector<std::uint64_t> gone;
     std::size_t i = 0;
     for (const auto& name : names) {
       const redisReply* ttl = replies[i].get();
-      const redisReply* value_reply = replies[i + 1].get();
-      i += 2;
+      const redisReply* length = replies[i + 1].get();
+      const redisReply* value_reply = replies[i + 2].get();
+      i += 3;
       const std::uint64_t hash = key_hash(name);
-      if (ttl->type != REDIS_REPLY_INTEGER || value_reply->type != REDIS_REPLY_STRING) {
-        if (is_wrong_type(value_reply) || (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)) {
-          forget(hash);
-          changed = true;
-        }
+      if (ttl->type != REDIS_REPLY_INTEGER || length->type != REDIS_REPLY_INTEGER ||
+          value_reply->type != REDIS_REPLY_STRING) {
+        if (is_wrong_type(value_reply) || (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)) gone.push_back(hash);
         continue;
       }
-      const std::string_view value(value_reply->str, value_reply->len);
+      if (ttl->integer == -2) {
+        gone.push_back(hash);
+        continue;
+      }
+      const auto size = static_cast<std::uint64_t>(length->integer);
       Entry entry;
-      entry.activity_ms = activity_of(ttl->integer, now_ms, value.empty());
-      entry.length = static_cast<std::uint32_t>(value.size());
+      entry.activity_ms = activity_of(ttl->integer, now_ms, size == 0);
+      entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX));
       entry.epoch = epoch_;
-      entry.slot = static_cast<std::uint8_t>(classify_session(value, value.size() >= options_.max_read_bytes, options_.rule));
-      store(hash, entry);
-      changed = true;
+      entry.slot = classify(context, name, std::string_view(value_reply->str, value_reply->len), size);
+      classified.emplace_back(hash, entry);
     }
+    const std::lock_guard lock(mutex_);
+    for (const auto hash : gone) forget(hash);
+    for (const auto& [hash, entry] : classified) store(hash, entry);
+    changed = changed || !gone.empty() || !classified.empty();
   }
   return changed;
 }

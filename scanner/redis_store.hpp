@@ -43,7 +43,8 @@ struct RedisStoreOptions {
   std::string auth_file_password;      // from [sessions] auth_file; replaces auth= when set
   std::uint32_t gc_maxlifetime_s = 1440;
   std::uint32_t active_minutes = 24;
-  std::size_t max_read_bytes = 64 * 1024;
+  std::size_t max_read_bytes = 1024 * 1024;  // bytes of a value examined at most
+  std::size_t read_chunk_bytes = 64 * 1024;  // fetched per GETRANGE; the classifier skips long strings
   ClassifierRule rule;
   std::uint32_t rescan_interval_s = 10;
   std::uint32_t timeout_ms = 1000;     // connect and command
