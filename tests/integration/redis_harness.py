@@ -24,6 +24,22 @@ REDIS_CLI = "/usr/bin/redis-cli"
 SESSIONS_PHP = Path(__file__).resolve().parent / "php" / "redis_sessions.php"
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    import socket
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 def redis_available() -> bool:
     return shutil.which(REDIS_SERVER) is not None and shutil.which(REDIS_CLI) is not None
 
@@ -34,7 +50,7 @@ class RedisServer:
     def __init__(self, workdir: Path, cluster: bool = False, notifications: str = "",
                  password: str | None = None, port: int | None = None):
         self.workdir = make_dir(workdir)
-        self.port = port or free_port()
+        self.port = port or (cluster_port() if cluster else free_port())
         self.cluster = cluster
         self.notifications = notifications
         self.password = password
