@@ -5,12 +5,13 @@ and read back through coupecircuitctl status --json."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 
 import pytest
 
-from harness import clean_env, wait_for
+from harness import HttpClient, clean_env, wait_for
 from redis_harness import RedisServer, new_id, php_sessions, redis_available
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server and redis-cli are needed")
@@ -308,3 +309,52 @@ def test_no_password_on_the_command_line(make_helper):
     result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=clean_env())
     assert result.returncode == 2 and "auth_file" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+# ---------------------------------------------------------------- through Apache
+
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+
+
+@pytest.mark.skipif(not os.path.exists(WRK), reason="wrk is needed")
+def test_apache_exports_redis_counts_and_serves_through_a_redis_restart(make_helper, make_apache, module_so, run_dir,
+                                                                       logs):
+    server = RedisServer(run_dir / "redis", notifications="KEA").start()
+    try:
+        write(server, ("authenticated", new_id()), ("authenticated", new_id()), ("anonymous", new_id()))
+        helper = redis_helper(make_helper, server)
+        apache = make_apache("prefork", helper, with_module=True,
+                             mpm={"StartServers": "4", "MinSpareServers": "4", "MaxSpareServers": "8",
+                                  "ServerLimit": "16", "MaxRequestWorkers": "16"})
+        logs.allow(r"AH00161")
+        logs.allow(r"CC0070")
+        client = HttpClient(apache.port)
+        wait_for(client.env, lambda e: e["SESSIONS_ACTIVES"] == "2", 2, "SESSIONS_ACTIVES from Redis in $_SERVER")
+        login = new_id()
+        write(server, ("authenticated", login))
+        _, waited = wait_for(client.env, lambda e: e["SESSIONS_ACTIVES"] == "3", NOTIFICATION_DEADLINE + 0.5,
+                             "a login in $_SERVER")
+        print(f"login in $_SERVER after {waited:.3f} s")
+
+        wrk = subprocess.Popen([WRK, "-t2", "-c4", "-d8s", "--timeout", "10s", "-H", "Connection: close",
+                                f"http://127.0.0.1:{apache.port}/env.php"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=clean_env())
+        try:
+            time.sleep(1)
+            server.kill()
+            wait_for(lambda: store_of(helper)[1], lambda store: not store["available"], PASS_INTERVAL + 2,
+                     "flagged unavailable under load")
+            _, document = helper.status()
+            assert document["age_seconds"] < 1.5, "heartbeat kept while Redis is down"
+            env = client.env()
+            assert env["COUPECIRCUIT_ETAT"] == "ok", env  # sessions unknown: no state invented
+            server.start()
+            write(server, ("authenticated", new_id()))
+            wait_for(client.env, lambda e: e["SESSIONS_ACTIVES"] == "1", PASS_INTERVAL + 4,
+                     "counted again in $_SERVER after the restart")
+        finally:
+            output, _ = wrk.communicate(timeout=60)
+        assert "Non-2xx" not in output and "Socket errors" not in output, output
+        assert " requests in " in output, output
+    finally:
+        server.stop()
