@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 
 #include <algorithm>
@@ -1002,7 +1004,14 @@ RedisSessionStore::~RedisSessionStore() {
 }
 
 void RedisSessionStore::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { worker_->run(); });
+  if (thread_.joinable()) return;
+  // Signals belong to the daemon's signalfd: the worker is created with all
+  // of them blocked (a thread inherits the mask of its creator).
+  sigset_t all, previous;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &previous);
+  thread_ = std::thread([this] { worker_->run(); });
+  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
 }
 
 bool RedisSessionStore::run_pass_now() { return worker_->full_pass(); }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -111,6 +112,13 @@ def test_counts_each_class_skips_locks_and_non_strings(make_helper, fresh):
 
     text = helper.ctl_ok("status").stdout
     assert "store:      redis, masters 1/1, 6 keys" in text and "notifications off" in text
+
+    # Signals reach the daemon's loop, not the store's thread: SIGHUP reloads
+    # (and makes a pass), SIGTERM stops cleanly.
+    helper.signal(signal.SIGHUP)
+    wait_for(helper.log_text, lambda text: "CC0003" in text, 3, "reloaded on SIGHUP")
+    assert helper.running()
+    assert helper.stop() == 0 and "CC0002" in helper.log_text()
 
 
 def test_notifications_bring_login_and_logout_within_a_second(make_helper, fresh):
