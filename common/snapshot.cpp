@@ -12,6 +12,7 @@
 #include <random>
 #include <utility>
 
+#include "atomic_file.hpp"
 #include "unique_fd.hpp"
 
 namespace coupecircuit::snapshot {
@@ -197,7 +198,8 @@ SnapshotWriter::SnapshotWriter(SnapshotWriter&& other) noexcept
       path_(std::move(other.path_)),
       device_(other.device_),
       inode_(other.inode_),
-      fd_(std::move(other.fd_)) {}
+      fd_(std::move(other.fd_)),
+      replaced_because_(std::move(other.replaced_because_)) {}
 
 SnapshotWriter& SnapshotWriter::operator=(SnapshotWriter&& other) noexcept {
   if (this != &other) {
@@ -207,6 +209,7 @@ SnapshotWriter& SnapshotWriter::operator=(SnapshotWriter&& other) noexcept {
     device_ = other.device_;
     inode_ = other.inode_;
     fd_ = std::move(other.fd_);
+    replaced_because_ = std::move(other.replaced_because_);
   }
   return *this;
 }
@@ -215,61 +218,58 @@ SnapshotWriter::~SnapshotWriter() {
   if (file_ != nullptr) ::munmap(file_, kTotalSize);
 }
 
+namespace {
+
+// Why an existing file at the snapshot path cannot be reused in place; empty
+// when it can. A file of another user, or one that others could open for
+// writing (they may hold such a descriptor still), is replaced, never trusted.
+std::string reason_not_to_reuse(int fd, const struct stat& info) {
+  if (!S_ISREG(info.st_mode)) return "not a regular file";
+  if (info.st_uid != ::geteuid()) return "owned by user " + std::to_string(info.st_uid) + ", not by this process's";
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0) return "writable by other users";
+  if (static_cast<std::size_t>(info.st_size) != kTotalSize) return "another size (another layout)";
+  void* address = ::mmap(nullptr, kTotalSize, PROT_READ, MAP_SHARED, fd, 0);
+  if (address == MAP_FAILED) return "cannot be mapped";
+  const bool valid = header_is_valid(*static_cast<const SnapshotFile*>(address), kTotalSize);
+  ::munmap(address, kTotalSize);
+  return valid ? std::string() : "another layout or a damaged header";
+}
+
+// A new file renamed over the path: readers mapping the old inode keep a
+// valid (now stale) mapping and re-open; nobody sees a half-made file.
+Result<UniqueFd> create_snapshot_file(const std::string& path) {
+  auto file = AtomicFile::create(path, 0644);
+  if (!file) return file.error();
+  if (::ftruncate(file->fd(), static_cast<off_t>(kTotalSize)) != 0) return errno_error("cannot size", file->temporary_path());
+  void* address = ::mmap(nullptr, kTotalSize, PROT_READ | PROT_WRITE, MAP_SHARED, file->fd(), 0);
+  if (address == MAP_FAILED) return errno_error("cannot map", file->temporary_path());
+  write_fresh_header(*static_cast<SnapshotFile*>(address));
+  ::munmap(address, kTotalSize);
+  if (auto committed = file->commit(); !committed) return committed.error();
+  return file->take_fd();
+}
+
+}  // namespace
+
 Result<SnapshotWriter> SnapshotWriter::open(const std::string& path) {
-  const auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    const std::string directory = path.substr(0, slash);
-    if (::mkdir(directory.c_str(), 0755) == 0) {
-      // mkdir's mode is filtered by the umask; readers (the web server's
-      // user) must be able to reach the file whatever the daemon's umask.
-      if (::chmod(directory.c_str(), 0755) != 0) return errno_error("cannot chmod", directory);
-    } else if (errno != EEXIST) {
-      return errno_error("cannot create", directory);
-    }
-  }
+  if (auto made = ensure_directory(parent_directory(path), 0755); !made) return made.error();
 
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  bool reuse = false;
+  std::string replaced_because;
   struct stat info {};
   if (fd) {
     if (::fstat(fd.get(), &info) != 0) return errno_error("cannot stat", path);
-    if (S_ISREG(info.st_mode) && static_cast<std::size_t>(info.st_size) == kTotalSize) {
-      void* address = ::mmap(nullptr, kTotalSize, PROT_READ, MAP_SHARED, fd.get(), 0);
-      if (address != MAP_FAILED) {
-        reuse = header_is_valid(*static_cast<const SnapshotFile*>(address), kTotalSize);
-        ::munmap(address, kTotalSize);
-      }
-    }
-  } else if (errno != ENOENT && errno != ELOOP) {
+    replaced_because = reason_not_to_reuse(fd.get(), info);
+  } else if (errno == ELOOP) {
+    replaced_because = "a symbolic link";
+  } else if (errno != ENOENT) {
     return errno_error("cannot open", path);
   }
 
-  if (!reuse) {
-    // A new file renamed over the path: readers mapping the old inode keep a
-    // valid (now stale) mapping and re-open; nobody sees a half-made file.
-    const std::string temporary = path + ".new." + std::to_string(::getpid());
-    ::unlink(temporary.c_str());
-    UniqueFd fresh(::open(temporary.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fresh) return errno_error("cannot create", temporary);
-    if (::ftruncate(fresh.get(), static_cast<off_t>(kTotalSize)) != 0) {
-      auto error = errno_error("cannot size", temporary);
-      ::unlink(temporary.c_str());
-      return error;
-    }
-    void* address = ::mmap(nullptr, kTotalSize, PROT_READ | PROT_WRITE, MAP_SHARED, fresh.get(), 0);
-    if (address == MAP_FAILED) {
-      auto error = errno_error("cannot map", temporary);
-      ::unlink(temporary.c_str());
-      return error;
-    }
-    write_fresh_header(*static_cast<SnapshotFile*>(address));
-    ::munmap(address, kTotalSize);
-    if (::rename(temporary.c_str(), path.c_str()) != 0) {
-      auto error = errno_error("cannot rename over", path);
-      ::unlink(temporary.c_str());
-      return error;
-    }
-    fd = std::move(fresh);
+  if (!fd || !replaced_because.empty()) {
+    auto fresh = create_snapshot_file(path);
+    if (!fresh) return fresh.error();
+    fd = std::move(*fresh);
     if (::fstat(fd.get(), &info) != 0) return errno_error("cannot stat", path);
   }
   if (::fchmod(fd.get(), 0644) != 0) return errno_error("cannot chmod", path);
@@ -282,6 +282,9 @@ Result<SnapshotWriter> SnapshotWriter::open(const std::string& path) {
   writer.device_ = info.st_dev;
   writer.inode_ = info.st_ino;
   writer.fd_ = std::move(fd);
+  // Only worth a line in the log when a file was there and was not reused
+  // for a reason other than a layout change after an upgrade.
+  writer.replaced_because_ = std::move(replaced_because);
 
   // A previous writer killed mid-update leaves the sequence odd: close it so
   // the sequence stays monotonic and readers' cached sequences never match.

@@ -101,9 +101,10 @@ class SnapshotWriter {
   SnapshotWriter& operator=(SnapshotWriter&& other) noexcept;
   ~SnapshotWriter();
 
-  // Opens the file in place when its layout matches, else creates it (or a new
-  // file renamed over an incompatible one). Creates the parent directory
-  // (0755) when missing. The file is 0644.
+  // Opens the file in place when its layout matches and it is this user's own
+  // file that nobody else can write, else creates a new file renamed over the
+  // path (replaced_because() says why). Creates the parent directory (0755)
+  // when missing. The file is 0644.
   [[nodiscard]] static Result<SnapshotWriter> open(const std::string& path);
 
   // Publishes a whole payload under the seqlock and ticks the heartbeat.
@@ -118,6 +119,9 @@ class SnapshotWriter {
   void mark_superseded() noexcept;
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  // Why the file found at the path was replaced instead of reused (empty when
+  // there was none, or it was reused).
+  [[nodiscard]] const std::string& replaced_because() const noexcept { return replaced_because_; }
   [[nodiscard]] bool is_valid() const noexcept { return file_ != nullptr; }
   // The file at path is no longer the one mapped (deleted or replaced), or its
   // header was damaged: the caller should re-open.
@@ -131,6 +135,7 @@ class SnapshotWriter {
   dev_t device_ = 0;
   ino_t inode_ = 0;
   UniqueFd fd_;  // to check the file's size before touching the mapping
+  std::string replaced_because_;
 };
 
 // Are the session counts of this payload known? False when the last scan

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "atomic_file.hpp"
 #include "decimal.hpp"
 #include "snapshot.hpp"
 #include "thresholds.hpp"
@@ -109,6 +111,62 @@ bool is_valid_utf8(std::string_view text) noexcept {
 
 }  // namespace
 
+namespace {
+
+// The code point of the UTF-8 sequence at text[i] (valid UTF-8) and its length.
+char32_t decode_at(std::string_view text, std::size_t i, std::size_t& length) noexcept {
+  const auto lead = static_cast<unsigned char>(text[i]);
+  if (lead < 0x80) {
+    length = 1;
+    return lead;
+  }
+  length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+  char32_t value = lead & (0x3FU >> (length - 1));
+  for (std::size_t k = 1; k < length && i + k < text.size(); ++k) {
+    value = (value << 6U) | (static_cast<unsigned char>(text[i + k]) & 0x3FU);
+  }
+  return value;
+}
+
+}  // namespace
+
+bool is_terminal_unsafe(char32_t c) noexcept {
+  return c < 0x20 || (c >= 0x7F && c <= 0x9F) ||  // C0, DEL, C1 (U+009B is CSI)
+         c == 0x061C || c == 0x200E || c == 0x200F ||  // ALM, LRM, RLM
+         (c >= 0x202A && c <= 0x202E) ||              // LRE RLE PDF LRO RLO
+         (c >= 0x2066 && c <= 0x2069);                // LRI RLI FSI PDI
+}
+
+std::size_t find_terminal_unsafe(std::string_view text) noexcept {
+  for (std::size_t i = 0; i < text.size();) {
+    std::size_t length = 1;
+    const char32_t c = decode_at(text, i, length);
+    if (is_terminal_unsafe(c)) return i;
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
+std::string escape_for_terminal(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 1;
+    const bool valid = lead < 0x80 || is_valid_utf8(text.substr(i, lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2));
+    const char32_t c = valid ? decode_at(text, i, length) : lead;
+    if (!valid || is_terminal_unsafe(c)) {
+      char code[16];
+      std::snprintf(code, sizeof code, valid ? "\\u{%04X}" : "\\x%02X", static_cast<unsigned>(c));
+      out += code;
+    } else {
+      out.append(text.substr(i, length));
+    }
+    i += length;
+  }
+  return out;
+}
+
 Result<void> validate_vhost_name(std::string_view name) {
   if (name.empty()) return make_error("vhost name is empty");
   if (name.size() >= snapshot::kVhostNameCapacity) {
@@ -135,12 +193,16 @@ Result<void> validate_cut_reason(std::string_view reason) {
   if (reason.size() >= snapshot::kCutReasonCapacity) {
     return make_error("cut reason is longer than " + std::to_string(snapshot::kCutReasonCapacity - 1) + " bytes");
   }
-  for (const char c : reason) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return make_error("cut reason contains a control character");
-  }
   // The state file is JSON: a reason that is not UTF-8 could not be written
   // (the serializer throws) nor read back.
   if (!is_valid_utf8(reason)) return make_error("cut reason is not valid UTF-8");
+  // The reason is printed on operators' terminals and status pages: no
+  // control character (C0, DEL, C1) nor bidirectional formatting character
+  // that could hide or reorder what is shown.
+  if (const auto bad = find_terminal_unsafe(reason); bad != std::string_view::npos) {
+    return make_error("cut reason contains a control character or a bidirectional formatting character at byte " +
+                      std::to_string(bad));
+  }
   return {};
 }
 
@@ -250,45 +312,15 @@ Result<ControlState> load_state_file(const std::string& path) {
 }
 
 Result<void> save_state_file(const std::string& path, const ControlState& state) {
-  const auto slash = path.rfind('/');
-  const std::string directory = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  if (::mkdir(directory.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("cannot create", directory);
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  const std::string text = serialize_state(state);
-  {
-    UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) return errno_error("cannot create", temporary);
-    // The mode given to open() is filtered by the umask: set it explicitly.
-    if (::fchmod(fd.get(), 0644) != 0) {
-      auto error = errno_error("cannot chmod", temporary);
-      ::unlink(temporary.c_str());
-      return error;
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t wrote = ::write(fd.get(), text.data() + done, text.size() - done);
-      if (wrote < 0 && errno == EINTR) continue;
-      if (wrote <= 0) {
-        auto error = errno_error("cannot write", temporary);
-        ::unlink(temporary.c_str());
-        return error;
-      }
-      done += static_cast<std::size_t>(wrote);
-    }
-    if (::fsync(fd.get()) != 0) {
-      auto error = errno_error("cannot fsync", temporary);
-      ::unlink(temporary.c_str());
-      return error;
-    }
-  }
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    auto error = errno_error("cannot rename to", path);
-    ::unlink(temporary.c_str());
-    return error;
-  }
-  UniqueFd directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (directory_fd) ::fsync(directory_fd.get());  // make the rename durable across a crash
-  return {};
+  const std::string directory = parent_directory(path);
+  if (auto made = ensure_directory(directory, 0755); !made) return made;
+  // Another user able to write in the directory could swap the file (or
+  // plant a link where the temporary goes): refuse rather than write there.
+  if (auto safe = check_private_directory(directory); !safe) return safe;
+  auto file = AtomicFile::create(path, 0644);
+  if (!file) return file.error();
+  if (auto wrote = file->write_all(serialize_state(state)); !wrote) return wrote;
+  return file->commit();
 }
 
 void apply_state_to_payload(const ControlState& state, snapshot::Payload& payload) noexcept {

@@ -42,7 +42,18 @@ struct ControlState {
 // compared case-insensitively: the state and the snapshot keep them lowercase.
 [[nodiscard]] Result<void> validate_vhost_name(std::string_view name);
 [[nodiscard]] std::string normalize_vhost_name(std::string_view name);
+// At most 127 bytes of UTF-8 without terminal-unsafe characters.
 [[nodiscard]] Result<void> validate_cut_reason(std::string_view reason);
+
+// C0 and C1 controls, DEL and the bidirectional formatting characters
+// (U+061C, U+200E/F, U+202A-202E, U+2066-2069): what could hide, rewrite or
+// reorder text on an operator's terminal.
+[[nodiscard]] bool is_terminal_unsafe(char32_t code_point) noexcept;
+// Offset of the first such character in UTF-8 text, or npos.
+[[nodiscard]] std::size_t find_terminal_unsafe(std::string_view text) noexcept;
+// The text with those characters (and bytes that are not UTF-8) written as
+// \u{XXXX} or \xNN: safe to print whatever a damaged file held.
+[[nodiscard]] std::string escape_for_terminal(std::string_view text);
 
 [[nodiscard]] Result<ControlState> parse_state(std::string_view json_text);
 [[nodiscard]] std::string serialize_state(const ControlState& state);

@@ -65,7 +65,9 @@ std::string field_text(const char (&field)[N]) {
 
 // JSON output never aborts on bytes that are not UTF-8 (a --snapshot path
 // typed by the operator, a damaged snapshot): they are replaced by U+FFFD.
-std::string json_text(const json& document) { return document.dump(2, ' ', false, json::error_handler_t::replace); }
+// Non-ASCII is written as \uXXXX: a control or bidirectional character
+// from a damaged or hostile file never reaches the terminal raw.
+std::string json_text(const json& document) { return document.dump(2, ' ', true, json::error_handler_t::replace); }
 
 json threshold_set_json(const snapshot::ThresholdSet& set) {
   json node = json::object();
@@ -238,13 +240,13 @@ int command_status(const GlobalOptions& options, bool as_json) {
                 percent_text(p.swap_used_centi_pct).c_str());
     if (cut) {
       std::printf("cut:        ON since %s%s%s\n", wall_time_text(p.cut_since_wall_s).c_str(),
-                  p.cut_reason[0] != '\0' ? ": " : "", field_text(p.cut_reason).c_str());
+                  p.cut_reason[0] != '\0' ? ": " : "", escape_for_terminal(field_text(p.cut_reason)).c_str());
     } else {
       std::printf("cut:        off\n");
     }
     std::printf("thresholds: global %s\n", threshold_set_text(p.global_override).c_str());
     for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
-      std::printf("            vhost %s: %s\n", field_text(p.vhost_overrides[i].name).c_str(),
+      std::printf("            vhost %s: %s\n", escape_for_terminal(field_text(p.vhost_overrides[i].name)).c_str(),
                   threshold_set_text(p.vhost_overrides[i].thresholds).c_str());
     }
     if ((p.flags & snapshot::kFlagStateInvalid) != 0) {

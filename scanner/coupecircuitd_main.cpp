@@ -2,11 +2,13 @@
 // and publishes them with the manual cut and threshold overrides in the
 // snapshot read by mod_coupecircuit and coupecircuitctl.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "daemon.hpp"
@@ -56,8 +58,25 @@ coupecircuit::Result<coupecircuit::DaemonConfig> load_effective_config(const Com
   return config;
 }
 
+// Paths typed on the command line are relative to the directory the helper
+// was started from; it moves to "/" when it detaches, and reads the
+// configuration again on SIGHUP: make them absolute first.
+void make_absolute(std::string& path) {
+  std::error_code ignored;
+  const auto absolute = std::filesystem::absolute(path, ignored);
+  if (!absolute.empty()) path = absolute.lexically_normal().string();
+}
+
+void make_paths_absolute(CommandLine& line) {
+  make_absolute(line.config_path);
+  for (auto* path : {&line.session_dir, &line.snapshot_path, &line.state_path}) {
+    if (*path) make_absolute(**path);
+  }
+}
+
 // Classic detach for init systems without supervision; systemd runs the
-// helper with --foreground (Type=notify).
+// helper with --foreground (Type=notify). Called by the daemon once the
+// configuration and its resources were checked: the parent exits 0 only then.
 bool detach() {
   const pid_t child = ::fork();
   if (child < 0) return false;
@@ -102,13 +121,14 @@ int main(int argc, char** argv) {
     return status == 0 ? 0 : 2;
   }
   line.config_given = config_option->count() > 0;
+  make_paths_absolute(line);
+  // A write to a closed pipe (stderr read by a process that went away) must
+  // fail with EPIPE, not kill the helper.
+  ::signal(SIGPIPE, SIG_IGN);
 
   coupecircuit::DaemonRunOptions options;
   options.once = line.once;
   options.load_config = [&line] { return load_effective_config(line); };
-  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr && !detach()) {
-    std::perror("coupecircuitd: cannot detach");
-    return 1;
-  }
+  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) options.detach = detach;
   return coupecircuit::run_daemon(options);
 }

@@ -11,12 +11,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "agent.hpp"
+#include "atomic_file.hpp"
 #include "decimal.hpp"
 #include "history.hpp"
 #include "load_signals.hpp"
@@ -37,13 +39,11 @@ constexpr std::uint64_t kMinPublishGapNs = 50 * kMillisecond;  // coalesce burst
 constexpr std::uint64_t kInotifyGatherNs = 20 * kMillisecond;
 constexpr std::uint32_t kSessionMask =
     IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF;
-constexpr std::uint32_t kStateMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM;
-
-std::string directory_of(const std::string& path) {
-  const auto slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
+// The state directory itself may be moved or removed (and a new one made in
+// its place): its watch is then re-created on the path.
+constexpr std::uint32_t kStateMask =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr std::uint32_t kWatchGone = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED;
 
 std::string base_name_of(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -58,26 +58,61 @@ log::Priority priority_from_name(const std::string& name) {
   return log::Priority::info;
 }
 
+// What is known of the state file when it was last read: a change of any of
+// these makes the periodic pass read it again, whatever inotify said.
+struct FileIdentity {
+  bool exists = false;
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+FileIdentity identity_of(const std::string& path) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) return {};
+  return {true, info.st_dev, info.st_ino, info.st_size,
+          static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000LL + info.st_mtim.tv_nsec};
+}
+
+// Everything a configuration holds open, built whole before it replaces the
+// running one: a reload is all or nothing.
+struct Resources {
+  DaemonConfig config;
+  std::optional<snapshot::SnapshotWriter> writer;      // set: a new snapshot file
+  std::optional<std::optional<AgentListener>> agent;   // set: a new listener (or none)
+  int state_watch = -1;
+};
+
 class Daemon {
  public:
   explicit Daemon(DaemonRunOptions options) : options_(std::move(options)) {}
   int run();
 
  private:
-  bool configure(const DaemonConfig& config);
+  int start();  // exit status, or -1 to go on into the loop
+  int loop();  // exit status
+  [[nodiscard]] Result<Resources> prepare(const DaemonConfig& loaded, bool at_start);
+  [[nodiscard]] Result<void> prepare_agent(const AgentSettings& settings, bool at_start, Resources& resources);
+  void commit(Resources&& resources);
   void configure_store();
   void wait_first_store_pass();
   void publish_store(snapshot::Payload& payload, std::int64_t now_s, SessionCounts& counts) const;
   void load_state(bool at_start);
+  void check_state_file();
   void full_scan();
   void rewatch_sessions();
-  void watch_state_directory();
+  [[nodiscard]] int watch_state_directory(const std::string& state_path) const;
+  void handle_state_event(const inotify_event& event, std::string_view name);
   void drain_inotify();
   bool handle_signals();  // false: stop
   void reload();
   void refresh_load_signals();
   void publish(bool force);
   void check_snapshot_file();
+  void tick();
+  [[nodiscard]] int poll_timeout_ms(std::uint64_t now) const;
 
   DaemonRunOptions options_;
   DaemonConfig config_;
@@ -91,6 +126,7 @@ class Daemon {
 
   ControlState state_;
   bool state_invalid_ = false;
+  FileIdentity state_identity_;
   LoadSignals signals_;
   bool scan_failed_ = false;
   std::int64_t last_scan_wall_ns_ = 0;
@@ -104,6 +140,9 @@ class Daemon {
   bool rescan_due_ = false;
   bool content_dirty_ = false;
   std::uint64_t last_publish_ns_ = 0;
+  std::uint64_t next_tick_ = 0;
+  std::uint64_t next_rescan_ = 0;
+  std::uint64_t inotify_pending_since_ = 0;  // 0: not waiting to read events
   history::Recorder history_;  // the status page's last hour, in a file of its own
 };
 
@@ -118,37 +157,85 @@ std::string resolve_top_level(const std::string& directory) {
   return resolved;
 }
 
-bool Daemon::configure(const DaemonConfig& config_in) {
-  DaemonConfig config = config_in;
-  config.scan.session_dir = resolve_top_level(config.scan.session_dir);
-  const bool agent_changed = config.agent.port != config_.agent.port || config.agent.bind != config_.agent.bind;
-  config_ = config;
-  if (!options_.once && (agent_changed || (!agent_ && config_.agent.port != 0))) {
+Result<void> Daemon::prepare_agent(const AgentSettings& settings, bool at_start, Resources& resources) {
+  const bool changed = settings.port != config_.agent.port || settings.bind != config_.agent.bind;
+  if (options_.once || (!at_start && !changed && (agent_ || settings.port == 0))) return {};  // keep the running one
+  if (settings.port == 0) {
+    resources.agent.emplace();  // no listener
+    return {};
+  }
+  auto listener = AgentListener::open(settings);
+  if (!listener && listener.error().code == EADDRINUSE && agent_ && settings.port == config_.agent.port) {
+    // Only the address changed, on the same port: the running listener is in
+    // the way. Close it, try, and put it back if the new one cannot listen.
     agent_.reset();
-    if (config_.agent.port != 0) {
-      auto listener = AgentListener::open(config_.agent);
-      if (!listener) {
-        log::error(log::id::kAgentError, listener.error().message);
-      } else {
-        agent_.emplace(std::move(*listener));
-        log::info(log::id::kAgentListening, "HAProxy agent on " + config_.agent.bind + ":" + std::to_string(config_.agent.port));
-      }
+    listener = AgentListener::open(settings);
+    if (!listener) {
+      auto back = AgentListener::open(config_.agent);
+      if (back) agent_.emplace(std::move(*back));
     }
   }
-  log::set_min_priority(priority_from_name(config_.log_level));
-  auto writer = snapshot::SnapshotWriter::open(config_.snapshot_path);
-  if (!writer) {
-    log::error(log::id::kSnapshotError, "cannot open snapshot: " + writer.error().message);
-    return false;
+  if (listener) {
+    resources.agent.emplace(std::move(*listener));
+    return {};
   }
-  writer_ = std::move(*writer);
+  // Unchanged settings whose listener could not be opened before either (e.g.
+  // no network under the shipped unit): nothing to keep, nothing to fail.
+  if (at_start || !changed) {
+    log::error(log::id::kAgentError, listener.error().message + " (running without the agent)");
+    return {};
+  }
+  return make_error(listener.error().message);
+}
+
+Result<Resources> Daemon::prepare(const DaemonConfig& loaded, bool at_start) {
+  Resources resources;
+  resources.config = loaded;
+  DaemonConfig& config = resources.config;
+  config.scan.session_dir = resolve_top_level(config.scan.session_dir);
+
+  const std::string state_directory = parent_directory(config.state_path);
+  if (auto made = ensure_directory(state_directory, 0755); !made) return make_error("state: " + made.error().message);
+  if (auto safe = check_private_directory(state_directory); !safe) return make_error("state: " + safe.error().message);
+
+  if (at_start || config.snapshot_path != config_.snapshot_path) {
+    auto writer = snapshot::SnapshotWriter::open(config.snapshot_path);
+    if (!writer) return make_error("cannot open snapshot: " + writer.error().message);
+    resources.writer.emplace(std::move(*writer));
+  }
+  if (auto agent = prepare_agent(config.agent, at_start, resources); !agent) return agent.error();
+  resources.state_watch = watch_state_directory(config.state_path);
+  return resources;
+}
+
+// Nothing here can fail: the running configuration is replaced as a whole.
+void Daemon::commit(Resources&& resources) {
+  if (resources.writer) {
+    if (writer_.is_valid()) writer_.mark_superseded();
+    writer_ = std::move(*resources.writer);
+    if (!writer_.replaced_because().empty()) {
+      log::warning(log::id::kSnapshotReplaced,
+                   "snapshot file " + writer_.path() + " replaced by a new one: " + writer_.replaced_because());
+    }
+  }
+  if (resources.agent) {
+    agent_ = std::move(*resources.agent);
+    if (agent_) {
+      log::info(log::id::kAgentListening, "HAProxy agent on " + resources.config.agent.bind + ":" +
+                                              std::to_string(resources.config.agent.port));
+    }
+  }
+  // Watching the same directory again gives the same descriptor.
+  if (state_watch_ >= 0 && state_watch_ != resources.state_watch) ::inotify_rm_watch(inotify_.get(), state_watch_);
+  state_watch_ = resources.state_watch;
+  config_ = std::move(resources.config);
+  log::set_min_priority(priority_from_name(config_.log_level));
   if (scanner_) {
     scanner_->reconfigure(config_.scan);
   } else {
     scanner_.emplace(config_.scan);
   }
   configure_store();
-  return true;
 }
 
 // Sessions in Redis: a store with its own worker thread, kept across a
@@ -208,6 +295,7 @@ void Daemon::publish_store(snapshot::Payload& payload, std::int64_t now_s, Sessi
 }
 
 void Daemon::load_state(bool at_start) {
+  state_identity_ = identity_of(config_.state_path);  // before reading: a later change is read again
   auto loaded = load_state_file(config_.state_path);
   if (!loaded) {
     // Keep the last good state (at start: the safe default, no cut) and say
@@ -242,7 +330,7 @@ void Daemon::full_scan() {
     scan_failed_ = true;
     return;
   }
-  if (scan_failed_) log::notice(log::id::kScanDirError, "session directory readable again");
+  if (scan_failed_) log::notice(log::id::kScanDirRecovered, "session directory readable again");
   scan_failed_ = false;
   last_scan_wall_ns_ = snapshot::realtime_now_ns();
   last_scan_duration_us_ = statistics->duration_us;
@@ -271,21 +359,53 @@ void Daemon::rewatch_sessions() {
   }
 }
 
-void Daemon::watch_state_directory() {
-  if (!inotify_) return;
-  if (state_watch_ >= 0) ::inotify_rm_watch(inotify_.get(), state_watch_);
-  const std::string directory = directory_of(config_.state_path);
-  ::mkdir(directory.c_str(), 0755);
-  state_watch_ = ::inotify_add_watch(inotify_.get(), directory.c_str(), kStateMask | IN_ONLYDIR);
-  if (state_watch_ < 0) {
+// Returns the watch descriptor, or -1: the state file is then read again
+// by the periodic pass whenever its identity changes.
+int Daemon::watch_state_directory(const std::string& state_path) const {
+  if (!inotify_) return -1;
+  const std::string directory = parent_directory(state_path);
+  const int wd = ::inotify_add_watch(inotify_.get(), directory.c_str(), kStateMask | IN_ONLYDIR);
+  if (wd < 0) {
     log::warning(log::id::kInotifyUnavailable, "cannot watch " + directory + ": " + std::strerror(errno) +
                                                    " (state changes are seen within a second)");
   }
+  return wd;
+}
+
+// The periodic pass: a state file whose identity changed is read again
+// (missed or impossible inotify events, a state directory replaced), and a
+// lost watch of the state directory is re-created once the path exists again.
+void Daemon::check_state_file() {
+  if (inotify_ && state_watch_ < 0 && ::access(parent_directory(config_.state_path).c_str(), F_OK) == 0) {
+    state_watch_ = watch_state_directory(config_.state_path);
+    if (state_watch_ >= 0) {
+      log::info(log::id::kStateWatch, "watching the state directory " + parent_directory(config_.state_path) + " again");
+    }
+  }
+  if (identity_of(config_.state_path) == state_identity_) return;
+  load_state(false);
+  content_dirty_ = true;
+  last_publish_ns_ = 0;  // control changes go out at once
+}
+
+void Daemon::handle_state_event(const inotify_event& event, std::string_view name) {
+  if ((event.mask & kWatchGone) != 0) {
+    // The directory was moved or removed: what is at the path now is another
+    // directory, or nothing yet. Watch the path again (or, when nothing is
+    // there yet, let the periodic pass do it) and re-read the file.
+    if ((event.mask & IN_IGNORED) == 0) ::inotify_rm_watch(inotify_.get(), state_watch_);
+    state_watch_ = -1;
+    check_state_file();
+    return;
+  }
+  if (name != base_name_of(config_.state_path)) return;
+  load_state(false);
+  content_dirty_ = true;
+  last_publish_ns_ = 0;  // control changes go out at once
 }
 
 void Daemon::drain_inotify() {
   alignas(inotify_event) char buffer[64 * 1024];
-  const std::string state_name = base_name_of(config_.state_path);
   for (;;) {
     const ssize_t length = ::read(inotify_.get(), buffer, sizeof buffer);
     if (length <= 0) return;  // EAGAIN: drained
@@ -300,11 +420,7 @@ void Daemon::drain_inotify() {
       }
       const std::string_view name = event->len > 0 ? std::string_view(event->name) : std::string_view{};
       if (event->wd == state_watch_) {
-        if (name == state_name) {
-          load_state(false);
-          content_dirty_ = true;
-          last_publish_ns_ = 0;  // control changes go out at once
-        }
+        handle_state_event(*event, name);
         continue;
       }
       auto watch = session_watches_.find(event->wd);
@@ -340,16 +456,16 @@ bool Daemon::handle_signals() {
 void Daemon::reload() {
   ::sd_notify(0, "RELOADING=1");
   auto config = options_.load_config();
-  if (!config) {
-    log::error(log::id::kReloadFailed, "reload failed, keeping the running configuration: " + config.error().message);
-  } else if (configure(*config)) {
+  auto resources = config ? prepare(*config, false) : Result<Resources>(config.error());
+  if (!resources) {
+    log::error(log::id::kReloadFailed,
+               "reload failed, keeping the running configuration: " + resources.error().message);
+  } else {
+    commit(std::move(*resources));
     load_state(false);
     full_scan();
-    watch_state_directory();
     publish(true);
     log::info(log::id::kReloaded, "configuration reloaded");
-  } else {
-    log::error(log::id::kReloadFailed, "reload failed: cannot apply the new configuration");
   }
   ::sd_notify(0, "READY=1");
 }
@@ -423,17 +539,34 @@ void Daemon::check_snapshot_file() {
   publish(true);
 }
 
-int Daemon::run() {
+int Daemon::start() {
   auto config = options_.load_config();
   if (!config) {
     log::error(log::id::kConfigError, config.error().message);
     return 2;
   }
+  if (!options_.once) {
+    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+      log::warning(log::id::kInotifyUnavailable, std::string("inotify unavailable: ") + std::strerror(errno) +
+                                                     " (relying on periodic rescans)");
+    }
+  }
+  auto resources = prepare(*config, true);
+  if (!resources) {
+    log::error(log::id::kStartFailed, resources.error().message);
+    return 1;
+  }
+  // Everything that can be refused was checked: now the process may leave
+  // its terminal (the parent exits 0 only from here).
+  if (options_.detach && !options_.detach()) {
+    log::error(log::id::kStartFailed, std::string("cannot detach: ") + std::strerror(errno));
+    return 1;
+  }
   generation_ = snapshot::new_writer_generation();
-  if (!configure(*config)) return 1;
+  commit(std::move(*resources));
   load_state(true);
   refresh_load_signals();
-
   if (!options_.once) {
     sigset_t mask;
     sigemptyset(&mask);
@@ -442,14 +575,7 @@ int Daemon::run() {
     sigaddset(&mask, SIGHUP);
     ::sigprocmask(SIG_BLOCK, &mask, nullptr);
     signals_fd_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
-    inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!inotify_) {
-      log::warning(log::id::kInotifyUnavailable, std::string("inotify unavailable: ") + std::strerror(errno) +
-                                                     " (relying on periodic rescans)");
-    }
-    watch_state_directory();
   }
-
   full_scan();
   wait_first_store_pass();
   publish(true);
@@ -462,31 +588,43 @@ int Daemon::run() {
   log::info(log::id::kStarted, "coupecircuitd " COUPECIRCUIT_VERSION ": " + source + " -> " + config_.snapshot_path + ", " +
                                    std::to_string(published_.sessions_active) + " active authenticated");
   if (options_.once) return scan_failed_ || !snapshot::sessions_known(published_) ? 1 : 0;
+  return -1;
+}
 
+int Daemon::poll_timeout_ms(std::uint64_t now) const {
+  std::uint64_t deadline = std::min(next_tick_, next_rescan_);
+  if (content_dirty_) deadline = std::min(deadline, last_publish_ns_ + kMinPublishGapNs);
+  if (inotify_pending_since_ != 0) deadline = std::min(deadline, inotify_pending_since_ + kInotifyGatherNs);
+  return deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
+}
+
+// Once a second: the snapshot file, load signals, the state file, ageing,
+// the history and the watchdog.
+void Daemon::tick() {
+  check_snapshot_file();
+  refresh_load_signals();
+  check_state_file();
+  publish(false);  // also ages sessions out of the active window
+  const std::string history_error =
+      history_.record(config_.snapshot_path, published_, snapshot::realtime_now_ns() / 1'000'000'000LL);
+  if (!history_error.empty()) log::warning(log::id::kHistoryError, history_error);
+  // Healthy: the loop runs and the snapshot is being published.
+  ::sd_notify(0, "WATCHDOG=1");
+}
+
+int Daemon::loop() {
   ::sd_notify(0, "READY=1");
-  std::uint64_t next_tick = snapshot::monotonic_now_ns() + kTickNs;
-  std::uint64_t next_rescan = snapshot::monotonic_now_ns() + config_.rescan_interval_s * 1000 * kMillisecond;
-  std::uint64_t inotify_pending_since = 0;  // 0: not waiting to read events
+  next_tick_ = snapshot::monotonic_now_ns() + kTickNs;
+  next_rescan_ = snapshot::monotonic_now_ns() + config_.rescan_interval_s * 1000 * kMillisecond;
   for (;;) {
-    const std::uint64_t now = snapshot::monotonic_now_ns();
-    std::uint64_t deadline = next_tick < next_rescan ? next_tick : next_rescan;
-    if (content_dirty_) {
-      const std::uint64_t publish_at = last_publish_ns_ + kMinPublishGapNs;
-      if (publish_at < deadline) deadline = publish_at;
-    }
-    if (inotify_pending_since != 0 && inotify_pending_since + kInotifyGatherNs < deadline) {
-      deadline = inotify_pending_since + kInotifyGatherNs;
-    }
-    const int timeout_ms = deadline <= now ? 0 : static_cast<int>((deadline - now + kMillisecond - 1) / kMillisecond);
     // While gathering, inotify is left out of the poll set.
-    const int inotify_fd = inotify_ && inotify_pending_since == 0 ? inotify_.get() : -1;
+    const int inotify_fd = inotify_ && inotify_pending_since_ == 0 ? inotify_.get() : -1;
     pollfd fds[4] = {{signals_fd_.get(), POLLIN, 0},
                      {inotify_fd, POLLIN, 0},
                      {agent_ ? agent_->fd() : -1, POLLIN, 0},
                      {redis_ ? redis_->change_fd() : -1, POLLIN, 0}};
-    const int ready = ::poll(fds, 4, timeout_ms);
-    if (ready < 0 && errno != EINTR) {
-      log::error(log::id::kStopping, std::string("poll failed: ") + std::strerror(errno));
+    if (::poll(fds, 4, poll_timeout_ms(snapshot::monotonic_now_ns())) < 0 && errno != EINTR) {
+      log::error(log::id::kLoopFailed, std::string("poll failed: ") + std::strerror(errno));
       return 1;
     }
     if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
@@ -494,39 +632,35 @@ int Daemon::run() {
       redis_->consume_change();
       content_dirty_ = true;
     }
-    if ((fds[1].revents & POLLIN) != 0) inotify_pending_since = snapshot::monotonic_now_ns();
-    if (inotify_pending_since != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since + kInotifyGatherNs) {
-      inotify_pending_since = 0;
+    if ((fds[1].revents & POLLIN) != 0) inotify_pending_since_ = snapshot::monotonic_now_ns();
+    if (inotify_pending_since_ != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since_ + kInotifyGatherNs) {
+      inotify_pending_since_ = 0;
       drain_inotify();
     }
     if (agent_ && (fds[2].revents & POLLIN) != 0) {
       if (content_dirty_) publish(false);  // answer from current counts
       agent_->serve(agent_answer(published_, config_.agent));
     }
-
     const std::uint64_t after = snapshot::monotonic_now_ns();
-    if (rescan_due_ || after >= next_rescan) {
+    if (rescan_due_ || after >= next_rescan_) {
       full_scan();
-      next_rescan = after + config_.rescan_interval_s * 1000 * kMillisecond;
+      next_rescan_ = after + config_.rescan_interval_s * 1000 * kMillisecond;
       content_dirty_ = true;
     }
-    if (after >= next_tick) {
-      check_snapshot_file();
-      refresh_load_signals();
-      if (!inotify_ || state_watch_ < 0) load_state(false);
-      publish(false);  // also ages sessions out of the active window
-      const std::string history_error =
-          history_.record(config_.snapshot_path, published_, snapshot::realtime_now_ns() / 1'000'000'000LL);
-      if (!history_error.empty()) log::warning(log::id::kHistoryError, history_error);
-      // Healthy: the loop runs and the snapshot is being published.
-      ::sd_notify(0, "WATCHDOG=1");
-      next_tick = after + kTickNs;
+    if (after >= next_tick_) {
+      tick();
+      next_tick_ = after + kTickNs;
     } else if (content_dirty_ && after >= last_publish_ns_ + kMinPublishGapNs) {
       publish(false);
     }
   }
   ::sd_notify(0, "STOPPING=1");
   return 0;
+}
+
+int Daemon::run() {
+  const int status = start();
+  return status >= 0 ? status : loop();
 }
 
 }  // namespace

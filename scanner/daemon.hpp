@@ -14,6 +14,10 @@ struct DaemonRunOptions {
   // Loads the configuration (file, then command-line overrides); called at
   // start and again on SIGHUP.
   std::function<Result<DaemonConfig>()> load_config;
+  // Leaves the terminal (classic daemon), called once the configuration and
+  // every resource it names were checked and opened; false: it failed. Unset:
+  // stay in the foreground.
+  std::function<bool()> detach;
 };
 
 // Returns the process exit status.

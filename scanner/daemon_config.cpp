@@ -1,5 +1,6 @@
 #include "daemon_config.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <sys/stat.h>
@@ -187,10 +188,18 @@ std::string apply_sessions_setting(DaemonConfig& config, std::string_view key, s
   return apply_sessions_store(config, key, value);
 }
 
+// What AgentListener::open will accept: checked here so that a bad address
+// is a configuration error (file:line, exit 2), not an agent that never runs.
+bool is_ip_address(std::string_view value) {
+  const std::string text(value);
+  in6_addr address{};
+  return ::inet_pton(text.find(':') != std::string::npos ? AF_INET6 : AF_INET, text.c_str(), &address) == 1;
+}
+
 std::string apply_agent_setting(AgentSettings& agent, std::string_view key, std::string_view value) {
   if (key == "port") return apply_bounded(value, 0, 65535, [&](auto v) { agent.port = static_cast<std::uint16_t>(v); });
   if (key == "bind") {
-    if (value.empty()) return "bind must be an IP address";
+    if (!is_ip_address(value)) return "bind must be an IPv4 or IPv6 address";
     agent.bind = std::string(value);
     return {};
   }

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
 import time
 
 import pytest
 
-from harness import wait_for
+from harness import clean_env, free_port, port_accepts, wait_for
 
 CLASSES = ("empty", "anonymous", "unknown", "authenticated")
 ZERO = {name: 0 for name in CLASSES}
@@ -436,3 +438,118 @@ def test_corrupted_state_file_at_start(make_helper, logs):
     assert "CC0031" in helper.log_text()
     assert helper.ctl("cut", "on").returncode == 1
     assert helper.state.read_text() == "not json at all"
+
+
+# ---------------------------------------------------------------- reload is all or nothing
+
+def config_driven(helper, snapshot, state, extra: str = "") -> None:
+    """The helper takes its paths from the configuration file alone (no
+    command-line overrides), so that a reload can move them."""
+    text = (f"[sessions]\ndir = {helper.session_dir}\n\n[snapshot]\npath = {snapshot}\n\n"
+            f"[state]\npath = {state}\n\n[log]\nlevel = info\n{extra}")
+    temporary = helper.config.with_suffix(".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, helper.config)
+    helper.command = lambda once=False: [str(helper.paths.daemon), "--config", str(helper.config),
+                                         "--once" if once else "--foreground"]
+
+
+def agent_answer(port: int) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+        return connection.recv(100).decode().strip()
+
+
+def test_failed_reload_keeps_every_resource_and_the_cut(make_helper, logs):
+    """A reload whose snapshot cannot be created (with a new state path and a
+    new agent port) changes nothing: the old agent port answers, the old state
+    file is still the one followed, and the manual cut stays on."""
+    logs.allow(r"CC0004")
+    helper = make_helper(start=False)
+    first_port, second_port = free_port(), free_port()
+    agent = "\n[agent]\nport = {}\n"
+    config_driven(helper, helper.snapshot, helper.state, agent.format(first_port))
+    helper.start()
+    helper.ctl_ok("cut", "on", "--reason", "garder")
+    assert agent_answer(first_port) == "drain"
+
+    blocker = helper.workdir / "not-a-directory"
+    blocker.write_text("")
+    other_state = make_dir_for(helper.workdir / "other") / "state"
+    config_driven(helper, blocker / "snapshot", other_state, agent.format(second_port))
+    helper.signal(signal.SIGHUP)
+    wait_for(helper.log_text, lambda text: "CC0004" in text, 5.0, "CC0004 (reload failed) logged")
+
+    assert agent_answer(first_port) == "drain", "the old agent port must stay bound"
+    assert not port_accepts(second_port), "the new agent port must not be opened"
+    # The old state file is still followed: a change there is published, and
+    # the cut is kept through it.
+    helper.ctl_ok("threshold", "set", "sessions", "77")
+    code, document = helper.status()
+    assert code == 1 and document["status"] == "cut" and document["cut"]["reason"] == "garder"
+    assert document["thresholds"]["global"] == {"sessions": 77}
+    assert "manual cut off" not in helper.log_text()
+
+    # A new agent port that cannot be bound fails the reload the same way.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy_port = taken.getsockname()[1]
+        config_driven(helper, helper.snapshot, helper.state, agent.format(busy_port))
+        helper.signal(signal.SIGHUP)
+        wait_for(helper.log_text, lambda text: text.count("CC0004") >= 2, 5.0, "second CC0004 logged")
+        assert agent_answer(first_port) == "drain", "the old listener is kept when the new port is busy"
+
+    # And a good reload still moves everything.
+    config_driven(helper, helper.snapshot, helper.state, agent.format(second_port))
+    helper.signal(signal.SIGHUP)
+    wait_for(lambda: port_accepts(second_port), bool, 5.0, "agent moved to the new port")
+    assert agent_answer(second_port) == "drain"
+    wait_for(lambda: port_accepts(first_port), lambda accepts: not accepts, 5.0, "old agent port closed")
+
+
+def make_dir_for(path):
+    path.mkdir(mode=0o755, exist_ok=True)
+    return path
+
+
+def test_state_directory_replaced_is_followed(make_helper):
+    """mv state state.old; mkdir state; coupecircuitctl cut on: published
+    without a SIGHUP (the watch follows the path, the periodic pass reads a
+    state file whose identity changed)."""
+    helper = make_helper(start=False)
+    state_dir = make_dir_for(helper.workdir / "state")
+    helper.state = state_dir / "state"
+    config_driven(helper, helper.snapshot, helper.state)
+    helper.start()
+    helper.ctl_ok("cut", "on", "--reason", "avant")
+    helper.ctl_ok("cut", "off")
+
+    os.rename(state_dir, helper.workdir / "state.old")
+    os.mkdir(state_dir, 0o755)
+    result = helper.ctl_ok("--wait", "5", "cut", "on", "--reason", "apres")
+    assert "applied" in result.stdout, result.stdout
+    code, document = helper.status()
+    assert code == 1 and document["cut"]["reason"] == "apres"
+    # Once watched again, changes are seen through inotify, well within a second.
+    wait_for(helper.log_text, lambda text: "CC0033" in text, 3.0, "state directory watched again (CC0033)")
+    started = time.monotonic()
+    helper.ctl_ok("cut", "off")
+    assert time.monotonic() - started < 1.0
+    assert helper.status()[1]["cut"]["active"] is False
+
+
+def test_closed_stderr_pipe_does_not_kill_the_helper(make_helper):
+    """A log line written to a pipe nobody reads any more fails with EPIPE
+    instead of killing the helper with SIGPIPE."""
+    helper = make_helper(start=False)
+    process = subprocess.Popen(helper.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=clean_env(), start_new_session=True)
+    try:
+        wait_for(helper.status, lambda v: v[1].get("helper_pid") == process.pid, 10.0, "helper publishes")
+        process.stderr.close()
+        process.send_signal(signal.SIGHUP)  # logs CC0003 to the closed pipe
+        helper.ctl_ok("cut", "on", "--reason", "toujours la")  # published: the helper survived
+        assert process.poll() is None, f"helper died with {process.returncode}"
+    finally:
+        process.terminate()
+        process.wait(10)

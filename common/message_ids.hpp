@@ -1,0 +1,132 @@
+// The one registry of log message IDs (httpd's APLOGNO discipline): every
+// line logged by coupecircuitd, coupecircuitctl and mod_coupecircuit carries
+// one of these IDs, each with one meaning. Never reuse a number for another
+// meaning, never log an ID that is not listed here; each is documented in
+// docs/man (coupecircuitd(8), coupecircuit.conf(5)).
+// tests/unit/test_message_ids.cpp checks the sources and the man pages
+// against this table.
+#pragma once
+
+#include <string_view>
+
+namespace coupecircuit::log {
+
+struct MessageId {
+  std::string_view id;
+  std::string_view program;
+  std::string_view priority;
+  std::string_view meaning;
+};
+
+inline constexpr MessageId kMessageIds[] = {
+    {"CC0001", "coupecircuitd", "info", "started: version, session directory, snapshot, counts"},
+    {"CC0002", "coupecircuitd", "info", "stopping on a signal"},
+    {"CC0003", "coupecircuitd", "info", "configuration reloaded"},
+    {"CC0004", "coupecircuitd", "error", "reload failed: the running configuration and its resources are kept"},
+    {"CC0005", "coupecircuitd", "error", "configuration error at start: exit 2"},
+    {"CC0006", "coupecircuitd", "error", "the main loop failed: exit 1"},
+    {"CC0007", "coupecircuitd", "error", "a resource named by the configuration cannot be used at start: exit 1"},
+    {"CC0010", "coupecircuitd", "debug", "summary of a full scan"},
+    {"CC0011", "coupecircuitd", "error", "the session store cannot be read: sessions unknown"},
+    {"CC0012", "coupecircuitd", "warning", "inotify queue overflow: full rescan"},
+    {"CC0013", "coupecircuitd", "warning", "inotify unavailable or a directory cannot be watched"},
+    {"CC0014", "coupecircuitd", "notice", "the session store is readable again"},
+    {"CC0020", "coupecircuitd", "error", "the snapshot file cannot be opened, created or re-created"},
+    {"CC0021", "coupecircuitd", "warning", "the snapshot file was removed or damaged: re-created"},
+    {"CC0022", "coupecircuitd", "warning", "a file found at the snapshot path was replaced, not reused (and why)"},
+    {"CC0030", "coupecircuitd", "info", "state file loaded at start"},
+    {"CC0031", "coupecircuitd", "error", "the state file is invalid: the last good state is kept"},
+    {"CC0032", "coupecircuitd", "notice", "the manual cut was turned on or off"},
+    {"CC0033", "coupecircuitd", "info", "the state directory was replaced: watched again"},
+    {"CC0040", "coupecircuitd", "warning", "a load signal cannot be read"},
+    {"CC0050", "coupecircuitd", "info", "the HAProxy agent listens"},
+    {"CC0051", "coupecircuitd", "error", "the HAProxy agent cannot listen"},
+    {"CC0060", "coupecircuitd", "warning", "the status page history cannot be written"},
+    {"CC0070", "coupecircuitd", "error", "the Redis session store cannot be read: sessions unknown"},
+    {"CC0071", "coupecircuitd", "notice", "the sessions in Redis are counted again"},
+    {"CC0072", "coupecircuitd", "notice", "Redis keyspace notifications: off (full passes only) or followed"},
+    {"CC0073", "coupecircuitd", "info", "the masters of the Redis Cluster, at start and after a change"},
+    {"CC0100", "coupecircuitctl", "error", "reserved: state file errors of coupecircuitctl"},
+    {"CC0301", "mod_coupecircuit", "warning", "the snapshot is stale"},
+    {"CC0302", "mod_coupecircuit", "warning", "the snapshot cannot be used"},
+    {"CC0303", "mod_coupecircuit", "info", "the snapshot is fresh again"},
+    {"CC0304", "mod_coupecircuit", "warning", "no shared memory for the hysteresis: each child decides alone"},
+    {"CC0305", "mod_coupecircuit", "error", "the status page cannot be rendered"},
+};
+
+[[nodiscard]] constexpr bool is_registered(std::string_view id) noexcept {
+  int found = 0;
+  for (const auto& entry : kMessageIds) found += entry.id == id ? 1 : 0;
+  return found == 1;
+}
+
+namespace id {
+inline constexpr std::string_view kStarted = "CC0001";
+static_assert(is_registered(kStarted));
+inline constexpr std::string_view kStopping = "CC0002";
+static_assert(is_registered(kStopping));
+inline constexpr std::string_view kReloaded = "CC0003";
+static_assert(is_registered(kReloaded));
+inline constexpr std::string_view kReloadFailed = "CC0004";
+static_assert(is_registered(kReloadFailed));
+inline constexpr std::string_view kConfigError = "CC0005";
+static_assert(is_registered(kConfigError));
+inline constexpr std::string_view kLoopFailed = "CC0006";
+static_assert(is_registered(kLoopFailed));
+inline constexpr std::string_view kStartFailed = "CC0007";
+static_assert(is_registered(kStartFailed));
+inline constexpr std::string_view kScanSummary = "CC0010";
+static_assert(is_registered(kScanSummary));
+inline constexpr std::string_view kScanDirError = "CC0011";
+static_assert(is_registered(kScanDirError));
+inline constexpr std::string_view kInotifyOverflow = "CC0012";
+static_assert(is_registered(kInotifyOverflow));
+inline constexpr std::string_view kInotifyUnavailable = "CC0013";
+static_assert(is_registered(kInotifyUnavailable));
+inline constexpr std::string_view kScanDirRecovered = "CC0014";
+static_assert(is_registered(kScanDirRecovered));
+inline constexpr std::string_view kSnapshotError = "CC0020";
+static_assert(is_registered(kSnapshotError));
+inline constexpr std::string_view kSnapshotReopened = "CC0021";
+static_assert(is_registered(kSnapshotReopened));
+inline constexpr std::string_view kSnapshotReplaced = "CC0022";
+static_assert(is_registered(kSnapshotReplaced));
+inline constexpr std::string_view kStateLoaded = "CC0030";
+static_assert(is_registered(kStateLoaded));
+inline constexpr std::string_view kStateInvalid = "CC0031";
+static_assert(is_registered(kStateInvalid));
+inline constexpr std::string_view kCutChanged = "CC0032";
+static_assert(is_registered(kCutChanged));
+inline constexpr std::string_view kStateWatch = "CC0033";
+static_assert(is_registered(kStateWatch));
+inline constexpr std::string_view kLoadSignalError = "CC0040";
+static_assert(is_registered(kLoadSignalError));
+inline constexpr std::string_view kAgentListening = "CC0050";
+static_assert(is_registered(kAgentListening));
+inline constexpr std::string_view kAgentError = "CC0051";
+static_assert(is_registered(kAgentError));
+inline constexpr std::string_view kHistoryError = "CC0060";
+static_assert(is_registered(kHistoryError));
+inline constexpr std::string_view kRedisUnavailable = "CC0070";
+static_assert(is_registered(kRedisUnavailable));
+inline constexpr std::string_view kRedisAvailable = "CC0071";
+static_assert(is_registered(kRedisAvailable));
+inline constexpr std::string_view kRedisNotifications = "CC0072";
+static_assert(is_registered(kRedisNotifications));
+inline constexpr std::string_view kRedisTopology = "CC0073";
+static_assert(is_registered(kRedisTopology));
+inline constexpr std::string_view kCtlStateError = "CC0100";
+static_assert(is_registered(kCtlStateError));
+inline constexpr std::string_view kModuleSnapshotStale = "CC0301";
+static_assert(is_registered(kModuleSnapshotStale));
+inline constexpr std::string_view kModuleSnapshotUnusable = "CC0302";
+static_assert(is_registered(kModuleSnapshotUnusable));
+inline constexpr std::string_view kModuleSnapshotFresh = "CC0303";
+static_assert(is_registered(kModuleSnapshotFresh));
+inline constexpr std::string_view kModuleNoSharedMemory = "CC0304";
+static_assert(is_registered(kModuleNoSharedMemory));
+inline constexpr std::string_view kModuleStatusRenderFailed = "CC0305";
+static_assert(is_registered(kModuleStatusRenderFailed));
+}  // namespace id
+
+}  // namespace coupecircuit::log
