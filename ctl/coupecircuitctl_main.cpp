@@ -19,8 +19,10 @@
 #include <string>
 #include <thread>
 
+#include "atomic_file.hpp"
 #include "decimal.hpp"
 #include "snapshot.hpp"
+#include "snapshot_json.hpp"
 #include "state_file.hpp"
 #include "thresholds.hpp"
 #include "unique_fd.hpp"
@@ -69,13 +71,6 @@ std::string field_text(const char (&field)[N]) {
 // from a damaged or hostile file never reaches the terminal raw.
 std::string json_text(const json& document) { return document.dump(2, ' ', true, json::error_handler_t::replace); }
 
-json threshold_set_json(const snapshot::ThresholdSet& set) {
-  json node = json::object();
-  if (set.has_sessions != 0) node["sessions"] = set.sessions;
-  if (set.has_load != 0) node["load"] = field_text(set.load_text);
-  return node;
-}
-
 std::string threshold_set_text(const snapshot::ThresholdSet& set) {
   std::string text;
   if (set.has_sessions != 0) text += "sessions " + field_text(set.sessions_text);
@@ -99,30 +94,6 @@ const char* store_kind_name(std::uint32_t kind) {
   }
 }
 
-// Where sessions are counted; for Redis, whether it answers. No address or
-// password: the snapshot carries neither.
-json store_json(const snapshot::Payload& p) {
-  json store = {{"kind", store_kind_name(p.store_kind)}, {"sessions_known", snapshot::sessions_known(p)}};
-  if (p.store_kind == snapshot::kStoreFiles) {
-    store["files_seen"] = p.files_seen;
-    return store;
-  }
-  const bool unavailable = (p.flags & snapshot::kFlagSessionsUnavailable) != 0;
-  store["available"] = !unavailable;
-  store["unavailable_since"] = unavailable ? p.sessions_unavailable_since_wall_s : 0;
-  const std::int64_t now_ns = snapshot::realtime_now_ns();
-  store["last_good_pass_age_seconds"] =
-      p.last_scan_wall_ns > 0 ? json(static_cast<double>(now_ns - p.last_scan_wall_ns) / 1e9) : json(nullptr);
-  store["masters_reached"] = p.store_masters_reached;
-  store["masters_total"] = p.store_masters_total;
-  store["keys_seen"] = p.keys_seen;
-  store["pass_duration_us"] = p.last_scan_duration_us;
-  store["values_read_last_pass"] = p.store_values_read;
-  store["bytes_read_last_pass"] = p.store_bytes_read;
-  store["notifications"] = (p.store_flags & snapshot::kStoreNotifications) != 0;
-  return store;
-}
-
 void print_store(const snapshot::Payload& p) {
   if (p.store_kind == snapshot::kStoreFiles) return;
   const bool unavailable = (p.flags & snapshot::kFlagSessionsUnavailable) != 0;
@@ -139,130 +110,144 @@ void print_store(const snapshot::Payload& p) {
   }
 }
 
+// What `status` judged of one snapshot copy.
+struct StatusView {
+  const snapshot::Payload& payload;
+  double age_s = 0;
+  bool stale = false;
+  bool sessions_unknown = false;
+  bool cut = false;
+  bool over = false;
+
+  [[nodiscard]] const char* name() const {
+    if (stale) return "stale";
+    if (sessions_unknown) return "sessions_unknown";
+    if (cut) return "cut";
+    return over ? "over_threshold" : "ok";
+  }
+  [[nodiscard]] int exit_status() const {
+    if (stale || sessions_unknown) return kExitUnknown;
+    return cut || over ? kExitAttention : kExitOk;
+  }
+};
+
+int report_missing(const GlobalOptions& options, bool as_json, snapshot::ReadError error) {
+  if (as_json) {
+    const json out = {{"status", "missing"}, {"snapshot", options.snapshot_path},
+                      {"error", std::string(snapshot::to_string(error))}};
+    std::cout << json_text(out) << "\n";
+  } else {
+    std::cout << "snapshot " << options.snapshot_path << ": " << snapshot::to_string(error)
+              << " (is coupecircuitd running?)\n";
+  }
+  return kExitUnknown;
+}
+
+// The shared schema (payload_to_json), plus what only the command line knows.
+void print_status_json(const GlobalOptions& options, const StatusView& view) {
+  json out = payload_to_json(view.payload);
+  out["status"] = view.name();
+  out["snapshot"] = options.snapshot_path;
+  out["age_seconds"] = view.age_s;
+  // The flat spellings of releases before the shared schema, kept for one
+  // release: helper.pid, helper.generation, helper.sequence, pressure_some_avg10.
+  out["helper_pid"] = view.payload.writer_pid;
+  out["writer_generation"] = view.payload.writer_generation;
+  out["snapshot_sequence"] = view.payload.snapshot_sequence;
+  out["psi_some_avg10"] = out["pressure_some_avg10"];
+  std::cout << json_text(out) << "\n";
+}
+
+void print_sessions_text(const StatusView& view) {
+  const auto& p = view.payload;
+  if (view.sessions_unknown) {
+    std::printf("sessions:   UNKNOWN: coupecircuitd cannot read the session store (see its log); "
+                "the sessions threshold is not judged\n");
+  } else {
+    std::printf("sessions:   %llu active authenticated (active within %u min)\n",
+                static_cast<unsigned long long>(p.sessions_active), p.active_minutes);
+  }
+  std::printf("            files %llu:", static_cast<unsigned long long>(p.files_seen));
+  for (std::size_t i = 0; i < 4; ++i) {
+    std::printf(" %s %llu/%llu", kClassNames[i], static_cast<unsigned long long>(p.count_active[i]),
+                static_cast<unsigned long long>(p.count_inactive[i]));
+  }
+  std::printf(" unread -/%u (active/inactive)\n", p.count_inactive_unread);
+  std::printf("last scan:  %s, %llu us%s\n", wall_time_text(p.last_scan_wall_ns / 1'000'000'000LL).c_str(),
+              static_cast<unsigned long long>(p.last_scan_duration_us),
+              (p.flags & snapshot::kFlagScanFailed) != 0 ? " (FAILED: session directory unreadable)" : "");
+  print_store(p);
+}
+
+void print_load_text(const snapshot::Payload& p) {
+  std::printf("load:       %s %s %s\n", centi_to_string(p.load_centi[0]).c_str(), centi_to_string(p.load_centi[1]).c_str(),
+              centi_to_string(p.load_centi[2]).c_str());
+  if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
+    std::printf("pressure:   some avg10 cpu %s, memory %s, io %s\n", centi_to_string(p.psi_some_avg10_centi[0]).c_str(),
+                centi_to_string(p.psi_some_avg10_centi[1]).c_str(), centi_to_string(p.psi_some_avg10_centi[2]).c_str());
+  } else {
+    std::printf("pressure:   not available on this kernel\n");
+  }
+  std::printf("memory:     %s available, swap %s used\n", percent_text(p.mem_available_centi_pct).c_str(),
+              percent_text(p.swap_used_centi_pct).c_str());
+}
+
+// Texts that come from the state file are escaped: a damaged or hostile
+// snapshot cannot move the cursor or reorder the line.
+void print_control_text(const StatusView& view) {
+  const auto& p = view.payload;
+  if (view.cut) {
+    std::printf("cut:        ON since %s%s%s\n", wall_time_text(p.cut_since_wall_s).c_str(),
+                p.cut_reason[0] != '\0' ? ": " : "", escape_for_terminal(field_text(p.cut_reason)).c_str());
+  } else {
+    std::printf("cut:        off\n");
+  }
+  std::printf("thresholds: global %s\n", threshold_set_text(p.global_override).c_str());
+  for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
+    std::printf("            vhost %s: %s\n", escape_for_terminal(field_text(p.vhost_overrides[i].name)).c_str(),
+                threshold_set_text(p.vhost_overrides[i].thresholds).c_str());
+  }
+  if ((p.flags & snapshot::kFlagStateInvalid) != 0) {
+    std::printf("WARNING:    the state file is invalid; coupecircuitd keeps the last good state (see its log)\n");
+  }
+}
+
+void print_status_text(const GlobalOptions& options, const StatusView& view) {
+  std::printf("status:     %s\n", view.name());
+  std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", view.payload.writer_pid,
+              escape_for_terminal(options.snapshot_path).c_str(), view.age_s,
+              view.stale ? " (STALE: is coupecircuitd running?)" : "");
+  print_sessions_text(view);
+  print_load_text(view.payload);
+  print_control_text(view);
+}
+
 int command_status(const GlobalOptions& options, bool as_json) {
   snapshot::ReadOptions read_options;
   read_options.max_age_ns = static_cast<std::uint64_t>(options.max_age_s * 1e9);
   bool stale = false;
   auto copy = snapshot::read_snapshot_allow_stale(options.snapshot_path.c_str(), read_options, &stale);
-  if (!copy) {
-    if (as_json) {
-      json out = {{"status", "missing"}, {"snapshot", options.snapshot_path},
-                  {"error", std::string(snapshot::to_string(copy.error()))}};
-      std::cout << json_text(out) << "\n";
-    } else {
-      std::cout << "snapshot " << options.snapshot_path << ": " << snapshot::to_string(copy.error())
-                << " (is coupecircuitd running?)\n";
-    }
-    return kExitUnknown;
-  }
+  if (!copy) return report_missing(options, as_json, copy.error());
   const auto& p = copy->payload;
-  const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
-  const bool over = over_global_threshold(p);
-  const bool sessions_unknown = !snapshot::sessions_known(p);
-  const char* status = stale              ? "stale"
-                       : sessions_unknown ? "sessions_unknown"
-                       : cut              ? "cut"
-                       : over             ? "over_threshold"
-                                          : "ok";
-  const double age_s = static_cast<double>(copy->age_ns) / 1e9;
-
+  StatusView view{p};
+  view.age_s = static_cast<double>(copy->age_ns) / 1e9;
+  view.stale = stale;
+  view.sessions_unknown = !snapshot::sessions_known(p);
+  view.cut = (p.flags & snapshot::kFlagCutActive) != 0;
+  view.over = over_global_threshold(p);
   if (as_json) {
-    json out;
-    out["status"] = status;
-    out["snapshot"] = options.snapshot_path;
-    out["age_seconds"] = age_s;
-    out["helper_pid"] = p.writer_pid;
-    out["writer_generation"] = p.writer_generation;
-    out["snapshot_sequence"] = p.snapshot_sequence;
-    json active = json::object(), inactive = json::object();
-    for (std::size_t i = 0; i < 4; ++i) {
-      active[kClassNames[i]] = p.count_active[i];
-      inactive[kClassNames[i]] = p.count_inactive[i];
-    }
-    // Inactive when first seen: stat'ed, never read, so of no known class.
-    inactive["unread"] = p.count_inactive_unread;
-    out["sessions"] = {{"known", !sessions_unknown}, {"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
-                       {"active_minutes", p.active_minutes},     {"active", active},
-                       {"inactive", inactive},                   {"scan_failed", (p.flags & snapshot::kFlagScanFailed) != 0},
-                       {"keys_seen", p.keys_seen}};
-    out["store"] = store_json(p);
-    out["last_scan"] = {{"wall_time", p.last_scan_wall_ns / 1'000'000'000LL}, {"duration_us", p.last_scan_duration_us}};
-    out["load"] = {{"1", centi_to_string(p.load_centi[0])}, {"5", centi_to_string(p.load_centi[1])},
-                   {"15", centi_to_string(p.load_centi[2])}};
-    const bool psi = (p.flags & snapshot::kFlagPsiAvailable) != 0;
-    out["psi_some_avg10"] = {{"available", psi}};
-    if (psi) {
-      out["psi_some_avg10"]["cpu"] = centi_to_string(p.psi_some_avg10_centi[0]);
-      out["psi_some_avg10"]["memory"] = centi_to_string(p.psi_some_avg10_centi[1]);
-      out["psi_some_avg10"]["io"] = centi_to_string(p.psi_some_avg10_centi[2]);
-    }
-    out["memory"] = {{"available_percent", centi_to_string(p.mem_available_centi_pct)},
-                     {"swap_used_percent", centi_to_string(p.swap_used_centi_pct)}};
-    out["cut"] = {{"active", cut}, {"reason", cut ? field_text(p.cut_reason) : std::string()},
-                  {"since", cut ? p.cut_since_wall_s : 0}};
-    json vhosts = json::object();
-    for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
-      vhosts[field_text(p.vhost_overrides[i].name)] = threshold_set_json(p.vhost_overrides[i].thresholds);
-    }
-    out["thresholds"] = {{"global", threshold_set_json(p.global_override)}, {"vhosts", vhosts}};
-    out["state_file_invalid"] = (p.flags & snapshot::kFlagStateInvalid) != 0;
-    std::cout << json_text(out) << "\n";
+    print_status_json(options, view);
   } else {
-    std::printf("status:     %s\n", status);
-    std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", p.writer_pid, options.snapshot_path.c_str(), age_s,
-                stale ? " (STALE: is coupecircuitd running?)" : "");
-    if (sessions_unknown) {
-      std::printf("sessions:   UNKNOWN: coupecircuitd cannot read the session store (see its log); "
-                  "the sessions threshold is not judged\n");
-    } else {
-      std::printf("sessions:   %llu active authenticated (active within %u min)\n",
-                  static_cast<unsigned long long>(p.sessions_active), p.active_minutes);
-    }
-    std::printf("            files %llu:", static_cast<unsigned long long>(p.files_seen));
-    for (std::size_t i = 0; i < 4; ++i) {
-      std::printf(" %s %llu/%llu", kClassNames[i], static_cast<unsigned long long>(p.count_active[i]),
-                  static_cast<unsigned long long>(p.count_inactive[i]));
-    }
-    std::printf(" unread -/%u (active/inactive)\n", p.count_inactive_unread);
-    std::printf("last scan:  %s, %llu us%s\n", wall_time_text(p.last_scan_wall_ns / 1'000'000'000LL).c_str(),
-                static_cast<unsigned long long>(p.last_scan_duration_us),
-                (p.flags & snapshot::kFlagScanFailed) != 0 ? " (FAILED: session directory unreadable)" : "");
-    print_store(p);
-    std::printf("load:       %s %s %s\n", centi_to_string(p.load_centi[0]).c_str(), centi_to_string(p.load_centi[1]).c_str(),
-                centi_to_string(p.load_centi[2]).c_str());
-    if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
-      std::printf("pressure:   some avg10 cpu %s, memory %s, io %s\n", centi_to_string(p.psi_some_avg10_centi[0]).c_str(),
-                  centi_to_string(p.psi_some_avg10_centi[1]).c_str(), centi_to_string(p.psi_some_avg10_centi[2]).c_str());
-    } else {
-      std::printf("pressure:   not available on this kernel\n");
-    }
-    std::printf("memory:     %s available, swap %s used\n", percent_text(p.mem_available_centi_pct).c_str(),
-                percent_text(p.swap_used_centi_pct).c_str());
-    if (cut) {
-      std::printf("cut:        ON since %s%s%s\n", wall_time_text(p.cut_since_wall_s).c_str(),
-                  p.cut_reason[0] != '\0' ? ": " : "", escape_for_terminal(field_text(p.cut_reason)).c_str());
-    } else {
-      std::printf("cut:        off\n");
-    }
-    std::printf("thresholds: global %s\n", threshold_set_text(p.global_override).c_str());
-    for (std::uint32_t i = 0; i < p.vhost_override_count && i < snapshot::kMaxVhostOverrides; ++i) {
-      std::printf("            vhost %s: %s\n", escape_for_terminal(field_text(p.vhost_overrides[i].name)).c_str(),
-                  threshold_set_text(p.vhost_overrides[i].thresholds).c_str());
-    }
-    if ((p.flags & snapshot::kFlagStateInvalid) != 0) {
-      std::printf("WARNING:    the state file is invalid; coupecircuitd keeps the last good state (see its log)\n");
-    }
+    print_status_text(options, view);
   }
-  if (stale || sessions_unknown) return kExitUnknown;
-  return cut || over ? kExitAttention : kExitOk;
+  return view.exit_status();
 }
 
 // Serialises concurrent coupecircuitctl invocations (read-modify-write).
 class StateLock {
  public:
   explicit StateLock(const std::string& state_path) {
-    const auto slash = state_path.rfind('/');
-    if (slash != std::string::npos && slash > 0) ::mkdir(state_path.substr(0, slash).c_str(), 0755);
+    (void)ensure_directory(parent_directory(state_path), 0755);  // a failure shows as the lock's
     fd_.reset(::open((state_path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (fd_) ::flock(fd_.get(), LOCK_EX);
   }
@@ -353,11 +338,22 @@ int command_threshold_list(const GlobalOptions& options, bool as_json) {
   return kExitOk;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The command line: global options, the subcommands and their arguments.
+struct CommandLine {
   GlobalOptions options;
-  CLI::App app{"coupecircuitctl: status, manual cut and runtime thresholds of CoupeCircuit", "coupecircuitctl"};
+  bool as_json = false;
+  std::string reason, kind, value, vhost;
+  CLI::App* status = nullptr;
+  CLI::App* cut_on = nullptr;
+  CLI::App* cut_off = nullptr;
+  CLI::App* set = nullptr;
+  CLI::App* unset = nullptr;
+  CLI::App* list = nullptr;
+};
+
+std::string check_message(const Result<void>& valid) { return valid ? std::string() : valid.error().message; }
+
+void define_global_options(CLI::App& app, GlobalOptions& options) {
   app.set_version_flag("--version", COUPECIRCUIT_VERSION);
   app.require_subcommand(1);
   app.add_option("--snapshot", options.snapshot_path, "Snapshot file")->capture_default_str();
@@ -368,43 +364,105 @@ int main(int argc, char** argv) {
   app.add_option("--wait", options.wait_s, "Seconds to wait for coupecircuitd to publish a change")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60.0));
+}
 
-  bool as_json = false;
-  auto* status = app.add_subcommand("status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale or sessions unknown)");
-  status->add_flag("--json", as_json, "Machine-readable output");
-
+void define_cut_commands(CLI::App& app, CommandLine& line) {
   auto* cut = app.add_subcommand("cut", "Manual cut (COUPURE_CHARGE_SERVEUR)");
   cut->require_subcommand(1);
-  std::string reason;
-  auto* cut_on = cut->add_subcommand("on", "Turn the manual cut on");
-  cut_on->add_option("--reason", reason, "Short reason shown by status")->check([](const std::string& text) {
-    auto valid = validate_cut_reason(text);
-    return valid ? std::string() : valid.error().message;
-  });
-  auto* cut_off = cut->add_subcommand("off", "Turn the manual cut off");
+  line.cut_on = cut->add_subcommand("on", "Turn the manual cut on");
+  line.cut_on->add_option("--reason", line.reason, "Short reason shown by status")
+      ->check([](const std::string& text) { return check_message(validate_cut_reason(text)); });
+  line.cut_off = cut->add_subcommand("off", "Turn the manual cut off");
+}
 
+void define_threshold_commands(CLI::App& app, CommandLine& line) {
   auto* threshold = app.add_subcommand("threshold", "Runtime threshold overrides");
   threshold->require_subcommand(1);
-  std::string kind, value, vhost;
   const auto kind_check = CLI::IsMember({"sessions", "load"});
-  const auto vhost_check = [](const std::string& name) {
-    auto valid = validate_vhost_name(name);
-    return valid ? std::string() : valid.error().message;
-  };
-  auto* set = threshold->add_subcommand("set", "Set a threshold override: sessions|load VALUE [--vhost NAME]");
-  set->add_option("kind", kind, "sessions or load")->required()->check(kind_check);
-  set->add_option("value", value, "Integer for sessions, e.g. 4.50 for load")->required();
-  set->add_option("--vhost", vhost, "Only this vhost (its ServerName)")->check(vhost_check);
-  auto* unset = threshold->add_subcommand("unset", "Remove a threshold override: sessions|load [--vhost NAME]");
-  unset->add_option("kind", kind, "sessions or load")->required()->check(kind_check);
-  unset->add_option("--vhost", vhost, "Only this vhost (its ServerName)")->check(vhost_check);
-  auto* list = threshold->add_subcommand("list", "List the threshold overrides of the state file");
-  list->add_flag("--json", as_json, "Machine-readable output");
+  const auto vhost_check = [](const std::string& name) { return check_message(validate_vhost_name(name)); };
+  line.set = threshold->add_subcommand("set", "Set a threshold override: sessions|load VALUE [--vhost NAME]");
+  line.set->add_option("kind", line.kind, "sessions or load")->required()->check(kind_check);
+  line.set->add_option("value", line.value, "Integer for sessions, e.g. 4.50 for load")->required();
+  line.set->add_option("--vhost", line.vhost, "Only this vhost (its ServerName)")->check(vhost_check);
+  line.unset = threshold->add_subcommand("unset", "Remove a threshold override: sessions|load [--vhost NAME]");
+  line.unset->add_option("kind", line.kind, "sessions or load")->required()->check(kind_check);
+  line.unset->add_option("--vhost", line.vhost, "Only this vhost (its ServerName)")->check(vhost_check);
+  line.list = threshold->add_subcommand("list", "List the threshold overrides of the state file");
+  line.list->add_flag("--json", line.as_json, "Machine-readable output");
+}
 
+void define_commands(CLI::App& app, CommandLine& line) {
+  define_global_options(app, line.options);
+  line.status = app.add_subcommand(
+      "status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale or sessions unknown)");
+  line.status->add_flag("--json", line.as_json, "Machine-readable output");
+  define_cut_commands(app, line);
+  define_threshold_commands(app, line);
+}
+
+std::string scope_of(const CommandLine& line) {
+  return line.vhost.empty() ? "global" : "vhost " + normalize_vhost_name(line.vhost);
+}
+
+int command_cut(const CommandLine& line, bool on) {
+  if (!on) {
+    return modify_state(line.options, [](ControlState& state) {
+      state.cut_active = false;
+      state.cut_reason.clear();
+      state.cut_since = 0;
+    }, "cut off");
+  }
+  return modify_state(line.options, [&](ControlState& state) {
+    state.cut_active = true;
+    state.cut_reason = line.reason;
+    state.cut_since = static_cast<std::int64_t>(std::time(nullptr));
+  }, "cut on");
+}
+
+int command_threshold_set(const CommandLine& line) {
+  const ThresholdKind kind = *parse_threshold_kind(line.kind);
+  const std::uint64_t number = *parse_threshold_value(kind, line.value);  // checked while parsing
+  const std::string shown = kind == ThresholdKind::sessions ? std::to_string(number) : centi_to_string(number);
+  return modify_state(line.options, [&](ControlState& state) {
+    ThresholdOverride& target = line.vhost.empty() ? state.global : state.vhosts[normalize_vhost_name(line.vhost)];
+    (kind == ThresholdKind::sessions ? target.sessions : target.load_centi) = number;
+  }, "threshold " + line.kind + " " + shown + " (" + scope_of(line) + ")");
+}
+
+int command_threshold_unset(const CommandLine& line) {
+  const bool sessions = line.kind == "sessions";
+  return modify_state(line.options, [&](ControlState& state) {
+    if (line.vhost.empty()) {
+      (sessions ? state.global.sessions : state.global.load_centi).reset();
+      return;
+    }
+    auto it = state.vhosts.find(normalize_vhost_name(line.vhost));
+    if (it == state.vhosts.end()) return;
+    (sessions ? it->second.sessions : it->second.load_centi).reset();
+    if (it->second.empty()) state.vhosts.erase(it);
+  }, "threshold " + line.kind + " unset (" + scope_of(line) + ")");
+}
+
+int run_command(const CommandLine& line) {
+  if (line.status->parsed()) return command_status(line.options, line.as_json);
+  if (line.cut_on->parsed()) return command_cut(line, true);
+  if (line.cut_off->parsed()) return command_cut(line, false);
+  if (line.list->parsed()) return command_threshold_list(line.options, line.as_json);
+  if (line.set->parsed()) return command_threshold_set(line);
+  if (line.unset->parsed()) return command_threshold_unset(line);
+  return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"coupecircuitctl: status, manual cut and runtime thresholds of CoupeCircuit", "coupecircuitctl"};
+  CommandLine line;
+  define_commands(app, line);
   try {
     app.parse(argc, argv);
-    if (set->parsed()) {
-      auto parsed = parse_threshold_value(*parse_threshold_kind(kind), value);
+    if (line.set->parsed()) {  // the one threshold rule (common/thresholds.hpp)
+      auto parsed = parse_threshold_value(*parse_threshold_kind(line.kind), line.value);
       if (!parsed) throw CLI::ValidationError("value", parsed.error().message);
     }
   } catch (const CLI::ParseError& error) {
@@ -412,42 +470,5 @@ int main(int argc, char** argv) {
     if (status_code != 0) std::cerr << "\n" << app.help();
     return status_code == 0 ? kExitOk : kExitUsage;
   }
-
-  if (status->parsed()) return command_status(options, as_json);
-  if (cut_on->parsed()) {
-    return modify_state(options, [&](ControlState& state) {
-      state.cut_active = true;
-      state.cut_reason = reason;
-      state.cut_since = static_cast<std::int64_t>(std::time(nullptr));
-    }, "cut on");
-  }
-  if (cut_off->parsed()) {
-    return modify_state(options, [](ControlState& state) {
-      state.cut_active = false;
-      state.cut_reason.clear();
-      state.cut_since = 0;
-    }, "cut off");
-  }
-  if (list->parsed()) return command_threshold_list(options, as_json);
-  const std::string scope = vhost.empty() ? "global" : "vhost " + normalize_vhost_name(vhost);
-  if (set->parsed()) {
-    const auto number = parse_threshold_value(*parse_threshold_kind(kind), value);
-    return modify_state(options, [&](ControlState& state) {
-      ThresholdOverride& target = vhost.empty() ? state.global : state.vhosts[normalize_vhost_name(vhost)];
-      (kind == "sessions" ? target.sessions : target.load_centi) = *number;
-    }, "threshold " + kind + " " + (kind == "sessions" ? std::to_string(*number) : centi_to_string(*number)) + " (" + scope + ")");
-  }
-  if (unset->parsed()) {
-    return modify_state(options, [&](ControlState& state) {
-      if (vhost.empty()) {
-        (kind == "sessions" ? state.global.sessions : state.global.load_centi).reset();
-        return;
-      }
-      auto it = state.vhosts.find(normalize_vhost_name(vhost));
-      if (it == state.vhosts.end()) return;
-      (kind == "sessions" ? it->second.sessions : it->second.load_centi).reset();
-      if (it->second.empty()) state.vhosts.erase(it);
-    }, "threshold " + kind + " unset (" + scope + ")");
-  }
-  return kExitUsage;
+  return run_command(line);
 }

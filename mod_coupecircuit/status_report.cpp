@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "decimal.hpp"
+#include "snapshot_json.hpp"
 
 namespace coupecircuit::module {
 namespace {
@@ -96,26 +97,9 @@ std::string render_status_json(const StatusReport& report) {
   if (report.has_payload) {
     const auto& p = report.payload;
     out["snapshot"]["age_seconds"] = report.age_seconds;
-    out["helper"] = {{"pid", p.writer_pid}, {"generation", p.writer_generation}, {"sequence", p.snapshot_sequence}};
-    json active = json::object(), inactive = json::object();
-    for (std::size_t i = 0; i < 4; ++i) {
-      active[kClassNames[i]] = p.count_active[i];
-      inactive[kClassNames[i]] = p.count_inactive[i];
-    }
-    // Inactive when first seen: stat'ed, never read, so of no known class.
-    inactive["unread"] = p.count_inactive_unread;
-    out["sessions"] = {{"active_authenticated", p.sessions_active}, {"files_seen", p.files_seen},
-                       {"active", active}, {"inactive", inactive}, {"active_minutes", p.active_minutes},
-                       {"last_scan_duration_us", p.last_scan_duration_us}};
-    out["load"] = {centi(p.load_centi[0]), centi(p.load_centi[1]), centi(p.load_centi[2])};
-    out["pressure_some_avg10"] = json::object();
-    if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
-      for (std::size_t i = 0; i < 3; ++i) out["pressure_some_avg10"][kPsiNames[i]] = centi(p.psi_some_avg10_centi[i]);
-    }
-    out["memory"] = {{"available_percent", centi(p.mem_available_centi_pct)},
-                     {"swap_used_percent", centi(p.swap_used_centi_pct)}};
-    const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
-    out["cut"] = {{"active", cut}, {"reason", cut ? p.cut_reason : ""}, {"since", cut ? p.cut_since_wall_s : 0}};
+    // The schema shared with `coupecircuitctl status --json` (docs/STATUS_JSON.md).
+    out.update(payload_to_json(p));
+    out["sessions"]["last_scan_duration_us"] = p.last_scan_duration_us;  // old spelling, kept one release
   }
   json vhosts = json::array();
   for (const auto& vhost : report.vhosts) {

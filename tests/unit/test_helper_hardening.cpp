@@ -18,7 +18,9 @@
 #include "../stress/run_process.hpp"
 #include "atomic_file.hpp"
 #include "snapshot.hpp"
+#include "snapshot_json.hpp"
 #include "state_file.hpp"
+#include "status_report.hpp"
 #include "unit_test_support.hpp"
 
 namespace coupecircuit {
@@ -216,6 +218,54 @@ TEST(CutReason, StatusEscapesWhateverTheSnapshotHolds) {
   }
   EXPECT_EQ(escape_for_terminal("a\xe2\x80\xae" "b"), "a\\u{202E}b");
   EXPECT_EQ(escape_for_terminal("\xff"), "\\xFF");
+}
+
+}  // namespace
+}  // namespace coupecircuit
+
+// ---- One snapshot -> JSON function for coupecircuitctl and the status page
+
+namespace coupecircuit {
+namespace {
+
+TEST(PayloadJson, CtlAndTheStatusPageShareOneSchema) {
+  snapshot::Payload payload{};
+  payload.writer_pid = 4242;
+  payload.sessions_active = 7;
+  payload.flags = snapshot::kFlagScanFailed | snapshot::kFlagCutActive;
+  snapshot::copy_text(payload.cut_reason, "deploy");
+  payload.load_centi[0] = 152;
+  const json shared = payload_to_json(payload);
+  EXPECT_EQ(shared["helper"]["pid"], 4242);
+  EXPECT_EQ(shared["sessions"]["known"], false);
+  EXPECT_EQ(shared["load"]["1"], "1.52");
+  EXPECT_EQ(shared["cut"]["reason"], "deploy");
+
+  module::StatusReport report;
+  report.health = module::Health::fresh;
+  report.has_payload = true;
+  report.payload = payload;
+  const json page = json::parse(module::render_status_json(report));
+  for (const auto& [key, value] : shared.items()) {
+    ASSERT_TRUE(page.contains(key)) << key;
+    if (key == "sessions") {
+      for (const auto& [inner, inner_value] : value.items()) EXPECT_EQ(page[key][inner], inner_value) << key << "." << inner;
+    } else if (key != "store") {  // the store's age depends on the clock
+      EXPECT_EQ(page[key], value) << key;
+    }
+  }
+
+  TempDir dir;
+  auto writer = snapshot::SnapshotWriter::open(dir / "snapshot");
+  ASSERT_TRUE(writer.has_value());
+  writer->publish(payload);
+  const ProcessResult status = run_process({kCtl, "--snapshot", dir / "snapshot", "--state", dir / "state", "status", "--json"});
+  const json printed = json::parse(status.out, nullptr, false);
+  ASSERT_FALSE(printed.is_discarded()) << status.describe();
+  for (const char* key : {"helper", "sessions", "load", "cut", "thresholds", "memory", "pressure_some_avg10"}) {
+    EXPECT_EQ(printed[key], shared[key]) << key;
+  }
+  EXPECT_EQ(printed["helper_pid"], 4242) << "the old spelling is kept one release";
 }
 
 }  // namespace
