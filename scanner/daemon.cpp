@@ -44,6 +44,8 @@ constexpr std::uint32_t kSessionMask =
 constexpr std::uint32_t kStateMask =
     IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
 constexpr std::uint32_t kWatchGone = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED;
+// Polled descriptors: signals, inotify, agent listener, Redis store changes.
+constexpr nfds_t kPollCount = 4;
 
 std::string base_name_of(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -106,6 +108,9 @@ class Daemon {
   [[nodiscard]] int watch_state_directory(const std::string& state_path) const;
   void handle_state_event(const inotify_event& event, std::string_view name);
   void drain_inotify();
+  void handle_inotify_event(const inotify_event& event);
+  [[nodiscard]] bool handle_ready(const pollfd (&fds)[kPollCount]);
+  void run_due_work();
   bool handle_signals();  // false: stop
   void reload();
   void refresh_load_signals();
@@ -412,32 +417,36 @@ void Daemon::drain_inotify() {
     for (ssize_t offset = 0; offset < length;) {
       const auto* event = reinterpret_cast<const inotify_event*>(buffer + offset);  // NOLINT
       offset += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
-      if ((event->mask & IN_Q_OVERFLOW) != 0) {
-        log::warning(log::id::kInotifyOverflow, "inotify queue overflow: full rescan");
-        rescan_due_ = true;
-        load_state(false);
-        continue;
-      }
-      const std::string_view name = event->len > 0 ? std::string_view(event->name) : std::string_view{};
-      if (event->wd == state_watch_) {
-        handle_state_event(*event, name);
-        continue;
-      }
-      auto watch = session_watches_.find(event->wd);
-      if (watch == session_watches_.end()) continue;
-      if ((event->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) != 0) {
-        rescan_due_ = true;
-        continue;
-      }
-      if ((event->mask & IN_ISDIR) != 0) continue;
-      if ((event->mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
-        scanner_->file_removed(watch->second, name);
-      } else {
-        scanner_->file_changed(watch->second, name);
-      }
-      content_dirty_ = true;
+      handle_inotify_event(*event);
     }
   }
+}
+
+void Daemon::handle_inotify_event(const inotify_event& event) {
+  if ((event.mask & IN_Q_OVERFLOW) != 0) {
+    log::warning(log::id::kInotifyOverflow, "inotify queue overflow: full rescan");
+    rescan_due_ = true;
+    load_state(false);
+    return;
+  }
+  const std::string_view name = event.len > 0 ? std::string_view(event.name) : std::string_view{};
+  if (event.wd == state_watch_) {
+    handle_state_event(event, name);
+    return;
+  }
+  auto watch = session_watches_.find(event.wd);
+  if (watch == session_watches_.end()) return;
+  if ((event.mask & kWatchGone) != 0) {
+    rescan_due_ = true;
+    return;
+  }
+  if ((event.mask & IN_ISDIR) != 0) return;
+  if ((event.mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
+    scanner_->file_removed(watch->second, name);
+  } else {
+    scanner_->file_changed(watch->second, name);
+  }
+  content_dirty_ = true;
 }
 
 bool Daemon::handle_signals() {
@@ -612,6 +621,41 @@ void Daemon::tick() {
   ::sd_notify(0, "WATCHDOG=1");
 }
 
+// What poll() reported; false: stop.
+bool Daemon::handle_ready(const pollfd (&fds)[kPollCount]) {
+  if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) return false;
+  if (redis_ && (fds[3].revents & POLLIN) != 0) {
+    redis_->consume_change();
+    content_dirty_ = true;
+  }
+  if ((fds[1].revents & POLLIN) != 0) inotify_pending_since_ = snapshot::monotonic_now_ns();
+  if (inotify_pending_since_ != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since_ + kInotifyGatherNs) {
+    inotify_pending_since_ = 0;
+    drain_inotify();
+  }
+  if (agent_ && (fds[2].revents & POLLIN) != 0) {
+    if (content_dirty_) publish(false);  // answer from current counts
+    agent_->serve(agent_answer(published_, config_.agent));
+  }
+  return true;
+}
+
+// Full rescans, the once-a-second tick, and coalesced publishing.
+void Daemon::run_due_work() {
+  const std::uint64_t now = snapshot::monotonic_now_ns();
+  if (rescan_due_ || now >= next_rescan_) {
+    full_scan();
+    next_rescan_ = now + config_.rescan_interval_s * 1000 * kMillisecond;
+    content_dirty_ = true;
+  }
+  if (now >= next_tick_) {
+    tick();
+    next_tick_ = now + kTickNs;
+  } else if (content_dirty_ && now >= last_publish_ns_ + kMinPublishGapNs) {
+    publish(false);
+  }
+}
+
 int Daemon::loop() {
   ::sd_notify(0, "READY=1");
   next_tick_ = snapshot::monotonic_now_ns() + kTickNs;
@@ -619,40 +663,16 @@ int Daemon::loop() {
   for (;;) {
     // While gathering, inotify is left out of the poll set.
     const int inotify_fd = inotify_ && inotify_pending_since_ == 0 ? inotify_.get() : -1;
-    pollfd fds[4] = {{signals_fd_.get(), POLLIN, 0},
-                     {inotify_fd, POLLIN, 0},
-                     {agent_ ? agent_->fd() : -1, POLLIN, 0},
-                     {redis_ ? redis_->change_fd() : -1, POLLIN, 0}};
-    if (::poll(fds, 4, poll_timeout_ms(snapshot::monotonic_now_ns())) < 0 && errno != EINTR) {
+    pollfd fds[kPollCount] = {{signals_fd_.get(), POLLIN, 0},
+                              {inotify_fd, POLLIN, 0},
+                              {agent_ ? agent_->fd() : -1, POLLIN, 0},
+                              {redis_ ? redis_->change_fd() : -1, POLLIN, 0}};
+    if (::poll(fds, kPollCount, poll_timeout_ms(snapshot::monotonic_now_ns())) < 0 && errno != EINTR) {
       log::error(log::id::kLoopFailed, std::string("poll failed: ") + std::strerror(errno));
       return 1;
     }
-    if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) break;
-    if (redis_ && (fds[3].revents & POLLIN) != 0) {
-      redis_->consume_change();
-      content_dirty_ = true;
-    }
-    if ((fds[1].revents & POLLIN) != 0) inotify_pending_since_ = snapshot::monotonic_now_ns();
-    if (inotify_pending_since_ != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since_ + kInotifyGatherNs) {
-      inotify_pending_since_ = 0;
-      drain_inotify();
-    }
-    if (agent_ && (fds[2].revents & POLLIN) != 0) {
-      if (content_dirty_) publish(false);  // answer from current counts
-      agent_->serve(agent_answer(published_, config_.agent));
-    }
-    const std::uint64_t after = snapshot::monotonic_now_ns();
-    if (rescan_due_ || after >= next_rescan_) {
-      full_scan();
-      next_rescan_ = after + config_.rescan_interval_s * 1000 * kMillisecond;
-      content_dirty_ = true;
-    }
-    if (after >= next_tick_) {
-      tick();
-      next_tick_ = after + kTickNs;
-    } else if (content_dirty_ && after >= last_publish_ns_ + kMinPublishGapNs) {
-      publish(false);
-    }
+    if (!handle_ready(fds)) break;
+    run_due_work();
   }
   ::sd_notify(0, "STOPPING=1");
   return 0;
