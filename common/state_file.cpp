@@ -206,6 +206,70 @@ Result<void> validate_cut_reason(std::string_view reason) {
   return {};
 }
 
+namespace {
+
+Result<void> parse_cut_field(const std::string& key, const json& value, ControlState& state) {
+  if (key == "active") {
+    if (!value.is_boolean()) return make_error("cut.active: expected true or false");
+    state.cut_active = value.get<bool>();
+    return {};
+  }
+  if (key == "reason") {
+    if (!value.is_string()) return make_error("cut.reason: expected a string");
+    state.cut_reason = value.get<std::string>();
+    if (auto valid = validate_cut_reason(state.cut_reason); !valid) return make_error("cut.reason: " + valid.error().message);
+    return {};
+  }
+  if (key == "since") {
+    constexpr auto kMaxSince = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    const bool fits = value.is_number_integer() && (!value.is_number_unsigned() || value.get<std::uint64_t>() <= kMaxSince);
+    if (!fits) return make_error("cut.since: expected unix seconds");
+    state.cut_since = value.get<std::int64_t>();
+    return {};
+  }
+  return make_error("cut: unknown key \"" + key + "\"");
+}
+
+Result<void> parse_cut(const json& value, ControlState& state) {
+  if (!value.is_object()) return make_error("cut: expected an object");
+  for (const auto& [key, field] : value.items()) {
+    if (auto parsed = parse_cut_field(key, field, state); !parsed) return parsed;
+  }
+  return {};
+}
+
+Result<void> parse_vhost_overrides(const json& node, ControlState& state) {
+  if (!node.is_object()) return make_error("thresholds.vhosts: expected an object");
+  if (node.size() > snapshot::kMaxVhostOverrides) {
+    return make_error("thresholds.vhosts: more than " + std::to_string(snapshot::kMaxVhostOverrides) + " vhosts");
+  }
+  for (const auto& [name, vhost_node] : node.items()) {
+    if (auto valid = validate_vhost_name(name); !valid) return make_error("thresholds.vhosts: " + valid.error().message);
+    auto parsed = parse_override(vhost_node, "thresholds.vhosts." + name);
+    if (!parsed) return parsed.error();
+    if (!parsed->empty()) state.vhosts[normalize_vhost_name(name)] = *parsed;
+  }
+  return {};
+}
+
+Result<void> parse_thresholds(const json& value, ControlState& state) {
+  if (!value.is_object()) return make_error("thresholds: expected an object");
+  for (const auto& [scope, node] : value.items()) {
+    if (scope == "global") {
+      auto parsed = parse_override(node, "thresholds.global");
+      if (!parsed) return parsed.error();
+      state.global = *parsed;
+    } else if (scope == "vhosts") {
+      if (auto parsed = parse_vhost_overrides(node, state); !parsed) return parsed;
+    } else {
+      return make_error("thresholds: unknown key \"" + scope + "\"");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<ControlState> parse_state(std::string_view json_text) {
   json root;
   try {
@@ -217,6 +281,7 @@ Result<ControlState> parse_state(std::string_view json_text) {
   ControlState state;
   bool saw_version = false;
   for (const auto& [key, value] : root.items()) {
+    Result<void> parsed;
     if (key == "version") {
       // Compared as a 64-bit value: a narrower conversion would let e.g.
       // 4294967297 pass for 1.
@@ -225,50 +290,13 @@ Result<ControlState> parse_state(std::string_view json_text) {
       }
       saw_version = true;
     } else if (key == "cut") {
-      if (!value.is_object()) return make_error("cut: expected an object");
-      for (const auto& [cut_key, cut_value] : value.items()) {
-        if (cut_key == "active") {
-          if (!cut_value.is_boolean()) return make_error("cut.active: expected true or false");
-          state.cut_active = cut_value.get<bool>();
-        } else if (cut_key == "reason") {
-          if (!cut_value.is_string()) return make_error("cut.reason: expected a string");
-          state.cut_reason = cut_value.get<std::string>();
-          if (auto valid = validate_cut_reason(state.cut_reason); !valid) return make_error("cut.reason: " + valid.error().message);
-        } else if (cut_key == "since") {
-          constexpr auto kMaxSince = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-          const bool fits = cut_value.is_number_integer() &&
-                            (!cut_value.is_number_unsigned() || cut_value.get<std::uint64_t>() <= kMaxSince);
-          if (!fits) return make_error("cut.since: expected unix seconds");
-          state.cut_since = cut_value.get<std::int64_t>();
-        } else {
-          return make_error("cut: unknown key \"" + cut_key + "\"");
-        }
-      }
+      parsed = parse_cut(value, state);
     } else if (key == "thresholds") {
-      if (!value.is_object()) return make_error("thresholds: expected an object");
-      for (const auto& [scope, node] : value.items()) {
-        if (scope == "global") {
-          auto parsed = parse_override(node, "thresholds.global");
-          if (!parsed) return parsed.error();
-          state.global = *parsed;
-        } else if (scope == "vhosts") {
-          if (!node.is_object()) return make_error("thresholds.vhosts: expected an object");
-          if (node.size() > snapshot::kMaxVhostOverrides) {
-            return make_error("thresholds.vhosts: more than " + std::to_string(snapshot::kMaxVhostOverrides) + " vhosts");
-          }
-          for (const auto& [name, vhost_node] : node.items()) {
-            if (auto valid = validate_vhost_name(name); !valid) return make_error("thresholds.vhosts: " + valid.error().message);
-            auto parsed = parse_override(vhost_node, "thresholds.vhosts." + name);
-            if (!parsed) return parsed.error();
-            if (!parsed->empty()) state.vhosts[normalize_vhost_name(name)] = *parsed;
-          }
-        } else {
-          return make_error("thresholds: unknown key \"" + scope + "\"");
-        }
-      }
+      parsed = parse_thresholds(value, state);
     } else {
       return make_error("unknown key \"" + key + "\"");
     }
+    if (!parsed) return parsed.error();
   }
   if (!saw_version) return make_error("missing \"version\"");
   return state;
