@@ -103,20 +103,31 @@ std::uint64_t load_sequence(const SnapshotFile& file) noexcept {
 
 std::uint64_t load_heartbeat_ns(const SnapshotFile& file) noexcept { return load_relaxed(file.sync.heartbeat_ns); }
 
-bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* sequence_out,
-                      unsigned max_attempts) noexcept {
+bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* sequence_out, unsigned max_attempts,
+                      CopyExtent extent) noexcept {
+  static_assert(offsetof(Payload, vhost_overrides) % sizeof(std::uint64_t) == 0);
+  static_assert(sizeof(VhostOverride) % sizeof(std::uint64_t) == 0);
+  constexpr std::size_t kFixedWords = offsetof(Payload, vhost_overrides) / sizeof(std::uint64_t);
+  constexpr std::size_t kOverrideWords = sizeof(VhostOverride) / sizeof(std::uint64_t);
   const auto* source = reinterpret_cast<const std::uint64_t*>(&file.payload);  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
   auto* destination = reinterpret_cast<unsigned char*>(&out);                  // NOLINT(cppcoreguidelines-pro-type-reinterpret-cast)
+  const auto copy_words = [&](std::size_t from, std::size_t count) {
+    for (std::size_t i = from; i < from + count; ++i) {
+      const std::uint64_t word = load_relaxed(source[i]);
+      std::memcpy(destination + i * sizeof word, &word, sizeof word);
+    }
+  };
   for (unsigned attempt = 0; attempt < max_attempts; ++attempt) {
     const std::uint64_t before = load_sequence(file);
     if ((before & 1U) != 0) {
       cpu_relax();
       continue;
     }
-    for (std::size_t i = 0; i < kPayloadWords; ++i) {
-      const std::uint64_t word = load_relaxed(source[i]);
-      std::memcpy(destination + i * sizeof word, &word, sizeof word);
-    }
+    copy_words(0, kFixedWords);
+    const std::size_t overrides = extent == CopyExtent::whole                  ? kMaxVhostOverrides
+                                  : out.vhost_override_count < kMaxVhostOverrides ? out.vhost_override_count
+                                                                               : kMaxVhostOverrides;
+    copy_words(kFixedWords, overrides * kOverrideWords);
     std::atomic_thread_fence(std::memory_order_acquire);
     const std::uint64_t after = load_relaxed(file.sync.sequence);
     if (before == after) {

@@ -41,8 +41,13 @@ enum class ReadError : std::uint8_t {
 // The copy is made into `out` directly: after a failure `out` may hold a mix
 // of two payloads and must not be used (copy into scratch space when the
 // previous contents of `out` must survive a failed attempt).
+// CopyExtent::used_overrides copies the vhost_override_count overrides in use
+// only (most snapshots have none, and their table is nearly all of the
+// payload): the rest of `out` is then left as it was, and readers must go no
+// further than the count (mod_coupecircuit, once per thread and sequence).
+enum class CopyExtent : std::uint8_t { whole, used_overrides };
 [[nodiscard]] bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* sequence_out,
-                                    unsigned max_attempts) noexcept;
+                                    unsigned max_attempts, CopyExtent extent = CopyExtent::whole) noexcept;
 
 // A PROT_READ, MAP_SHARED mapping of a snapshot file.
 class ReadOnlyMapping {

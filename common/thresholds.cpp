@@ -88,15 +88,7 @@ EffectiveThresholds resolve_thresholds(const snapshot::Payload& payload, const s
 }
 
 Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresholds& thresholds) noexcept {
-  if ((payload.flags & snapshot::kFlagCutActive) != 0) return Verdict::coupure;
-  if (thresholds.sessions_from != nullptr && snapshot::sessions_known(payload) &&
-      payload.sessions_active >= thresholds.sessions_from->sessions) {
-    return Verdict::surcharge;
-  }
-  if (thresholds.load_from != nullptr && payload.load_centi[0] >= thresholds.load_from->load_centi) {
-    return Verdict::surcharge;
-  }
-  return Verdict::ok;
+  return verdict_of((payload.flags & snapshot::kFlagCutActive) != 0, check_thresholds(payload, thresholds, 0, 0).over);
 }
 
 ThresholdCheck check_thresholds(const snapshot::Payload& payload, const EffectiveThresholds& thresholds,

@@ -32,6 +32,12 @@ enum class ThresholdKind : std::uint8_t { sessions, load };
 enum class Verdict : std::uint8_t { ok, surcharge, coupure, inconnu };
 [[nodiscard]] std::string_view to_string(Verdict verdict) noexcept;
 
+// The one verdict rule, for a fresh snapshot: the manual cut first, then
+// whether the thresholds tripped (with or without hysteresis).
+[[nodiscard]] constexpr Verdict verdict_of(bool cut, bool tripped) noexcept {
+  return cut ? Verdict::coupure : tripped ? Verdict::surcharge : Verdict::ok;
+}
+
 struct EffectiveThresholds {
   const snapshot::ThresholdSet* sessions_from = nullptr;  // the set holding the sessions threshold, or null
   const snapshot::ThresholdSet* load_from = nullptr;

@@ -1,54 +1,39 @@
 #include "enforcement.hpp"
 
-#include "decimal.hpp"
-
 namespace coupecircuit::module {
 namespace {
-
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 }  // namespace
 
-Result<Action> parse_action(std::string_view value) {
-  if (value == "none") return Action::none;
-  if (value == "refuse-new") return Action::refuse_new;
-  if (value == "refuse-all") return Action::refuse_all;
-  return make_error("CoupeCircuitAction must be none, refuse-new or refuse-all, not " + quoted(value));
-}
-
-Result<int> parse_shed_status(std::string_view value) {
-  if (value == "503") return 503;
-  if (value == "429") return 429;
-  return make_error("CoupeCircuitStatusCode must be 503 or 429, not " + quoted(value));
-}
-
-Result<std::uint64_t> parse_retry_after(std::string_view value) {
-  auto seconds = parse_unsigned(value, 86400);
-  if (!seconds) return make_error("CoupeCircuitRetryAfter takes seconds from 0 to 86400, not " + quoted(value));
-  return *seconds;
-}
-
-Result<void> validate_cookie_name(std::string_view name) {
-  // RFC 6265 token characters.
-  bool valid = !name.empty() && name.size() <= 128;
-  for (const char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    valid = valid && u > 0x20 && u < 0x7f && std::string_view("()<>@,;:\\\"/[]?={}").find(c) == std::string_view::npos;
+bool has_cookie(std::string_view header, std::string_view name) noexcept {
+  const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  while (!header.empty()) {
+    const std::size_t end = header.find_first_of(";,");
+    std::string_view pair = header.substr(0, end);
+    header.remove_prefix(end == std::string_view::npos ? header.size() : end + 1);
+    while (!pair.empty() && is_space(pair.front())) pair.remove_prefix(1);
+    const std::size_t equals = pair.find('=');
+    if (equals == std::string_view::npos) continue;
+    std::string_view key = pair.substr(0, equals);
+    while (!key.empty() && is_space(key.back())) key.remove_suffix(1);
+    if (key != name) continue;
+    std::string_view value = pair.substr(equals + 1);
+    while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+    while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    if (!value.empty()) return true;
   }
-  if (!valid) return make_error("CoupeCircuitSessionCookie: " + quoted(name) + " is not a valid cookie name");
-  return {};
+  return false;
 }
 
-Result<void> validate_health_token(std::string_view token) {
-  bool valid = token.size() >= 16 && token.size() <= 512;
-  for (const char c : token) {
-    const auto u = static_cast<unsigned char>(c);
-    valid = valid && u > 0x20 && u < 0x7f;
+bool is_exempt(std::span<const ExemptRule> rules, std::string_view path, RegexMatcher regex_matches) noexcept {
+  for (const ExemptRule& rule : rules) {
+    if (rule.prefix != nullptr && path_matches_prefix(path, rule.prefix)) return true;
+    if (rule.regex != nullptr && regex_matches(rule.regex, path)) return true;
   }
-  if (!valid) return make_error("CoupeCircuitHealthToken must be 16 to 512 visible ASCII characters");
-  return {};
+  return false;
 }
 
 bool should_shed(Action action, Verdict verdict, bool has_session_cookie, bool exempt) noexcept {
@@ -90,15 +75,19 @@ bool bearer_token_matches(const char* authorization, std::string_view token) noe
 
 HealthAnswer health_answer(const RequestValues& values) {
   if (values.verdict == Verdict::inconnu) return {200, "UP inconnu\n"};
-  if (values.verdict == Verdict::ok) return {200, "UP\n"};
+  // A helper that cannot count the sessions does not drain the node (as a
+  // stale snapshot does not): on every node at once it would empty the pool.
+  const char* blind = values.sessions_known ? "" : " sessions-inconnues";
+  if (values.verdict == Verdict::ok) return {200, std::string("UP") + blind + "\n"};
   std::string body = "DRAIN";
   if (values.cut) body += " coupure";
   if (values.tripped) {
-    if (values.sessions_high) body += " sessions";
+    const bool sessions = values.sessions_high && values.sessions_known;
+    if (sessions) body += " sessions";
     if (values.load_high) body += " load";
-    if (!values.sessions_high && !values.load_high) body += " surcharge";
+    if (!sessions && !values.load_high) body += " surcharge";
   }
-  return {503, body + "\n"};
+  return {503, body + blind + "\n"};
 }
 
 }  // namespace coupecircuit::module

@@ -3,23 +3,27 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "module_config.hpp"
 #include "request_values.hpp"
 #include "result.hpp"
 
 namespace coupecircuit::module {
 
-enum class Action : std::uint8_t { unset, none, refuse_new, refuse_all };
-inline constexpr const char* kDefaultSessionCookie = "PHPSESSID";
-inline constexpr int kDefaultShedStatus = 503;
+// Does a Cookie header carry a cookie of this name with a non-empty value?
+// Several cookies of the same name (set for two paths or domains) are
+// common: any of them counts. Pairs are separated by ';' (and ',' where
+// httpd merged several Cookie headers); a malformed pair is skipped.
+[[nodiscard]] bool has_cookie(std::string_view header, std::string_view name) noexcept;
 
-[[nodiscard]] Result<Action> parse_action(std::string_view value);
-[[nodiscard]] Result<int> parse_shed_status(std::string_view value);
-[[nodiscard]] Result<std::uint64_t> parse_retry_after(std::string_view value);
-[[nodiscard]] Result<void> validate_cookie_name(std::string_view name);
-[[nodiscard]] Result<void> validate_health_token(std::string_view token);
+// Is the path exempt from shedding by one of the rules? A rule's regular
+// expression is matched by regex_matches(rule.regex, path).
+using RegexMatcher = bool (*)(const void* regex, std::string_view path) noexcept;
+[[nodiscard]] bool is_exempt(std::span<const ExemptRule> rules, std::string_view path,
+                             RegexMatcher regex_matches) noexcept;
 
 // Shed a request? Only while the vhost is tripped or cut; never an exempt
 // path; refuse-new lets through requests carrying the session cookie.
@@ -37,10 +41,12 @@ inline constexpr int kDefaultShedStatus = 503;
 
 struct HealthAnswer {
   int status;        // 200 or 503
-  std::string body;  // "UP\n", "UP inconnu\n", "DRAIN coupure sessions\n"
+  std::string body;  // "UP\n", "UP inconnu\n", "DRAIN coupure sessions\n", "UP sessions-inconnues\n"
 };
-// A stale or missing snapshot answers 200 "UP inconnu": a helper failure on
-// every node must not take the whole pool out of the load balancer.
+// A stale or missing snapshot answers 200 "UP inconnu", and a helper that
+// cannot count the sessions adds "sessions-inconnues" without draining: a
+// helper failure on every node must not take the whole pool out of the load
+// balancer.
 [[nodiscard]] HealthAnswer health_answer(const RequestValues& values);
 
 }  // namespace coupecircuit::module

@@ -22,31 +22,36 @@ std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\
 
 ServerSettings merge_settings(const ServerSettings& parent, const ServerSettings& child) noexcept {
   ServerSettings merged = child;
-  if (child.enabled < 0) merged.enabled = parent.enabled;
-  if (!child.max_age_set) {
-    merged.max_age_seconds = parent.max_age_seconds;
-    merged.max_age_set = parent.max_age_set;
-  }
-  if (!child.hold_set) {
-    merged.hold_seconds = parent.hold_seconds;
-    merged.hold_set = parent.hold_set;
-  }
-  if (child.thresholds.has_sessions == 0) {
-    merged.thresholds.has_sessions = parent.thresholds.has_sessions;
-    merged.thresholds.sessions = parent.thresholds.sessions;
-    snapshot::copy_text(merged.thresholds.sessions_text, parent.thresholds.sessions_text);
-    merged.sessions_release = parent.sessions_release;
-  }
-  if (child.thresholds.has_load == 0) {
-    merged.thresholds.has_load = parent.thresholds.has_load;
-    merged.thresholds.load_centi = parent.thresholds.load_centi;
-    snapshot::copy_text(merged.thresholds.load_text, parent.thresholds.load_text);
-    merged.load_release_centi = parent.load_release_centi;
-  }
-  for (std::size_t i = 0; i < kVariableCount; ++i) {
-    if (child.env_names[i] == nullptr) merged.env_names[i] = parent.env_names[i];
-  }
+  inherit(merged.enabled, parent.enabled);
+  inherit(merged.max_age_seconds, parent.max_age_seconds);
+  inherit(merged.hold_seconds, parent.hold_seconds);
+  inherit(merged.sessions_threshold, parent.sessions_threshold);
+  inherit(merged.load_threshold, parent.load_threshold);
+  for (std::size_t i = 0; i < kVariableCount; ++i) inherit(merged.env_names[i], parent.env_names[i]);
+  inherit(merged.snapshot_path, parent.snapshot_path);
   return merged;
+}
+
+void finish_settings(ServerSettings& settings, std::string_view server_hostname) noexcept {
+  snapshot::ThresholdSet& set = settings.thresholds;
+  set = snapshot::ThresholdSet{};
+  if (settings.sessions_threshold) {
+    set.has_sessions = 1;
+    set.sessions = settings.sessions_threshold->trip;
+    render_unsigned(set.sessions_text, sizeof set.sessions_text, set.sessions);
+  }
+  if (settings.load_threshold) {
+    set.has_load = 1;
+    set.load_centi = settings.load_threshold->trip;
+    render_centi(set.load_text, sizeof set.load_text, set.load_centi);
+  }
+  std::size_t length = 0;
+  for (const char c : server_hostname) {
+    if (length + 1 >= sizeof settings.vhost_name) break;
+    settings.vhost_name[length++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  settings.vhost_name[length] = '\0';
+  settings.vhost_hash = snapshot::vhost_name_hash(settings.vhost_name, length);
 }
 
 Result<bool> parse_on_off(std::string_view directive, std::string_view value) {
@@ -105,27 +110,18 @@ Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_vi
 }
 
 void apply_threshold(ServerSettings& settings, const ThresholdDirective& threshold) noexcept {
-  if (threshold.is_load) {
-    settings.thresholds.has_load = 1;
-    settings.thresholds.load_centi = threshold.trip;
-    render_centi(settings.thresholds.load_text, sizeof settings.thresholds.load_text, threshold.trip);
-    settings.load_release_centi = threshold.release;
-  } else {
-    settings.thresholds.has_sessions = 1;
-    settings.thresholds.sessions = threshold.trip;
-    render_unsigned(settings.thresholds.sessions_text, sizeof settings.thresholds.sessions_text, threshold.trip);
-    settings.sessions_release = threshold.release;
-  }
+  (threshold.is_load ? settings.load_threshold : settings.sessions_threshold) = threshold;
 }
 
 Result<Variable> parse_logical_name(std::string_view logical) {
   for (std::size_t i = 0; i < kVariableCount; ++i) {
-    if (equals_ignoring_case(logical, kLogicalNames[i]) || equals_ignoring_case(logical, kDefaultEnvNames[i])) {
+    if (equals_ignoring_case(logical, kExportedVariables[i].logical) ||
+        equals_ignoring_case(logical, kExportedVariables[i].default_env_name)) {
       return static_cast<Variable>(i);
     }
   }
   std::string known;
-  for (const auto name : kLogicalNames) known += (known.empty() ? "" : ", ") + std::string(name);
+  for (const auto& variable : kExportedVariables) known += (known.empty() ? "" : ", ") + std::string(variable.logical);
   return make_error("CoupeCircuitEnvName: unknown variable " + quoted(logical) + " (one of " + known + ")");
 }
 
@@ -148,14 +144,44 @@ Result<void> validate_snapshot_path(std::string_view path) {
   return {};
 }
 
-void set_vhost_identity(ServerSettings& settings, std::string_view server_hostname) noexcept {
-  std::size_t length = 0;
-  for (const char c : server_hostname) {
-    if (length + 1 >= sizeof settings.vhost_name) break;
-    settings.vhost_name[length++] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+Result<Action> parse_action(std::string_view value) {
+  if (value == "none") return Action::none;
+  if (value == "refuse-new") return Action::refuse_new;
+  if (value == "refuse-all") return Action::refuse_all;
+  return make_error("CoupeCircuitAction must be none, refuse-new or refuse-all, not " + quoted(value));
+}
+
+Result<int> parse_shed_status(std::string_view value) {
+  if (value == "503") return 503;
+  if (value == "429") return 429;
+  return make_error("CoupeCircuitStatusCode must be 503 or 429, not " + quoted(value));
+}
+
+Result<std::uint64_t> parse_retry_after(std::string_view value) {
+  auto seconds = parse_unsigned(value, 86400);
+  if (!seconds) return make_error("CoupeCircuitRetryAfter takes seconds from 0 to 86400, not " + quoted(value));
+  return *seconds;
+}
+
+Result<void> validate_cookie_name(std::string_view name) {
+  // RFC 6265 token characters.
+  bool valid = !name.empty() && name.size() <= 128;
+  for (const char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    valid = valid && u > 0x20 && u < 0x7f && std::string_view("()<>@,;:\\\"/[]?={}").find(c) == std::string_view::npos;
   }
-  settings.vhost_name[length] = '\0';
-  settings.vhost_hash = snapshot::vhost_name_hash(settings.vhost_name, length);
+  if (!valid) return make_error("CoupeCircuitSessionCookie: " + quoted(name) + " is not a valid cookie name");
+  return {};
+}
+
+Result<void> validate_health_token(std::string_view token) {
+  bool valid = token.size() >= 16 && token.size() <= 512;
+  for (const char c : token) {
+    const auto u = static_cast<unsigned char>(c);
+    valid = valid && u > 0x20 && u < 0x7f;
+  }
+  if (!valid) return make_error("CoupeCircuitHealthToken must be 16 to 512 visible ASCII characters");
+  return {};
 }
 
 }  // namespace coupecircuit::module

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "exported_variables.hpp"
 #include "module_config.hpp"
 #include "shared_state.hpp"
 #include "snapshot.hpp"
@@ -28,32 +29,49 @@ namespace coupecircuit::module {
 
 enum class Health : std::uint8_t { fresh, stale, missing };
 
-// Texts are NUL-terminated; has_* false means "do not export".
+// What one request exports and what its enforcement and health check need.
 struct RequestValues {
   Verdict verdict = Verdict::inconnu;
   Health health = Health::missing;
-  bool has_values = false;  // load, sessions and cut
   bool cut = false;
-  bool has_seuil_sessions = false;
-  bool has_seuil_load = false;
-  bool has_age = false;
   bool tripped = false;        // the vhost's hysteresis state
   bool sessions_high = false;  // above its RELEASE: a reason to drain
   bool load_high = false;
-  char load_avg[snapshot::kTextCapacity] = {};
-  char sessions[snapshot::kTextCapacity] = {};
-  char seuil_sessions[snapshot::kTextCapacity] = {};
-  char seuil_load[snapshot::kTextCapacity] = {};
-  char age[snapshot::kTextCapacity] = {};
+  bool sessions_known = true;  // false: the helper could not count the sessions
+  std::uint16_t present = 0;   // bit_of(row) of each variable exported
+  char text[kVariableCount][snapshot::kTextCapacity] = {};  // NUL-terminated
+
+  [[nodiscard]] bool has(Variable variable) const noexcept {
+    return (present & bit_of(static_cast<std::size_t>(variable))) != 0;
+  }
+  // Null when not exported.
+  [[nodiscard]] const char* get(Variable variable) const noexcept {
+    return has(variable) ? text[static_cast<std::size_t>(variable)] : nullptr;
+  }
 };
 
-// What a request's enforcement and health check need, in six bits: the
-// verdict (bits 0-1), cut, tripped, sessions_high, load_high.
-inline constexpr unsigned kStateCodes = 64;
-[[nodiscard]] constexpr unsigned state_code(Verdict verdict, bool cut, bool tripped, bool sessions_high,
-                                            bool load_high) noexcept {
+// What a request's enforcement and health check need, in seven bits: the
+// verdict (bits 0-1), cut, tripped, sessions_high, load_high, sessions unknown.
+inline constexpr unsigned kStateCodes = 128;
+[[nodiscard]] constexpr unsigned state_code(Verdict verdict, bool cut, bool tripped, bool sessions_high, bool load_high,
+                                            bool sessions_known) noexcept {
   return static_cast<unsigned>(verdict) | (cut ? 4U : 0U) | (tripped ? 8U : 0U) | (sessions_high ? 16U : 0U) |
-         (load_high ? 32U : 0U);
+         (load_high ? 32U : 0U) | (sessions_known ? 0U : 64U);
+}
+[[nodiscard]] constexpr unsigned state_code(const RequestValues& values) noexcept {
+  return state_code(values.verdict, values.cut, values.tripped, values.sessions_high, values.load_high,
+                    values.sessions_known);
+}
+// RequestValues without the texts, from a state code.
+[[nodiscard]] constexpr RequestValues values_of_state(unsigned code) noexcept {
+  RequestValues values;
+  values.verdict = static_cast<Verdict>(code & 3U);
+  values.cut = (code & 4U) != 0;
+  values.tripped = (code & 8U) != 0;
+  values.sessions_high = (code & 16U) != 0;
+  values.load_high = (code & 32U) != 0;
+  values.sessions_known = (code & 64U) == 0;
+  return values;
 }
 
 struct FreshValues;
@@ -75,7 +93,8 @@ inline constexpr std::uint64_t kNoStamp = ~std::uint64_t{0};
 // What one vhost exports while the snapshot is fresh, worked out once per
 // thread and snapshot sequence and reused by every request until the helper
 // publishes again. Only the verdict (hysteresis) and the age change between
-// those requests.
+// those requests. The caller keeps one per thread and vhost (see
+// ServerSettings::cache_slot), beside what it makes of them.
 struct FreshValues {
   // Identity: which vhost, mapping and sequence these values were made from.
   const ServerSettings* settings = nullptr;
@@ -87,20 +106,21 @@ struct FreshValues {
   bool under = true;
   bool sessions_high = false;
   bool load_high = false;
-  bool has_seuil_sessions = false;
-  bool has_seuil_load = false;
-  // The texts of load_avg, sessions, seuil_sessions and seuil_load, each
-  // NUL-terminated, back to back (an absent threshold is an empty text): a
-  // request copies them in one piece, as the thread's copy changes later.
-  std::uint8_t offsets[4] = {};
+  bool sessions_known = true;
+  // The variables that do not change with each request (all but the
+  // verdict and the age): which are exported, and their texts, each
+  // NUL-terminated, back to back, that a request copies in one piece (the
+  // thread's copy changes later).
+  std::uint16_t present = 0;
+  std::uint8_t offsets[kVariableCount] = {};
   std::uint8_t texts_size = 0;
-  char texts[4 * snapshot::kTextCapacity] = {};
-  // The same texts where one lives as long as the process: a static
+  char texts[kVariableCount * snapshot::kTextCapacity] = {};
+  // The same texts where one lives as long as the configuration: a static
   // rendering of the same number, or the directive's own text in the
   // settings. A request may point at these instead of copying. Null: none.
-  const char* lasting[4] = {};
+  const char* lasting[kVariableCount] = {};
   bool all_lasting = false;
-  std::uint8_t state_flags = 0;  // state_code() of cut, sessions_high, load_high
+  std::uint8_t state_flags = 0;  // state_code() of cut, sessions_high, load_high, sessions_known
 
   // The last answer (compute_fresh()), which holds for the next requests as
   // long as the mapping, its sequence and heartbeat and the vhost's
@@ -112,35 +132,12 @@ struct FreshValues {
   std::uint64_t last_state_word = 0;
   std::uint64_t until_ns = 0;  // 0: the last answer holds for no other request
 
-  // The caller's, per thread and vhost as these values are: mod_coupecircuit
-  // keeps there the environment it made from them, and the stamp
-  // (FreshRequest) it was made for (0: none yet).
-  void* caller_data = nullptr;
-  std::uint64_t caller_stamp = 0;
+  [[nodiscard]] const char* text(std::size_t row) const noexcept { return texts + offsets[row]; }
 };
 
-// A number's text (render_unsigned, render_centi) in static storage, if
-// `rendered` is that text and the number is a common one; else null.
-[[nodiscard]] const char* lasting_unsigned_text(std::uint64_t value, const char* rendered) noexcept;
-[[nodiscard]] const char* lasting_centi_text(std::uint64_t centi, const char* rendered) noexcept;
-
-// Each thread's FreshValues, by vhost (ServerSettings::cache_slot): vhosts
-// in different slots do not evict each other. Constant-initialised, so access
-// needs no guard.
+// How many FreshValues a thread keeps, by vhost (ServerSettings::cache_slot):
+// vhosts in different slots do not evict each other.
 inline constexpr std::size_t kFreshSlots = 8;
-struct ThreadFreshValues {
-  FreshValues slot[kFreshSlots];
-};
-extern constinit thread_local ThreadFreshValues t_fresh_values;
-
-// The calling thread's. The compiler would compute a thread_local's address
-// again after a call (in a loaded module, a call to __tls_get_addr each
-// time): the empty asm makes it keep the first.
-[[nodiscard]] inline ThreadFreshValues& this_thread_fresh_values() noexcept {
-  ThreadFreshValues* values = &t_fresh_values;
-  __asm__("" : "+r"(values));
-  return *values;
-}
 
 // A word of a mapped snapshot, as snapshot::load_sequence() and
 // load_heartbeat_ns() read it, inline: it runs on every request.
@@ -172,13 +169,13 @@ class SnapshotSource {
   // next call; settings must stay where they are (httpd's configuration
   // does). Inline: nearly every request only finds that the last answer
   // still holds.
-  const FreshRequest* compute_fresh(const ServerSettings& settings, std::uint64_t now_ns,
-                                    SharedState* shared = nullptr) noexcept {
+  // values: the calling thread's for this vhost (the caller's to keep).
+  const FreshRequest* compute_fresh(const ServerSettings& settings, std::uint64_t now_ns, SharedState* shared,
+                                    FreshValues& values) noexcept {
     const snapshot::SnapshotFile* file = fresh_file_.load(std::memory_order_acquire);
     if (file == nullptr) return nullptr;
-    FreshValues& values = this_thread_fresh_values().slot[settings.cache_slot % kFreshSlots];
-    // Without the fault guard: a fault is repaired (see g_repairable in
-    // request_values.cpp), and reads 0.
+    // Without the fault guard: a fault is repaired (see fault_guard.hpp), and
+    // reads 0.
     const std::uint64_t sequence = load_mapped_word(file->sync.sequence, std::memory_order_acquire);
     const std::uint64_t heartbeat = load_mapped_word(file->sync.heartbeat_ns, std::memory_order_relaxed);
     const std::uint64_t generation = generation_.load(std::memory_order_relaxed);
@@ -202,6 +199,13 @@ class SnapshotSource {
                                    const snapshot::SnapshotFile* file, std::uint64_t sequence, std::uint64_t heartbeat,
                                    std::uint64_t generation, std::uint64_t now_ns, SharedState* shared) noexcept;
   bool reopen_if_due(std::uint64_t now_ns) noexcept;
+  struct Refreshed {
+    Health health = Health::missing;
+    bool has_age = false;  // a consistent copy exists, whatever its age
+    std::uint64_t age_ns = 0;
+    const snapshot::SnapshotFile* fresh_file = nullptr;  // for compute_fresh()
+  };
+  Refreshed refresh(const ServerSettings& settings, std::uint64_t now_ns) noexcept;
   void abandon(const snapshot::SnapshotFile* file) noexcept;
   Transition note_health(Health health) noexcept;
 

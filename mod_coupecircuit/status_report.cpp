@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "decimal.hpp"
+#include "snapshot.hpp"
 #include "snapshot_json.hpp"
 
 namespace coupecircuit::module {
@@ -64,6 +65,8 @@ void sample(std::string& out, const std::string& name_and_labels, const std::str
   out += '\n';
 }
 
+std::string text_or_dash(const char* text) { return text != nullptr ? text : "-"; }
+
 std::string centi(std::uint64_t value) { return centi_to_string(value); }
 
 // Virtual hosts may share a ServerName (the usual :80 and :443 pair of one
@@ -105,8 +108,8 @@ std::string render_status_json(const StatusReport& report) {
   for (const auto& vhost : report.vhosts) {
     json entry = {{"name", vhost.name}, {"state", to_string(vhost.values.verdict)}, {"tripped", vhost.values.tripped},
                   {"trips", vhost.trips}};
-    if (vhost.values.has_seuil_sessions) entry["threshold_sessions"] = vhost.values.seuil_sessions;
-    if (vhost.values.has_seuil_load) entry["threshold_load"] = vhost.values.seuil_load;
+    if (const char* text = vhost.values.get(Variable::seuil_sessions)) entry["threshold_sessions"] = text;
+    if (const char* text = vhost.values.get(Variable::seuil_load)) entry["threshold_load"] = text;
     vhosts.push_back(entry);
   }
   out["vhosts"] = vhosts;
@@ -137,11 +140,11 @@ std::string render_status_prometheus(const StatusReport& report) {
   }
   metric(out, "coupecircuit_vhost_threshold", "gauge", "Effective threshold of each vhost.");
   for (const VhostStatus* vhost : vhosts) {
-    if (vhost->values.has_seuil_sessions) {
-      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"sessions\"}", vhost->values.seuil_sessions);
+    if (const char* text = vhost->values.get(Variable::seuil_sessions)) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"sessions\"}", text);
     }
-    if (vhost->values.has_seuil_load) {
-      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"load\"}", vhost->values.seuil_load);
+    if (const char* text = vhost->values.get(Variable::seuil_load)) {
+      sample(out, "coupecircuit_vhost_threshold{vhost=\"" + label(vhost->name) + "\",kind=\"load\"}", text);
     }
   }
   if (!report.has_payload) return out;
@@ -150,8 +153,14 @@ std::string render_status_prometheus(const StatusReport& report) {
   sample(out, "coupecircuit_snapshot_age_seconds", std::to_string(report.age_seconds));
   metric(out, "coupecircuit_helper_info", "gauge", "The helper writing the snapshot.");
   sample(out, "coupecircuit_helper_info{pid=\"" + std::to_string(p.writer_pid) + "\"}", "1");
-  metric(out, "coupecircuit_sessions_active_authenticated", "gauge", "Active authenticated PHP sessions.");
-  sample(out, "coupecircuit_sessions_active_authenticated", std::to_string(p.sessions_active));
+  const bool known = snapshot::sessions_known(p);
+  metric(out, "coupecircuit_sessions_source_up", "gauge",
+         "1 when the helper could read the session store at its last scan, 0 when it could not.");
+  sample(out, "coupecircuit_sessions_source_up", known ? "1" : "0");
+  if (known) {
+    metric(out, "coupecircuit_sessions_active_authenticated", "gauge", "Active authenticated PHP sessions.");
+    sample(out, "coupecircuit_sessions_active_authenticated", std::to_string(p.sessions_active));
+  }
   metric(out, "coupecircuit_session_files", "gauge", "Session files by class and activity.");
   for (std::size_t i = 0; i < 4; ++i) {
     sample(out, std::string("coupecircuit_session_files{class=\"") + kClassNames[i] + "\",activity=\"active\"}",
@@ -199,7 +208,9 @@ std::string render_status_html(const StatusReport& report) {
   if (report.has_payload) {
     const auto& p = report.payload;
     out += ", " + std::to_string(report.age_seconds) + " s old, helper pid " + std::to_string(p.writer_pid) + "</p>\n";
-    out += "<table border=\"1\">\n<tr><th>Active authenticated sessions</th><td>" + std::to_string(p.sessions_active) +
+    out += "<table border=\"1\">\n<tr><th>Active authenticated sessions</th><td>" +
+           (snapshot::sessions_known(p) ? std::to_string(p.sessions_active)
+                                        : std::string("unknown: the helper cannot read the session store")) +
            "</td></tr>\n<tr><th>Load average</th><td>" + centi(p.load_centi[0]) + " " + centi(p.load_centi[1]) + " " +
            centi(p.load_centi[2]) + "</td></tr>\n<tr><th>Memory available</th><td>" + centi(p.mem_available_centi_pct) +
            " %</td></tr>\n<tr><th>Swap used</th><td>" + centi(p.swap_used_centi_pct) + " %</td></tr>\n";
@@ -217,8 +228,8 @@ std::string render_status_html(const StatusReport& report) {
          "<th>load threshold</th><th>trips</th></tr>\n";
   for (const auto& vhost : report.vhosts) {
     out += "<tr><td>" + html_escape(vhost.name) + "</td><td>" + std::string(to_string(vhost.values.verdict)) + "</td><td>" +
-           (vhost.values.has_seuil_sessions ? vhost.values.seuil_sessions : "-") + "</td><td>" +
-           (vhost.values.has_seuil_load ? vhost.values.seuil_load : "-") + "</td><td>" + std::to_string(vhost.trips) +
+           text_or_dash(vhost.values.get(Variable::seuil_sessions)) + "</td><td>" +
+           text_or_dash(vhost.values.get(Variable::seuil_load)) + "</td><td>" + std::to_string(vhost.trips) +
            "</td></tr>\n";
   }
   out += "</table>\n<p>Requests shed: coupure " + std::to_string(report.shed[0]) + ", surcharge " +

@@ -84,8 +84,8 @@ void check_single(std::string_view field) {
   if (auto variable = cm::parse_logical_name(field)) {
     const auto index = static_cast<std::size_t>(*variable);
     check(index < cm::kVariableCount);
-    check(equals_ignoring_case(field, cm::kLogicalNames[index]) ||
-          equals_ignoring_case(field, cm::kDefaultEnvNames[index]));
+    check(equals_ignoring_case(field, cm::kExportedVariables[index].logical) ||
+          equals_ignoring_case(field, cm::kExportedVariables[index].default_env_name));
   }
   if (cm::validate_env_name(field)) {
     check(!field.empty() && field.size() <= 64 && !(field[0] >= '0' && field[0] <= '9'));
@@ -95,10 +95,10 @@ void check_single(std::string_view field) {
   }
   if (cm::validate_snapshot_path(field)) check(!field.empty() && field.front() == '/');
   if (auto action = cm::parse_action(field)) {
-    check(*action != cm::Action::unset);
     check(field == "none" || field == "refuse-new" || field == "refuse-all");
   }
   if (auto status = cm::parse_shed_status(field)) check(*status == 503 || *status == 429);
+  if (cm::has_cookie(field, "PHPSESSID")) check(field.find("PHPSESSID") != std::string_view::npos);
   if (cm::validate_cookie_name(field)) {
     check(!field.empty() && field.size() <= 128);
     for (const char c : field) {

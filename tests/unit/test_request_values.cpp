@@ -24,6 +24,20 @@ using coupecircuit::Verdict;
 
 namespace {
 
+// A variable's exported text; "" when absent.
+std::string text(const cm::RequestValues& values, cm::Variable variable) {
+  const char* exported = values.get(variable);
+  return exported != nullptr ? exported : "";
+}
+
+// Each thread's FreshValues by vhost slot, as mod_coupecircuit keeps them.
+thread_local cm::FreshValues t_fresh_slots[cm::kFreshSlots];
+
+const cm::FreshRequest* compute_fresh(cm::SnapshotSource& source, const cm::ServerSettings& settings,
+                                      std::uint64_t now_ns, cm::SharedState* shared = nullptr) {
+  return source.compute_fresh(settings, now_ns, shared, t_fresh_slots[settings.cache_slot % cm::kFreshSlots]);
+}
+
 class RequestValuesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -48,7 +62,7 @@ class RequestValuesTest : public ::testing::Test {
     cm::ServerSettings settings;
     if (sessions_trip != nullptr) cm::apply_threshold(settings, *cm::parse_threshold("sessions", sessions_trip, ""));
     if (load_trip != nullptr) cm::apply_threshold(settings, *cm::parse_threshold("load", load_trip, ""));
-    cm::set_vhost_identity(settings, name);
+    cm::finish_settings(settings, name);
     return settings;
   }
 
@@ -65,10 +79,10 @@ TEST_F(RequestValuesTest, MissingSnapshotIsInconnuWithNoInventedValues) {
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::missing);
   EXPECT_EQ(values.verdict, Verdict::inconnu);
-  EXPECT_FALSE(values.has_values);
-  EXPECT_FALSE(values.has_age);
-  EXPECT_TRUE(values.has_seuil_sessions);  // the vhost's own configuration is not invented
-  EXPECT_STREQ(values.seuil_sessions, "10");
+  EXPECT_FALSE(values.has(cm::Variable::load_avg));
+  EXPECT_FALSE(values.has(cm::Variable::age));
+  EXPECT_TRUE(values.has(cm::Variable::seuil_sessions));  // the vhost's own configuration is not invented
+  EXPECT_EQ(text(values, cm::Variable::seuil_sessions), "10");
   EXPECT_EQ(transition, cm::Transition::became_missing);
   // One report per incident, not per request.
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
@@ -86,19 +100,19 @@ TEST_F(RequestValuesTest, FreshSnapshotExportsValuesAndVerdict) {
   source.compute(vhost("a.test", "10", "4"), cm::coarse_monotonic_now_ns() + 1'000'000, values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
   EXPECT_EQ(values.verdict, Verdict::ok);
-  EXPECT_STREQ(values.load_avg, "1.52");
-  EXPECT_STREQ(values.sessions, "3");
+  EXPECT_EQ(text(values, cm::Variable::load_avg), "1.52");
+  EXPECT_EQ(text(values, cm::Variable::sessions_actives), "3");
   EXPECT_FALSE(values.cut);
-  EXPECT_STREQ(values.seuil_sessions, "10");
-  EXPECT_STREQ(values.seuil_load, "4.00");
-  EXPECT_STREQ(values.age, "0");
+  EXPECT_EQ(text(values, cm::Variable::seuil_sessions), "10");
+  EXPECT_EQ(text(values, cm::Variable::seuil_load), "4.00");
+  EXPECT_EQ(text(values, cm::Variable::age), "0");
   EXPECT_EQ(transition, cm::Transition::none);
 
   // Reaching a threshold is "surcharge"; the cut wins over it.
   writer->publish(payload(10, 152));
   source.compute(vhost("a.test", "10", "4"), cm::coarse_monotonic_now_ns(), values, nullptr);
   EXPECT_EQ(values.verdict, Verdict::surcharge);
-  EXPECT_STREQ(values.sessions, "10");
+  EXPECT_EQ(text(values, cm::Variable::sessions_actives), "10");
   ControlState cut;
   cut.cut_active = true;
   writer->publish(payload(10, 152, cut));
@@ -119,14 +133,14 @@ TEST_F(RequestValuesTest, OverridesApplyPerVhostThenGlobally) {
   cm::RequestValues a, b;
   source.compute(vhost("A.TEST", "10", "4"), cm::coarse_monotonic_now_ns(), a, nullptr);
   source.compute(vhost("b.test", "10", "4"), cm::coarse_monotonic_now_ns(), b, nullptr);
-  EXPECT_STREQ(a.seuil_sessions, "7");    // vhost override
-  EXPECT_STREQ(b.seuil_sessions, "10");   // directive
-  EXPECT_STREQ(a.seuil_load, "2.50");     // global override
-  EXPECT_STREQ(b.seuil_load, "2.50");
+  EXPECT_EQ(text(a, cm::Variable::seuil_sessions), "7");    // vhost override
+  EXPECT_EQ(text(b, cm::Variable::seuil_sessions), "10");   // directive
+  EXPECT_EQ(text(a, cm::Variable::seuil_load), "2.50");     // global override
+  EXPECT_EQ(text(b, cm::Variable::seuil_load), "2.50");
   cm::RequestValues none;
   source.compute(vhost("c.test", nullptr, nullptr), cm::coarse_monotonic_now_ns(), none, nullptr);
-  EXPECT_FALSE(none.has_seuil_sessions);
-  EXPECT_TRUE(none.has_seuil_load);
+  EXPECT_FALSE(none.has(cm::Variable::seuil_sessions));
+  EXPECT_TRUE(none.has(cm::Variable::seuil_load));
 }
 
 TEST_F(RequestValuesTest, StaleThenRecovered) {
@@ -137,7 +151,6 @@ TEST_F(RequestValuesTest, StaleThenRecovered) {
   source.open(path_.c_str());
   auto settings = vhost("a.test", nullptr, nullptr);
   settings.max_age_seconds = 1;
-  settings.max_age_set = true;
   cm::RequestValues values;
   cm::Transition transition{};
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
@@ -146,9 +159,9 @@ TEST_F(RequestValuesTest, StaleThenRecovered) {
   source.compute(settings, cm::coarse_monotonic_now_ns() + 3'500'000'000ULL, values, &transition);
   EXPECT_EQ(values.health, cm::Health::stale);
   EXPECT_EQ(values.verdict, Verdict::inconnu);
-  EXPECT_FALSE(values.has_values);
-  EXPECT_TRUE(values.has_age);
-  EXPECT_EQ(std::string(values.age), "3");
+  EXPECT_FALSE(values.has(cm::Variable::load_avg));
+  EXPECT_TRUE(values.has(cm::Variable::age));
+  EXPECT_EQ(std::string(text(values, cm::Variable::age)), "3");
   EXPECT_EQ(transition, cm::Transition::became_stale);
   source.compute(settings, cm::coarse_monotonic_now_ns() + 4'000'000'000ULL, values, &transition);
   EXPECT_EQ(transition, cm::Transition::none);
@@ -167,7 +180,7 @@ TEST_F(RequestValuesTest, ReplacedFileIsReopenedAfterItGoesStale) {
   auto settings = vhost("a.test", nullptr, nullptr);
   cm::RequestValues values;
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
-  ASSERT_STREQ(values.sessions, "2");
+  ASSERT_EQ(text(values, cm::Variable::sessions_actives), "2");
 
   // The file is deleted and a new writer creates another one. A request that
   // finds the old mapping stale (20 s later) re-opens the path; the next
@@ -180,7 +193,7 @@ TEST_F(RequestValuesTest, ReplacedFileIsReopenedAfterItGoesStale) {
   EXPECT_EQ(values.health, cm::Health::stale);
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
   EXPECT_EQ(values.health, cm::Health::fresh);
-  EXPECT_STREQ(values.sessions, "5");
+  EXPECT_EQ(text(values, cm::Variable::sessions_actives), "5");
 }
 
 TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
@@ -200,7 +213,7 @@ TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::missing);
   EXPECT_EQ(values.verdict, Verdict::inconnu);
-  EXPECT_FALSE(values.has_values);
+  EXPECT_FALSE(values.has(cm::Variable::load_avg));
   EXPECT_EQ(transition, cm::Transition::became_missing);
 
   // The helper notices and re-creates the file; the next reopen maps it.
@@ -210,14 +223,21 @@ TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
   recreated->publish(payload(4, 100));
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
-  EXPECT_STREQ(values.sessions, "4");
+  EXPECT_EQ(text(values, cm::Variable::sessions_actives), "4");
   EXPECT_EQ(transition, cm::Transition::recovered);
 }
 
 // compute_fresh() is what Apache runs on nearly every request: it must agree
 // with compute() while the snapshot is fresh, and hand every other case back.
+// Old-style indexes of the fresh texts: load, sessions, sessions threshold,
+// load threshold.
+constexpr cm::Variable kFreshRows[] = {cm::Variable::load_avg, cm::Variable::sessions_actives,
+                                       cm::Variable::seuil_sessions, cm::Variable::seuil_load};
 std::string fresh_text(const cm::FreshRequest& request, std::size_t index) {
-  return request.values->texts + request.values->offsets[index];
+  return request.values->text(static_cast<std::size_t>(kFreshRows[index]));
+}
+bool fresh_has(const cm::FreshRequest& request, cm::Variable variable) {
+  return (request.values->present & cm::bit_of(static_cast<std::size_t>(variable))) != 0;
 }
 
 void expect_same(const cm::FreshRequest* fresh, const cm::RequestValues& full) {
@@ -226,22 +246,23 @@ void expect_same(const cm::FreshRequest* fresh, const cm::RequestValues& full) {
   EXPECT_EQ(full.health, cm::Health::fresh);
   EXPECT_EQ(fresh->verdict, full.verdict);
   EXPECT_EQ(fresh->tripped, full.tripped);
-  EXPECT_EQ(fresh->state, cm::state_code(full.verdict, full.cut, full.tripped, full.sessions_high, full.load_high));
+  EXPECT_EQ(fresh->state, cm::state_code(full));
   EXPECT_EQ(fresh->values->cut, full.cut);
   EXPECT_EQ(fresh->values->sessions_high, full.sessions_high);
   EXPECT_EQ(fresh->values->load_high, full.load_high);
-  EXPECT_EQ(fresh_text(*fresh, 0), full.load_avg);
-  EXPECT_EQ(fresh_text(*fresh, 1), full.sessions);
-  EXPECT_EQ(fresh->values->has_seuil_sessions, full.has_seuil_sessions);
-  EXPECT_EQ(fresh_text(*fresh, 2), full.has_seuil_sessions ? full.seuil_sessions : "");
-  EXPECT_EQ(fresh->values->has_seuil_load, full.has_seuil_load);
-  EXPECT_EQ(fresh_text(*fresh, 3), full.has_seuil_load ? full.seuil_load : "");
-  EXPECT_EQ(std::to_string(fresh->age_seconds), full.age);
-  EXPECT_STREQ(fresh->age_text, full.age);
+  EXPECT_EQ(fresh_text(*fresh, 0), text(full, cm::Variable::load_avg));
+  EXPECT_EQ(fresh_text(*fresh, 1), text(full, cm::Variable::sessions_actives));
+  EXPECT_EQ(fresh_has(*fresh, cm::Variable::seuil_sessions), full.has(cm::Variable::seuil_sessions));
+  EXPECT_EQ(fresh_text(*fresh, 2), full.has(cm::Variable::seuil_sessions) ? text(full, cm::Variable::seuil_sessions) : "");
+  EXPECT_EQ(fresh_has(*fresh, cm::Variable::seuil_load), full.has(cm::Variable::seuil_load));
+  EXPECT_EQ(fresh_text(*fresh, 3), full.has(cm::Variable::seuil_load) ? text(full, cm::Variable::seuil_load) : "");
+  EXPECT_EQ(std::to_string(fresh->age_seconds), text(full, cm::Variable::age));
+  EXPECT_EQ(std::string(fresh->age_text), text(full, cm::Variable::age));
   // The texts that outlive requests, when there are such, say the same.
   for (std::size_t i = 0; i < 4; ++i) {
-    if (fresh->values->lasting[i] != nullptr) {
-      EXPECT_EQ(fresh->values->lasting[i], fresh_text(*fresh, i)) << i;
+    const auto row = static_cast<std::size_t>(kFreshRows[i]);
+    if (fresh->values->lasting[row] != nullptr) {
+      EXPECT_EQ(fresh->values->lasting[row], fresh_text(*fresh, i)) << i;
     }
   }
 }
@@ -268,33 +289,33 @@ TEST_F(RequestValuesTest, TheFastPathAgreesWithComputeWhileFresh) {
   const std::uint64_t now = cm::coarse_monotonic_now_ns();
   // Until compute() has seen the snapshot fresh (and logged it), the fast
   // path declines.
-  EXPECT_EQ(source.compute_fresh(a, now), nullptr);
+  EXPECT_EQ(compute_fresh(source, a, now), nullptr);
   source.compute(a, now, full, nullptr);
   ASSERT_EQ(full.health, cm::Health::fresh);
 
   for (const cm::ServerSettings* settings : {&a, &b, &c, &a, &a, &c, &b, &b}) {
-    const cm::FreshRequest* fresh = source.compute_fresh(*settings, now);
+    const cm::FreshRequest* fresh = compute_fresh(source, *settings, now);
     ASSERT_NE(fresh, nullptr);
     source.compute(*settings, now, full, nullptr);
     expect_same(fresh, full);
   }
-  const cm::FreshRequest* fresh = source.compute_fresh(a, now);
+  const cm::FreshRequest* fresh = compute_fresh(source, a, now);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh_text(*fresh, 2), "7");     // vhost override
   EXPECT_EQ(fresh_text(*fresh, 3), "2.50");  // global override
   EXPECT_TRUE(fresh->values->all_lasting);
-  fresh = source.compute_fresh(c, now);
+  fresh = compute_fresh(source, c, now);
   ASSERT_NE(fresh, nullptr);
-  EXPECT_FALSE(fresh->values->has_seuil_sessions);
+  EXPECT_FALSE(fresh_has(*fresh, cm::Variable::seuil_sessions));
   EXPECT_EQ(fresh_text(*fresh, 0), "1.52");
   EXPECT_EQ(fresh_text(*fresh, 1), "3");
 
   // A new sequence goes through compute() once (the thread copies it), then
   // the fast path follows it: surcharge, then the cut, then back to normal.
   writer->publish(payload(12, 152, state));
-  EXPECT_EQ(source.compute_fresh(b, now), nullptr);
+  EXPECT_EQ(compute_fresh(source, b, now), nullptr);
   source.compute(b, now, full, nullptr);
-  fresh = source.compute_fresh(b, now);
+  fresh = compute_fresh(source, b, now);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->verdict, Verdict::surcharge);
   EXPECT_EQ(fresh_text(*fresh, 1), "12");
@@ -303,36 +324,36 @@ TEST_F(RequestValuesTest, TheFastPathAgreesWithComputeWhileFresh) {
   cut.cut_active = true;
   writer->publish(payload(1, 152, cut));
   source.compute(c, now, full, nullptr);
-  fresh = source.compute_fresh(c, now);
+  fresh = compute_fresh(source, c, now);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->verdict, Verdict::coupure);
   EXPECT_TRUE(fresh->values->cut);
   expect_same(fresh, full);
   writer->publish(payload(1, 152, state));
   source.compute(c, now, full, nullptr);
-  fresh = source.compute_fresh(c, now);
+  fresh = compute_fresh(source, c, now);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->verdict, Verdict::ok);
 
   // The age in whole seconds (a new second, a new stamp); too old is for
   // compute() (stale, logged once).
   const std::uint64_t stamp = fresh->stamp;
-  EXPECT_EQ(source.compute_fresh(c, now)->stamp, stamp);
-  fresh = source.compute_fresh(c, now + 2'500'000'000ULL);
+  EXPECT_EQ(compute_fresh(source, c, now)->stamp, stamp);
+  fresh = compute_fresh(source, c, now + 2'500'000'000ULL);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->age_seconds, 2U);
   EXPECT_STREQ(fresh->age_text, "2");
   EXPECT_NE(fresh->stamp, stamp);
-  EXPECT_EQ(source.compute_fresh(a, now + 20'000'000'000ULL), nullptr);
+  EXPECT_EQ(compute_fresh(source, a, now + 20'000'000'000ULL), nullptr);
   cm::Transition transition{};
   source.compute(a, now + 20'000'000'000ULL, full, &transition);
   EXPECT_EQ(full.health, cm::Health::stale);
   EXPECT_EQ(transition, cm::Transition::became_stale);
   writer->heartbeat();
-  EXPECT_EQ(source.compute_fresh(a, cm::coarse_monotonic_now_ns()), nullptr);  // not before compute() logs it
+  EXPECT_EQ(compute_fresh(source, a, cm::coarse_monotonic_now_ns()), nullptr);  // not before compute() logs it
   source.compute(a, cm::coarse_monotonic_now_ns(), full, &transition);
   EXPECT_EQ(transition, cm::Transition::recovered);
-  EXPECT_NE(source.compute_fresh(a, cm::coarse_monotonic_now_ns()), nullptr);
+  EXPECT_NE(compute_fresh(source, a, cm::coarse_monotonic_now_ns()), nullptr);
 }
 
 TEST_F(RequestValuesTest, AnOverrideGoneFromTheSnapshotIsGoneFromTheValues) {
@@ -349,17 +370,17 @@ TEST_F(RequestValuesTest, AnOverrideGoneFromTheSnapshotIsGoneFromTheValues) {
   const auto a = vhost("a.test", "10", nullptr);
   cm::RequestValues full;
   source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
-  EXPECT_STREQ(full.seuil_sessions, "7");
+  EXPECT_EQ(text(full, cm::Variable::seuil_sessions), "7");
   state.vhosts.erase("a.test");
   writer->publish(payload(1, 100, state));
   source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
-  EXPECT_STREQ(full.seuil_sessions, "10");
-  const cm::FreshRequest* fresh = source.compute_fresh(a, cm::coarse_monotonic_now_ns());
+  EXPECT_EQ(text(full, cm::Variable::seuil_sessions), "10");
+  const cm::FreshRequest* fresh = compute_fresh(source, a, cm::coarse_monotonic_now_ns());
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh_text(*fresh, 2), "10");
   writer->publish(payload(1, 100));
   source.compute(a, cm::coarse_monotonic_now_ns(), full, nullptr);
-  EXPECT_STREQ(full.seuil_sessions, "10");
+  EXPECT_EQ(text(full, cm::Variable::seuil_sessions), "10");
 }
 
 TEST_F(RequestValuesTest, TheFastPathFollowsTheSharedHysteresis) {
@@ -377,12 +398,12 @@ TEST_F(RequestValuesTest, TheFastPathFollowsTheSharedHysteresis) {
   const std::uint64_t now = cm::coarse_monotonic_now_ns();
   source.compute(settings, now, full, nullptr, &shared);
   EXPECT_EQ(full.verdict, Verdict::surcharge);  // the first trip is immediate
-  const cm::FreshRequest* fresh = source.compute_fresh(settings, now, &shared);
+  const cm::FreshRequest* fresh = compute_fresh(source, settings, now, &shared);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->verdict, Verdict::surcharge);
   // Another child's release shows at once, though nothing else moved.
   block.slots[static_cast<std::size_t>(settings.verdict_slot)].state.store(2);
-  fresh = source.compute_fresh(settings, now, &shared);
+  fresh = compute_fresh(source, settings, now, &shared);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh->verdict, Verdict::surcharge);  // over its TRIP again: trips again
   EXPECT_EQ(shared.trips(settings.verdict_slot), 2U);
@@ -397,17 +418,17 @@ TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
   const auto settings = vhost("a.test", nullptr, nullptr);
   cm::RequestValues values;
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
-  ASSERT_NE(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+  ASSERT_NE(compute_fresh(source, settings, cm::coarse_monotonic_now_ns()), nullptr);
 
   // The fast path reads the mapping without a fault guard: the fault is
   // repaired (zeros mapped in place), the read fails open.
   ASSERT_EQ(::truncate(path_.c_str(), 0), 0);
-  EXPECT_EQ(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+  EXPECT_EQ(compute_fresh(source, settings, cm::coarse_monotonic_now_ns()), nullptr);
   cm::Transition transition{};
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::missing);
   EXPECT_EQ(transition, cm::Transition::became_missing);
-  EXPECT_EQ(source.compute_fresh(settings, cm::coarse_monotonic_now_ns()), nullptr);
+  EXPECT_EQ(compute_fresh(source, settings, cm::coarse_monotonic_now_ns()), nullptr);
 
   // The helper re-creates the file: followed as before.
   ASSERT_TRUE(writer->needs_reopen());
@@ -417,7 +438,7 @@ TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
   EXPECT_EQ(transition, cm::Transition::recovered);
-  const cm::FreshRequest* fresh = source.compute_fresh(settings, cm::coarse_monotonic_now_ns());
+  const cm::FreshRequest* fresh = compute_fresh(source, settings, cm::coarse_monotonic_now_ns());
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(fresh_text(*fresh, 1), "4");
 }
@@ -426,13 +447,13 @@ TEST(LastingTexts, AreTheRenderingsOfTheSameNumbers) {
   char text[32];
   for (std::uint64_t n = 0; n < 10000; ++n) {
     coupecircuit::render_unsigned(text, sizeof text, n);
-    ASSERT_STREQ(cm::lasting_unsigned_text(n, text), text) << n;
+    ASSERT_STREQ(cm::static_number_text(text), text) << n;
+    ASSERT_STREQ(cm::static_unsigned_text(n), text) << n;
     coupecircuit::render_centi(text, sizeof text, n);
-    ASSERT_STREQ(cm::lasting_centi_text(n, text), text) << n;
+    ASSERT_STREQ(cm::static_number_text(text), text) << n;
   }
-  EXPECT_EQ(cm::lasting_unsigned_text(10000, "10000"), nullptr);  // beyond: copied per request
-  EXPECT_EQ(cm::lasting_unsigned_text(12, "13"), nullptr);        // not that number's text
-  EXPECT_EQ(cm::lasting_centi_text(150, "1.5"), nullptr);
+  EXPECT_EQ(cm::static_number_text("10000"), nullptr);  // beyond: copied per request
+  EXPECT_EQ(cm::static_number_text("1.5"), nullptr);    // not a rendering of the helper's
 }
 
 TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
@@ -451,8 +472,8 @@ TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
       while (!stop.load()) {
         source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
         // Every payload has sessions == load centi: a torn copy would differ.
-        if (values.has_values) {
-          std::string load(values.load_avg), sessions(values.sessions);
+        if (values.has(cm::Variable::load_avg)) {
+          std::string load(text(values, cm::Variable::load_avg)), sessions(text(values, cm::Variable::sessions_actives));
           if (coupecircuit::centi_to_string(std::stoull(sessions)) != load) ++inconsistent;
         }
         ++reads;
@@ -485,15 +506,15 @@ TEST_F(RequestValuesTest, TheFastPathSeesConsistentValuesWhileTheWriterPublishes
       cm::RequestValues values;
       while (!stop.load()) {
         std::string load, sessions;
-        if (const cm::FreshRequest* fresh = source.compute_fresh(settings, cm::coarse_monotonic_now_ns())) {
+        if (const cm::FreshRequest* fresh = compute_fresh(source, settings, cm::coarse_monotonic_now_ns())) {
           load = fresh_text(*fresh, 0);
           sessions = fresh_text(*fresh, 1);
           ++fast;
         } else {
           source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
-          if (!values.has_values) continue;
-          load = values.load_avg;
-          sessions = values.sessions;
+          if (!values.has(cm::Variable::load_avg)) continue;
+          load = text(values, cm::Variable::load_avg);
+          sessions = text(values, cm::Variable::sessions_actives);
         }
         // Every payload has sessions == load centi: a torn copy would differ.
         if (coupecircuit::centi_to_string(std::stoull(sessions)) != load) ++inconsistent;
