@@ -64,6 +64,7 @@ std::string_view to_string(ReadError error) noexcept {
     case ReadError::bad_size: return "unexpected size";
     case ReadError::torn: return "torn (writer stuck mid-update)";
     case ReadError::stale: return "stale";
+    case ReadError::untrusted: return "writable by others than its owner";
   }
   return "unknown";
 }
@@ -142,7 +143,11 @@ bool try_copy_payload(const SnapshotFile& file, Payload& out, std::uint64_t* seq
 // ---- ReadOnlyMapping
 
 ReadOnlyMapping::ReadOnlyMapping(ReadOnlyMapping&& other) noexcept
-    : file_(std::exchange(other.file_, nullptr)), device_(other.device_), inode_(other.inode_) {}
+    : file_(std::exchange(other.file_, nullptr)),
+      device_(other.device_),
+      inode_(other.inode_),
+      mode_(other.mode_),
+      owner_(other.owner_) {}
 
 ReadOnlyMapping& ReadOnlyMapping::operator=(ReadOnlyMapping&& other) noexcept {
   if (this != &other) {
@@ -150,6 +155,8 @@ ReadOnlyMapping& ReadOnlyMapping::operator=(ReadOnlyMapping&& other) noexcept {
     file_ = std::exchange(other.file_, nullptr);
     device_ = other.device_;
     inode_ = other.inode_;
+    mode_ = other.mode_;
+    owner_ = other.owner_;
   }
   return *this;
 }
@@ -173,6 +180,8 @@ Result<ReadOnlyMapping, ReadError> ReadOnlyMapping::open(const char* path) noexc
   mapping.file_ = static_cast<const SnapshotFile*>(address);
   mapping.device_ = info.st_dev;
   mapping.inode_ = info.st_ino;
+  mapping.mode_ = info.st_mode;
+  mapping.owner_ = info.st_uid;
   ReadError why{};
   if (!header_is_valid(*mapping.file_, kTotalSize, &why)) return why;
   return mapping;

@@ -21,6 +21,7 @@ enum class ReadError : std::uint8_t {
   bad_size,     // header_size/total_size/file size differ from this build's layout
   torn,         // no consistent copy after the bounded retries (writer stuck mid-write)
   stale,        // heartbeat older than the allowed age
+  untrusted,    // writable by others than its owner (group or world): mod_coupecircuit refuses it
 };
 [[nodiscard]] std::string_view to_string(ReadError error) noexcept;
 
@@ -65,6 +66,9 @@ class ReadOnlyMapping {
   [[nodiscard]] const SnapshotFile* file() const noexcept { return file_; }
   [[nodiscard]] dev_t device() const noexcept { return device_; }
   [[nodiscard]] ino_t inode() const noexcept { return inode_; }
+  // The file's mode bits and owner when it was opened.
+  [[nodiscard]] mode_t mode() const noexcept { return mode_; }
+  [[nodiscard]] uid_t owner() const noexcept { return owner_; }
   // Leaves the mapping in place for the life of the process (readers on other
   // threads may still be copying from it) and forgets it.
   const SnapshotFile* release() noexcept;
@@ -73,6 +77,8 @@ class ReadOnlyMapping {
   const SnapshotFile* file_ = nullptr;
   dev_t device_ = 0;
   ino_t inode_ = 0;
+  mode_t mode_ = 0;
+  uid_t owner_ = 0;
 };
 
 // ---- High-level reader API (coupecircuitctl, tests).

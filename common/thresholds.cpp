@@ -6,6 +6,8 @@
 #include "decimal.hpp"
 #include "snapshot.hpp"
 
+#include "snapshot.hpp"
+
 namespace coupecircuit {
 namespace {
 

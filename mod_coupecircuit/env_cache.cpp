@@ -273,8 +273,17 @@ void make_env_templates(apr_pool_t* pconf, server_rec* main_server) noexcept {
   }
 }
 
-void export_environment(request_rec* r, const ServerConfig& config, std::uint64_t now_ns) noexcept {
+// Also runs for the new request of an internal redirect (ErrorDocument, a
+// per-directory RewriteRule to a front controller), whose environment httpd
+// has renamed to REDIRECT_*: the plain names are exported again there.
+// Sub-requests (and DirectoryIndex or FallbackResource, which take one's
+// result over) inherit a copy of their parent's environment.
+int on_post_read_request(request_rec* r) noexcept {
+  const ServerConfig& config = *config_of(r->server);
+  if (!config.settings.is_enabled()) return DECLINED;
+  const std::uint64_t now_ns = coarse_monotonic_now_ns();
   if (!export_fresh(r, config, now_ns)) export_values(r, config.settings, now_ns);
+  return DECLINED;
 }
 
 }  // namespace coupecircuit::module::httpd

@@ -73,8 +73,8 @@ inline void set_request_state(request_rec* r, unsigned code) noexcept {
 void make_env_pool(apr_pool_t* pconf) noexcept;
 // For every server, after the configuration is merged.
 void make_env_templates(apr_pool_t* pconf, server_rec* main_server) noexcept;
-// Exports the variables to r->subprocess_env.
-void export_environment(request_rec* r, const ServerConfig& config, std::uint64_t now_ns) noexcept;
+// The post_read_request hook: exports the variables to r->subprocess_env.
+int on_post_read_request(request_rec* r) noexcept;
 
 // ---- request_enforcement.cpp: CoupeCircuitAction.
 // Registers the fixups hook, once a refusing CoupeCircuitAction appears.

@@ -1,7 +1,7 @@
 // mod_coupecircuit: the C boundary with httpd. The module record, hook
 // registration and the hooks that start each concern:
 //   directives.cpp           the command table, configuration records
-//   env_cache.cpp            the request environment (post_read_request)
+//   env_cache.cpp            the request environment (post_read_request's hook)
 //   request_enforcement.cpp  CoupeCircuitAction (fixups)
 //   health_handler.cpp       coupecircuit-health
 //   status_page.cpp          coupecircuit-status, mod_status' section
@@ -76,18 +76,6 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_se
 
 void child_init(apr_pool_t*, server_rec* main_server) noexcept {
   g_source.open(config_of(main_server)->settings.snapshot_path_or_default());
-}
-
-// Also runs for the new request of an internal redirect (ErrorDocument, a
-// per-directory RewriteRule to a front controller), whose environment httpd
-// has renamed to REDIRECT_*: the plain names are exported again there.
-// Sub-requests (and DirectoryIndex or FallbackResource, which take one's
-// result over) inherit a copy of their parent's environment.
-int on_post_read_request(request_rec* r) noexcept {
-  const ServerConfig& config = *config_of(r->server);
-  if (!config.settings.is_enabled()) return DECLINED;
-  export_environment(r, config, coarse_monotonic_now_ns());
-  return DECLINED;
 }
 
 // One handler hook for both handlers: every request runs it, and nearly all

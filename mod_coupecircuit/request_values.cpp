@@ -1,5 +1,7 @@
 #include "request_values.hpp"
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <cstring>
 #include <ctime>
@@ -212,6 +214,12 @@ bool SnapshotSource::reopen_if_due(std::uint64_t now_ns) noexcept {
   auto mapping = snapshot::ReadOnlyMapping::open(path_);
   if (!mapping) {
     last_error_.store(mapping.error(), std::memory_order_relaxed);
+    return false;
+  }
+  // Anyone who can write the file could make every vhost trip or be cut:
+  // such a file is not used (fail open; CC0302 says why, once).
+  if ((mapping->mode() & (S_IWGRP | S_IWOTH)) != 0) {
+    last_error_.store(snapshot::ReadError::untrusted, std::memory_order_relaxed);
     return false;
   }
   if (current_mapping_.file() != nullptr && current_mapping_.device() == mapping->device() &&

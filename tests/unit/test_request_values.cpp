@@ -1,6 +1,7 @@
 // What mod_coupecircuit exports, computed from a real snapshot file written by
 // SnapshotWriter, without httpd.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -534,3 +535,57 @@ TEST_F(RequestValuesTest, TheFastPathSeesConsistentValuesWhileTheWriterPublishes
 }
 
 }  // namespace
+
+TEST_F(RequestValuesTest, ASnapshotWritableByOthersIsNotTrusted) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  writer->publish(payload(3, 100));
+  ASSERT_EQ(::chmod(path_.c_str(), 0666), 0);
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  const auto settings = vhost("a.test", "10", nullptr);
+  cm::RequestValues values;
+  cm::Transition transition{};
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
+  EXPECT_EQ(values.health, cm::Health::missing);  // fail open: inconnu, no value
+  EXPECT_EQ(values.verdict, Verdict::inconnu);
+  EXPECT_FALSE(values.has(cm::Variable::sessions_actives));
+  EXPECT_EQ(source.last_open_error(), snap::ReadError::untrusted);
+  EXPECT_EQ(transition, cm::Transition::became_missing);  // logged once (CC0302)
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
+  EXPECT_EQ(transition, cm::Transition::none);
+  // Group-writable is refused too; 0644 is used again (re-opened within a second).
+  ASSERT_EQ(::chmod(path_.c_str(), 0664), 0);
+  ASSERT_EQ(::chmod(path_.c_str(), 0644), 0);
+  bool fresh = false;
+  for (int i = 0; i < 300 && !fresh; ++i) {
+    source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
+    fresh = values.health == cm::Health::fresh;
+    if (!fresh) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(fresh);
+  EXPECT_EQ(text(values, cm::Variable::sessions_actives), "3");
+}
+
+TEST_F(RequestValuesTest, SessionsUnknownAreAbsentAndDoNotTrip) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer);
+  auto blind = payload(50, 100);
+  blind.flags |= snap::kFlagScanFailed;
+  writer->publish(blind);
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  const auto settings = vhost("a.test", "10", nullptr);
+  cm::RequestValues values;
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  ASSERT_EQ(values.health, cm::Health::fresh);
+  EXPECT_FALSE(values.sessions_known);
+  EXPECT_FALSE(values.has(cm::Variable::sessions_actives));  // absent, not 0
+  EXPECT_EQ(text(values, cm::Variable::seuil_sessions), "10");
+  EXPECT_EQ(values.verdict, Verdict::ok);  // 50 sessions it cannot see do not trip it
+  const cm::FreshRequest* fresh = compute_fresh(source, settings, cm::coarse_monotonic_now_ns());
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_FALSE(fresh_has(*fresh, cm::Variable::sessions_actives));
+  EXPECT_EQ(fresh->verdict, Verdict::ok);
+  EXPECT_EQ(fresh->state, cm::state_code(values));
+}
