@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import prometheus_parser
-from harness import HttpClient, Response, VirtualHost, free_port, wait_for
+from harness import HttpClient, Response, VirtualHost, free_port, php_session, wait_for
 
 MODULE_WARNING = r"\[coupecircuit:warn\].*CC03\d\d"
 # The coarse clock lags the precise one by at most a tick or two.
@@ -945,3 +945,100 @@ def test_prometheus_parser_is_strict():
         with pytest.raises(prometheus_parser.PrometheusFormatError):
             prometheus_parser.parse(text)
             pytest.fail(f"accepted: {case}")
+
+
+# ======================================================================
+# Exemptions apply to what is served; duplicate session cookies
+# ======================================================================
+
+FRONT_CONTROLLER = b"<?php echo 'front controller ran';\n"
+
+
+@pytest.mark.parametrize("variant", ["prefork", "event"])
+def test_exemptions_apply_to_what_is_served(helper, make_apache, module_so, run_dir, variant):
+    """refuse-new with the shipped example `CoupeCircuitExempt ~\\.(css|js|...)$`:
+    PATH_INFO (/env.php/x.css, /index.php/a.js), a per-directory RewriteRule
+    to a front controller, FallbackResource and a server-context rewrite to a
+    script never make a refused request a served one; real assets stay
+    exempt; a logged-in user with the cookie twice (two paths) is served and
+    nothing is logged per request (the logs fixture fails on any warn/error
+    line, e.g. AH00011)."""
+    htdocs = run_dir / f"apache-{variant}" / "htdocs"
+    lines = ["CoupeCircuitHold 0", "CoupeCircuitAction refuse-new",
+             r"CoupeCircuitExempt /static ~\.(css|js|png|svg|woff2?)$",
+             "RewriteEngine On", r"RewriteRule ^/srv/.*\.css$ /env.php",
+             f'<Directory "{htdocs}/app">', "    Options +FollowSymLinks", "    RewriteEngine On", "    RewriteCond %{REQUEST_FILENAME} !-f",
+             "    RewriteRule ^ index.php [L]", "</Directory>",
+             f'<Directory "{htdocs}/fc">', "    FallbackResource /fc/index.php", "</Directory>"]
+    apache = make_apache(variant, helper, with_module=True, start=False, server_lines=lines)
+    write_site(apache)
+    for sub in ("app", "fc"):
+        (apache.htdocs / sub).mkdir(exist_ok=True)
+        (apache.htdocs / sub / "index.php").write_bytes(FRONT_CONTROLLER)
+    (apache.htdocs / "index.php").write_bytes(FRONT_CONTROLLER)
+    apache.start()
+    visitor = apache.client()
+    assert visitor.request("/app/missing.css").body == b"front controller ran"  # the rewrite works
+    assert visitor.request("/fc/missing.js").body == b"front controller ran"
+
+    helper.ctl_ok("cut", "on", "--reason", "test")
+    wait_for(lambda: visitor.request("/env.php"), lambda r: r.status == 503, 5.0, "cut: /env.php refused")
+    for path in ("/env.php/x.css", "/index.php/a.js", "/env.php/a/b.woff2", "/app/missing.css", "/app/x.png",
+                 "/fc/missing.js", "/srv/theme.css"):
+        reply = visitor.request(path)
+        assert reply.status == 503 and reply.header("X-CoupeCircuit") == "coupure", (path, reply.status, reply.body)
+    assert_served(visitor.request("/styles/site.css"), b"body { color: black }\n")
+    assert_served(visitor.request("/static/page.html"), b"static page\n")
+
+    # The session cookie twice (set for two paths or domains): a session.
+    for cookie in ("PHPSESSID=abc; PHPSESSID=def", "PHPSESSID=; PHPSESSID=def", "a=1, PHPSESSID=abc"):
+        reply = visitor.request("/env.php", headers={"Cookie": cookie})
+        assert_served(reply)
+        assert reply.json()["COUPECIRCUIT_ETAT"] == "coupure"
+    assert visitor.request("/env.php", headers={"Cookie": "PHPSESSID=; PHPSESSID="}).status == 503
+    assert "AH00011" not in apache.error_log_text()
+
+
+def test_sessions_unknown_when_the_scan_fails(make_helper, make_apache, module_so, logs):
+    """The helper cannot read the session directory: SESSIONS_ACTIVES is
+    absent (not 0), the sessions threshold does not trip however many
+    sessions there are, the status page, JSON and Prometheus say so
+    (coupecircuit_sessions_source_up 0) and the health answer says
+    sessions-inconnues without draining; readable again, all comes back."""
+    logs.allow(r"CC0011")  # the helper reports the failed scan
+    helper = make_helper(interval=1)
+    apache = make_apache("prefork", helper, with_module=True,
+                         server_lines=["CoupeCircuitHold 0", "CoupeCircuitThreshold sessions 2",
+                                       *HEALTH_LOCATIONS, *STATUS_LINES])
+    client = apache.client()
+    env = wait_env(client, lambda e: e["SESSIONS_ACTIVES"] == "0", 5.0, "0 sessions")
+    assert env["COUPECIRCUIT_ETAT"] == "ok"
+    assert prometheus(client).value("coupecircuit_sessions_source_up") == 1.0
+
+    hidden = helper.session_dir.with_name("sessions.hidden")
+    helper.session_dir.rename(hidden)
+    try:
+        env = wait_env(client, lambda e: e["SESSIONS_ACTIVES"] is None, 10.0, "sessions unknown")
+        assert env["COUPECIRCUIT_ETAT"] == "ok" and env["LOAD_AVG"] is not None, env
+        assert env["SEUIL_SESSIONS_ACTIVES"] == "2"
+        reply = health(client)
+        assert (reply.status, reply.body) == (200, b"UP sessions-inconnues\n")
+        document = status_json(client)
+        assert document["sessions"]["source_up"] is False
+        assert document["sessions"]["active_authenticated"] is None
+        exposition = prometheus(client)
+        assert exposition.value("coupecircuit_sessions_source_up") == 0.0
+        assert not exposition.samples("coupecircuit_sessions_active_authenticated")
+        assert "unknown" in client.request("/cc-status").body.decode()
+        # Sessions the helper cannot see do not trip it.
+        for _ in range(3):
+            php_session(hidden, "authenticated")
+        # The scan runs every second: a few of them see the directory missing.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert client.env()["COUPECIRCUIT_ETAT"] == "ok"
+    finally:
+        hidden.rename(helper.session_dir)
+    env = wait_env(client, lambda e: e["SESSIONS_ACTIVES"] is not None, 10.0, "sessions known again")
+    assert prometheus(client).value("coupecircuit_sessions_source_up") == 1.0
+    assert health(client).body in (b"UP\n", b"DRAIN sessions\n")
