@@ -6,7 +6,6 @@
 #include "decimal.hpp"
 #include "snapshot.hpp"
 
-#include "snapshot.hpp"
 
 namespace coupecircuit {
 namespace {

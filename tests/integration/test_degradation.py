@@ -1024,7 +1024,7 @@ def test_sessions_unknown_when_the_scan_fails(make_helper, make_apache, module_s
         reply = health(client)
         assert (reply.status, reply.body) == (200, b"UP sessions-inconnues\n")
         document = status_json(client)
-        assert document["sessions"]["source_up"] is False
+        assert document["sessions"]["known"] is False
         assert document["sessions"]["active_authenticated"] is None
         exposition = prometheus(client)
         assert exposition.value("coupecircuit_sessions_source_up") == 0.0
