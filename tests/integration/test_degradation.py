@@ -1025,7 +1025,6 @@ def test_sessions_unknown_when_the_scan_fails(make_helper, make_apache, module_s
         assert (reply.status, reply.body) == (200, b"UP sessions-inconnues\n")
         document = status_json(client)
         assert document["sessions"]["known"] is False
-        assert document["sessions"]["active_authenticated"] is None
         exposition = prometheus(client)
         assert exposition.value("coupecircuit_sessions_source_up") == 0.0
         assert not exposition.samples("coupecircuit_sessions_active_authenticated")
