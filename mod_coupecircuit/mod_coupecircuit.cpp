@@ -748,7 +748,7 @@ int handle_health(request_rec* r) noexcept {
   return OK;
 }
 
-cm::StatusReport build_status_report(request_rec* r) {
+cm::StatusReport build_status_report(request_rec* r, bool with_page_details) {
   cm::StatusReport report;
   report.snapshot_path = g_source.path();
   for (server_rec* server = ap_server_conf; server != nullptr; server = server->next) {
@@ -765,8 +765,10 @@ cm::StatusReport build_status_report(request_rec* r) {
         report.age_seconds = std::strtoull(vhost.values.age, nullptr, 10);
       }
     }
+    if (with_page_details) cm::add_page_details(vhost, *settings, vhost.values.has_age, g_shared);
     report.vhosts.push_back(std::move(vhost));
   }
+  if (with_page_details) cm::add_history(report);
   report.shed[0] = g_shared.shed_count(cm::ShedReason::coupure);
   report.shed[1] = g_shared.shed_count(cm::ShedReason::surcharge);
   return report;
@@ -775,16 +777,17 @@ cm::StatusReport build_status_report(request_rec* r) {
 int handle_status(request_rec* r) noexcept {
   if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
   try {
-    const cm::StatusReport report = build_status_report(r);
     const std::string query = r->args != nullptr ? r->args : "";
     std::string body;
     if (query == "json") {
       ap_set_content_type(r, "application/json");
-      body = cm::render_status_json(report);
+      body = cm::render_status_json(build_status_report(r, false));
     } else if (query == "prometheus") {
       ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-      body = cm::render_status_prometheus(report);
+      body = cm::render_status_prometheus(build_status_report(r, false));
     } else {
+      cm::StatusReport report = build_status_report(r, true);
+      report.refresh_seconds = cm::parse_refresh(query);
       ap_set_content_type(r, "text/html; charset=utf-8");
       body = cm::render_status_html(report);
     }
@@ -814,7 +817,7 @@ int on_handler(request_rec* r) noexcept {
 // A section in mod_status's /server-status.
 int on_server_status(request_rec* r, int flags) noexcept {
   try {
-    const cm::StatusReport report = build_status_report(r);
+    const cm::StatusReport report = build_status_report(r, false);
     if ((flags & AP_STATUS_SHORT) != 0) {
       ap_rprintf(r, "CoupeCircuitSnapshot: %s\n", cm::to_string(report.health));
       if (report.has_payload) {

@@ -271,6 +271,29 @@ const char* lasting_text(const NumberTexts& texts, std::uint64_t value, const ch
   return std::strncmp(text, rendered, kLastingTextSize) == 0 ? text : nullptr;
 }
 
+}  // namespace
+
+VhostLimits vhost_limits(const snapshot::Payload& payload, const ServerSettings& settings) noexcept {
+  VhostLimits limits;
+  const snapshot::ThresholdSet* vhost_override =
+      payload.vhost_override_count == 0
+          ? nullptr
+          : find_vhost_override(payload, settings.vhost_hash, std::string_view(settings.vhost_name));
+  limits.effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
+  // The directive's RELEASE applies to its own TRIP; a runtime override has
+  // the default RELEASE (90 % of its TRIP).
+  const EffectiveThresholds& effective = limits.effective;
+  limits.sessions_release = effective.sessions_from == &settings.thresholds ? settings.sessions_release
+                            : effective.sessions_from != nullptr ? default_release(effective.sessions_from->sessions)
+                                                                 : 0;
+  limits.load_release_centi = effective.load_from == &settings.thresholds ? settings.load_release_centi
+                              : effective.load_from != nullptr ? default_release(effective.load_from->load_centi)
+                                                               : 0;
+  return limits;
+}
+
+namespace {
+
 // A fresh payload judged for one vhost: its thresholds and the hysteresis
 // inputs.
 struct Evaluation {
@@ -282,22 +305,9 @@ struct Evaluation {
 Evaluation evaluate(const snapshot::Payload& payload, const ServerSettings& settings) noexcept {
   Evaluation result;
   result.cut = (payload.flags & snapshot::kFlagCutActive) != 0;
-  const snapshot::ThresholdSet* vhost_override =
-      payload.vhost_override_count == 0
-          ? nullptr
-          : find_vhost_override(payload, settings.vhost_hash, std::string_view(settings.vhost_name));
-  result.effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
-  // The directive's RELEASE applies to its own TRIP; a runtime override has
-  // the default RELEASE (90 % of its TRIP).
-  const EffectiveThresholds& effective = result.effective;
-  const std::uint64_t sessions_release =
-      effective.sessions_from == &settings.thresholds ? settings.sessions_release
-      : effective.sessions_from != nullptr            ? default_release(effective.sessions_from->sessions)
-                                                      : 0;
-  const std::uint64_t load_release = effective.load_from == &settings.thresholds ? settings.load_release_centi
-                                     : effective.load_from != nullptr ? default_release(effective.load_from->load_centi)
-                                                                      : 0;
-  result.check = check_thresholds(payload, effective, sessions_release, load_release);
+  const VhostLimits limits = vhost_limits(payload, settings);
+  result.effective = limits.effective;
+  result.check = check_thresholds(payload, limits.effective, limits.sessions_release, limits.load_release_centi);
   return result;
 }
 
@@ -471,7 +481,8 @@ const FreshRequest* SnapshotSource::answer_fresh(const ServerSettings& settings,
     word = shared->state_word(settings.verdict_slot);
     settled = !SharedState::wants_change(word, values.over, values.under);
     tripped = settled ? (word & kTrippedBit) != 0
-                      : shared->update(settings.verdict_slot, values.over, values.under, now_ns, settings.hold_ns());
+                      : shared->update(settings.verdict_slot, values.over, values.under, now_ns, settings.hold_ns(),
+                                       trip_reasons(values.sessions_high, values.load_high));
   }
   const Verdict verdict = values.cut ? Verdict::coupure : tripped ? Verdict::surcharge : Verdict::ok;
   const std::uint64_t age = age_ns / 1'000'000'000ULL;
@@ -534,7 +545,9 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     copy_fixed(out.sessions, payload.sessions_active_text);
     out.cut = evaluation.cut;
     out.tripped = shared != nullptr ? shared->update(settings.verdict_slot, evaluation.check.over,
-                                                     evaluation.check.under, now_ns, settings.hold_ns())
+                                                     evaluation.check.under, now_ns, settings.hold_ns(),
+                                                     trip_reasons(evaluation.check.sessions_high,
+                                                                  evaluation.check.load_high))
                                     : evaluation.check.over;
     out.sessions_high = evaluation.check.sessions_high;
     out.load_high = evaluation.check.load_high;
