@@ -1,4 +1,4 @@
-// Unit tests of mod_coupecircuit/status_page.cpp: the HTML status page's
+// Unit tests of mod_coupecircuit/status_html.cpp: the HTML status page's
 // ?refresh bound, escaping, bars and the chart of the last hour.
 #include <gtest/gtest.h>
 

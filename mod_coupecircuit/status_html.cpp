@@ -8,10 +8,12 @@
 // the cut's reason, paths) is escaped.
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "decimal.hpp"
+#include "snapshot.hpp"
 #include "status_report.hpp"
 
 namespace coupecircuit::module {
@@ -215,24 +217,30 @@ std::vector<Band> state_bands(const StatusReport& report, const VhostStatus& vho
       bands.push_back({from, to, state});
     }
   };
+  // The module's own threshold check, on a payload holding each point's
+  // values in turn.
+  snapshot::ThresholdSet sessions_set{};
+  sessions_set.has_sessions = vhost.has_sessions_limit ? 1 : 0;
+  sessions_set.sessions = vhost.sessions_trip;
+  snapshot::ThresholdSet load_set{};
+  load_set.has_load = vhost.has_load_limit ? 1 : 0;
+  load_set.load_centi = vhost.load_trip_centi;
+  const EffectiveThresholds thresholds{vhost.has_sessions_limit ? &sessions_set : nullptr,
+                                       vhost.has_load_limit ? &load_set : nullptr};
+  const auto scratch = std::make_unique<snapshot::Payload>();
   bool tripped = false;
   std::int64_t changed_at = INT64_MIN / 2;
   std::int64_t previous_end = start;
   for (const history::Point& point : report.history) {
     if (point.wall_s < start) continue;
     if (point.wall_s > previous_end) add(previous_end, point.wall_s, Verdict::inconnu);
-    const bool sessions_known = (point.flags & history::kPointSessionsUnknown) == 0;
-    bool over = false;
-    bool high = false;
-    // Unknown sessions neither trip nor release anything.
-    if (vhost.has_sessions_limit) {
-      over = over || (sessions_known && point.sessions >= vhost.sessions_trip);
-      high = high || !sessions_known || point.sessions > vhost.sessions_release;
-    }
-    if (vhost.has_load_limit) {
-      over = over || point.load1_centi >= vhost.load_trip_centi;
-      high = high || point.load1_centi > vhost.load_release_centi;
-    }
+    scratch->sessions_active = point.sessions;
+    scratch->load_centi[0] = point.load1_centi;
+    scratch->flags = (point.flags & history::kPointSessionsUnknown) != 0 ? snapshot::kFlagScanFailed : 0U;
+    const ThresholdCheck check =
+        check_thresholds(*scratch, thresholds, vhost.sessions_release, vhost.load_release_centi);
+    const bool over = check.over;
+    const bool high = !check.under;
     const bool held = point.wall_s - changed_at >= static_cast<std::int64_t>(vhost.hold_seconds);
     if ((tripped ? !high : over) && held) {
       tripped = !tripped;
@@ -412,7 +420,7 @@ void render_vhost(std::string& out, const StatusReport& report, const VhostStatu
          "</span></div>\n<p class=\"muted meaning\">" + state_meaning(verdict) + "</p>\n";
   const snapshot::Payload& p = report.payload;
   const bool values = report.has_payload;
-  const bool sessions_known = values && (p.flags & snapshot::kFlagScanFailed) == 0;
+  const bool sessions_known = values && snapshot::sessions_known(p);
   if (vhost.has_sessions_limit) {
     render_signal(out, "sessions", "Active sessions", sessions_known, p.sessions_active, vhost.sessions_trip,
                   vhost.sessions_release, false);
@@ -481,7 +489,7 @@ std::string render_status_html(const StatusReport& report) {
     out += "<dt>coupecircuitd</dt><dd>pid " + number(p.writer_pid) + ", snapshot " + number(p.snapshot_sequence) +
            "</dd>\n";
     out += "<dt>Last scan</dt><dd>";
-    out += (p.flags & snapshot::kFlagScanFailed) != 0
+    out += !snapshot::sessions_known(p)
                ? std::string("<b>the session store cannot be read</b>: sessions unknown")
                : (p.last_scan_wall_ns != 0 ? time_element(report.now_wall_s, p.last_scan_wall_ns / 1'000'000'000LL) +
                                                  ", " + number(p.last_scan_duration_us / 1000) + " ms"
@@ -513,7 +521,7 @@ std::string render_status_html(const StatusReport& report) {
     out += "</section>\n";
 
     out += "<section class=\"card node ok\">\n<h2>Node</h2>\n<dl>\n<dt>Active sessions</dt><dd>";
-    out += (p.flags & snapshot::kFlagScanFailed) != 0 ? std::string("unknown") : number(p.sessions_active);
+    out += !snapshot::sessions_known(p) ? std::string("unknown") : number(p.sessions_active);
     out += " (active: modified in the last " + number(p.active_minutes) + " min)</dd>\n<dt>Load average</dt><dd>" +
            centi(p.load_centi[0]) + " · " + centi(p.load_centi[1]) + " · " + centi(p.load_centi[2]) +
            "</dd>\n<dt>Memory available</dt><dd>" + centi(p.mem_available_centi_pct) +
