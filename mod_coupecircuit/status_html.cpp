@@ -501,7 +501,12 @@ std::string render_status_html(const StatusReport& report) {
   } else {
     out += "<dt>Age</dt><dd class=\"age\">no snapshot: every vhost is inconnu</dd>\n";
   }
-  out += "</dl>\n</section>\n";
+  out += "</dl>\n";
+  if (report.has_payload && report.health != Health::fresh) {
+    out += "<p><b>The helper has stopped publishing:</b> the values below are the last ones it published, "
+           "every vhost is inconnu until it is back.</p>\n";
+  }
+  out += "</section>\n";
 
   if (report.has_payload) {
     const auto& p = report.payload;

@@ -51,12 +51,12 @@ def read_history(path: Path) -> list[tuple[int, int, int, int]]:
 
 
 def seeded_history(now: int) -> list[tuple[int, int, int, int]]:
-    """55 minutes before the helper starts: a climb to 3 sessions (over
+    """The hour before the helper starts: a climb to 3 sessions (over
     SITE's TRIP of 2), a cut, a 5-minute gap (helper stopped), a stretch with
     the session store unreadable."""
     points = []
     start = (now - 3590) // 10 * 10
-    for wall in range(start, now - 300, 10):
+    for wall in range(start, now - 20, 10):
         minute = (now - wall) / 60
         if 40 <= minute < 45:
             continue  # helper stopped
@@ -198,7 +198,7 @@ def test_status_page_in_a_browser(node, run_dir, paths):
                 assert vhost["points"] - vhost["sessions_points"] in unknown | {u - 1 for u in unknown}
             page.screenshot(shots / f"status-{state}.png")
             if update_docs:
-                shutil.copyfile(shots / f"status-{state}.png", paths.source / "docs" / "img" / f"status-{state}.png")
+                shutil.copyfile(shots / f"status-{state}.png", paths.source_dir / "docs" / "img" / f"status-{state}.png")
             return facts
 
         # ok
@@ -241,7 +241,7 @@ def test_status_page_in_a_browser(node, run_dir, paths):
         page.screenshot(shots / "status-surcharge-360-dark.png")
         if update_docs:
             shutil.copyfile(shots / "status-surcharge-360-dark.png",
-                            paths.source / "docs" / "img" / "status-surcharge-360-dark.png")
+                            paths.source_dir / "docs" / "img" / "status-surcharge-360-dark.png")
         page.color_scheme("light")
         page.resize(1920, 1080)
         page.goto(url)
