@@ -1,11 +1,10 @@
 #include "enforcement.hpp"
 
 #include "decimal.hpp"
+#include "text.hpp"
 
 namespace coupecircuit::module {
 namespace {
-
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 

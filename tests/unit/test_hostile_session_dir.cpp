@@ -135,7 +135,7 @@ class OpenWatch {
           continue;
         }
         std::string where = paths_[event->wd];
-        if (event->len > 0 && event->name[0] != '\0') where += "/" + std::string(event->name);
+        if (event->len > 0 && event->name[0] != '\0') where.append(1, '/').append(event->name);
         seen_.push_back(where);
       }
     }
