@@ -204,10 +204,23 @@ class Paths:
     def run_root(self) -> Path:
         return self.build_dir / "tests" / "integration" / "run"
 
+    def fixture_dir(self, fixture: str) -> Path:
+        """Where the SETUP of a CTest fixture (coupecircuit_integration_fixture
+        in CMakeLists.txt) leaves what its tests need: port, pid, sockets."""
+        return self.build_dir / "tests" / "integration" / "fixtures" / fixture
 
-def run_dir_for(paths: Paths, test_name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-")[:100]
-    directory = paths.run_root / safe
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:100]
+
+
+def run_dir_for(paths: Paths, test_name: str, group: str | None = None) -> Path:
+    """A fresh directory for one test (or one class: test_name is then the
+    class name), under run/<group>/ when given (the test file's name: tests of
+    different files, run side by side by ctest -j, never share one)."""
+    directory = paths.run_root / _safe_name(test_name)
+    if group:
+        directory = paths.run_root / _safe_name(group) / _safe_name(test_name)
     if directory.exists():
         shutil.rmtree(directory)
     make_dir(directory)
