@@ -23,6 +23,8 @@
 #   COUPECIRCUIT_SKIP_RELEASE_BUILD=1 no Release build
 #   COUPECIRCUIT_CLANG_TIDY           report (default: findings listed, not a
 #                                     failure), blocking, or off
+#   COUPECIRCUIT_CLANG_TIDY_FAIL_ON   with blocking, the checks whose findings
+#                                     fail the run (regex, default: all)
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="${COUPECIRCUIT_BUILD_DIR:-$source_dir/build}"
@@ -84,6 +86,7 @@ builds_lane() {
   if [ "$clang_tidy" != off ]; then
     local mode=()
     [ "$clang_tidy" = blocking ] || mode=(--report)
+    mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-.*}")
     phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
       --jobs "$jobs" "$build_dir" || status=1
   fi
