@@ -218,9 +218,15 @@ def run_dir_for(paths: Paths, test_name: str, group: str | None = None) -> Path:
     """A fresh directory for one test (or one class: test_name is then the
     class name), under run/<group>/ when given (the test file's name: tests of
     different files, run side by side by ctest -j, never share one)."""
-    directory = paths.run_root / _safe_name(test_name)
+    root = paths.run_root
+    # Under ctest, module-scoped fixtures of the same file run in several
+    # processes at once (one per CTest test): each gets its own tree.
+    ctest_name = os.environ.get("COUPECIRCUIT_CTEST_NAME")
+    if ctest_name and not group:
+        root = root / _safe_name(ctest_name)
+    directory = root / _safe_name(test_name)
     if group:
-        directory = paths.run_root / _safe_name(group) / _safe_name(test_name)
+        directory = root / _safe_name(group) / _safe_name(test_name)
     if directory.exists():
         shutil.rmtree(directory)
     make_dir(directory)
