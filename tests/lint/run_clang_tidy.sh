@@ -35,7 +35,8 @@ status=0
 run-clang-tidy-14 -quiet -j "$jobs" -p "$build_dir" -clang-tidy-binary clang-tidy-14 \
   "$files_regex" >"$log" 2>&1 || status=$?
 # One line per finding, once (a header's finding is reported by each source).
-findings="$(grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): ' "$log" | sort -u || true)"
+# (run-clang-tidy colours its output: the escapes are removed first.)
+findings="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^/.*:[0-9]+:[0-9]+: (warning|error): ' | sort -u || true)"
 count="$(printf '%s' "$findings" | grep -c . || true)"
 if [ "$count" -eq 0 ] && [ "$status" -ne 0 ]; then
   tail -n 30 "$log" >&2
