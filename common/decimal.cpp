@@ -1,11 +1,10 @@
 #include "decimal.hpp"
+#include "text.hpp"
 
 namespace coupecircuit {
 namespace {
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstring>
 
+#include "snapshot.hpp"
 #include "unique_fd.hpp"
 
 namespace coupecircuit::history {
@@ -36,7 +37,7 @@ Point point_from(const snapshot::Payload& payload, std::int64_t wall_s) noexcept
   point.sessions = payload.sessions_active;
   point.load1_centi = payload.load_centi[0];
   if ((payload.flags & snapshot::kFlagCutActive) != 0) point.flags |= kPointCut;
-  if ((payload.flags & snapshot::kFlagScanFailed) != 0) point.flags |= kPointSessionsUnknown;
+  if (!snapshot::sessions_known(payload)) point.flags |= kPointSessionsUnknown;
   return point;
 }
 

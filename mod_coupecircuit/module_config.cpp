@@ -1,6 +1,7 @@
 #include "module_config.hpp"
 
 #include "decimal.hpp"
+#include "text.hpp"
 #include "snapshot.hpp"
 #include "thresholds.hpp"
 
@@ -15,8 +16,6 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
   }
   return true;
 }
-
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
 
 }  // namespace
 

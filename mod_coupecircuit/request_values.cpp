@@ -104,17 +104,29 @@ std::uint64_t release_of(const snapshot::ThresholdSet* from, const ServerSetting
   return default_release(load ? from->load_centi : from->sessions);
 }
 
-Evaluation evaluate(const snapshot::Payload& payload, const ServerSettings& settings) noexcept {
-  Evaluation result;
-  result.cut = (payload.flags & snapshot::kFlagCutActive) != 0;
-  result.sessions_known = snapshot::sessions_known(payload);
+}  // namespace
+
+VhostLimits vhost_limits(const snapshot::Payload& payload, const ServerSettings& settings) noexcept {
+  VhostLimits limits;
   const snapshot::ThresholdSet* vhost_override =
       payload.vhost_override_count == 0
           ? nullptr
           : find_vhost_override(payload, settings.vhost_hash, std::string_view(settings.vhost_name));
-  result.effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
-  result.check = check_thresholds(payload, result.effective, release_of(result.effective.sessions_from, settings, false),
-                                  release_of(result.effective.load_from, settings, true));
+  limits.effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
+  limits.sessions_release = release_of(limits.effective.sessions_from, settings, false);
+  limits.load_release_centi = release_of(limits.effective.load_from, settings, true);
+  return limits;
+}
+
+namespace {
+
+Evaluation evaluate(const snapshot::Payload& payload, const ServerSettings& settings) noexcept {
+  Evaluation result;
+  result.cut = (payload.flags & snapshot::kFlagCutActive) != 0;
+  result.sessions_known = snapshot::sessions_known(payload);
+  const VhostLimits limits = vhost_limits(payload, settings);
+  result.effective = limits.effective;
+  result.check = check_thresholds(payload, limits.effective, limits.sessions_release, limits.load_release_centi);
   return result;
 }
 
@@ -286,7 +298,8 @@ const FreshRequest* SnapshotSource::answer_fresh(const ServerSettings& settings,
     word = shared->state_word(settings.verdict_slot);
     settled = !SharedState::wants_change(word, values.over, values.under);
     tripped = settled ? (word & kTrippedBit) != 0
-                      : shared->update(settings.verdict_slot, values.over, values.under, now_ns, settings.hold_ns());
+                      : shared->update(settings.verdict_slot, values.over, values.under, now_ns, settings.hold_ns(),
+                                       trip_reasons(values.sessions_high, values.load_high));
   }
   const Verdict verdict = verdict_of(values.cut, tripped);
   const std::uint64_t age = age_ns / 1'000'000'000ULL;
@@ -360,7 +373,9 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     inputs.thresholds = evaluation.effective;
     out.cut = evaluation.cut;
     out.tripped = shared != nullptr ? shared->update(settings.verdict_slot, evaluation.check.over,
-                                                     evaluation.check.under, now_ns, settings.hold_ns())
+                                                     evaluation.check.under, now_ns, settings.hold_ns(),
+                                                     trip_reasons(evaluation.check.sessions_high,
+                                                                  evaluation.check.load_high))
                                     : evaluation.check.over;
     out.sessions_high = evaluation.check.sessions_high;
     out.load_high = evaluation.check.load_high;

@@ -50,6 +50,19 @@ struct RequestValues {
   }
 };
 
+// A vhost's effective thresholds in a payload, with their RELEASE points.
+struct VhostLimits {
+  EffectiveThresholds effective;  // pointers into the payload or the settings
+  std::uint64_t sessions_release = 0;
+  std::uint64_t load_release_centi = 0;
+};
+[[nodiscard]] VhostLimits vhost_limits(const snapshot::Payload& payload, const ServerSettings& settings) noexcept;
+
+// Why a vhost trips, for SharedState::update(): the values above RELEASE.
+[[nodiscard]] constexpr std::uint64_t trip_reasons(bool sessions_high, bool load_high) noexcept {
+  return (sessions_high ? kTripReasonSessions : 0) | (load_high ? kTripReasonLoad : 0);
+}
+
 // What a request's enforcement and health check need, in seven bits: the
 // verdict (bits 0-1), cut, tripped, sessions_high, load_high, sessions unknown.
 inline constexpr unsigned kStateCodes = 128;

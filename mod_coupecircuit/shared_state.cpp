@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <ctime>
 #include <new>
 
 namespace coupecircuit::module {
@@ -25,6 +26,9 @@ void SharedState::initialise(SharedBlock& block) noexcept {
     slot.name_hash.store(0, std::memory_order_relaxed);
     slot.state.store(0, std::memory_order_relaxed);
     slot.trips.store(0, std::memory_order_relaxed);
+    slot.tripped_at_wall_s.store(0, std::memory_order_relaxed);
+    slot.released_at_wall_s.store(0, std::memory_order_relaxed);
+    slot.trip_reasons.store(0, std::memory_order_relaxed);
   }
 }
 
@@ -43,7 +47,8 @@ int SharedState::slot_for(std::uint64_t name_hash) noexcept {
   return -1;
 }
 
-bool SharedState::change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
+bool SharedState::change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns,
+                         std::uint64_t reasons) noexcept {
   VerdictSlot& entry = block_->slots[static_cast<std::size_t>(slot)];
   std::uint64_t state = entry.state.load(std::memory_order_acquire);
   for (;;) {
@@ -54,7 +59,17 @@ bool SharedState::change(int slot, bool over, bool under, std::uint64_t now_ns, 
     if (!wants_change || (since != 0 && now_ns - since < hold_ns)) return tripped;
     const std::uint64_t next = ((now_ns | kTrippedBit) ^ kTrippedBit) | (tripped ? 0 : kTrippedBit);
     if (entry.state.compare_exchange_weak(state, next == 0 ? 2 : next, std::memory_order_acq_rel)) {
-      if (!tripped) entry.trips.fetch_add(1, std::memory_order_relaxed);
+      // Only the child that made the change writes these (a wall clock read
+      // per transition, not per request).
+      timespec wall{};
+      ::clock_gettime(CLOCK_REALTIME, &wall);
+      if (tripped) {
+        entry.released_at_wall_s.store(wall.tv_sec, std::memory_order_relaxed);
+      } else {
+        entry.trip_reasons.store(reasons, std::memory_order_relaxed);
+        entry.tripped_at_wall_s.store(wall.tv_sec, std::memory_order_relaxed);
+        entry.trips.fetch_add(1, std::memory_order_relaxed);
+      }
       return !tripped;
     }
   }
@@ -68,6 +83,17 @@ bool SharedState::is_tripped(int slot) const noexcept {
 std::uint64_t SharedState::trips(int slot) const noexcept {
   if (block_ == nullptr || slot < 0) return 0;
   return block_->slots[static_cast<std::size_t>(slot)].trips.load(std::memory_order_relaxed);
+}
+
+SlotTransitions SharedState::transitions(int slot) const noexcept {
+  SlotTransitions result;
+  if (block_ == nullptr || slot < 0) return result;
+  const VerdictSlot& entry = block_->slots[static_cast<std::size_t>(slot)];
+  result.tripped_at_wall_s = entry.tripped_at_wall_s.load(std::memory_order_relaxed);
+  result.released_at_wall_s = entry.released_at_wall_s.load(std::memory_order_relaxed);
+  result.trip_reasons = entry.trip_reasons.load(std::memory_order_relaxed);
+  result.trips = entry.trips.load(std::memory_order_relaxed);
+  return result;
 }
 
 void SharedState::count_shed(ShedReason reason) noexcept {

@@ -26,6 +26,24 @@ struct alignas(64) VerdictSlot {
   // change (even).
   std::atomic<std::uint64_t> state;
   std::atomic<std::uint64_t> trips;  // how many times it tripped
+  // For the status page, written on a change only: CLOCK_REALTIME seconds of
+  // the last trip and of the last release (0: never), and which values were
+  // above their RELEASE at the last trip (kTripReason* bits).
+  std::atomic<std::int64_t> tripped_at_wall_s;
+  std::atomic<std::int64_t> released_at_wall_s;
+  std::atomic<std::uint64_t> trip_reasons;
+};
+static_assert(sizeof(VerdictSlot) == 64);
+
+inline constexpr std::uint64_t kTripReasonSessions = 1;
+inline constexpr std::uint64_t kTripReasonLoad = 2;
+
+// A slot's last transitions, as the status page shows them.
+struct SlotTransitions {
+  std::int64_t tripped_at_wall_s = 0;
+  std::int64_t released_at_wall_s = 0;
+  std::uint64_t trip_reasons = 0;
+  std::uint64_t trips = 0;
 };
 
 inline constexpr std::size_t kVerdictSlots = 512;
@@ -54,13 +72,15 @@ class SharedState {
   [[nodiscard]] int slot_for(std::uint64_t name_hash) noexcept;
 
   // Applies hysteresis. over: a value reached its TRIP; under: every value is
-  // below its RELEASE. Returns whether the vhost is tripped now.
-  bool update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept {
+  // below its RELEASE; reasons: kTripReason* of the values above their
+  // RELEASE, kept with a trip. Returns whether the vhost is tripped now.
+  bool update(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns,
+              std::uint64_t reasons = 0) noexcept {
     if (block_ == nullptr || slot < 0) return over;  // no shared state: plain comparison
     // Nearly every call: nothing to change, one load.
     const std::uint64_t word = state_word(slot);
     if (!wants_change(word, over, under)) return (word & kTrippedBit) != 0;
-    return change(slot, over, under, now_ns, hold_ns);
+    return change(slot, over, under, now_ns, hold_ns, reasons);
   }
   [[nodiscard]] bool tracks(int slot) const noexcept { return block_ != nullptr && slot >= 0; }
   // The slot's state word (0 without shared state), and whether update()
@@ -75,13 +95,15 @@ class SharedState {
   }
   [[nodiscard]] bool is_tripped(int slot) const noexcept;
   [[nodiscard]] std::uint64_t trips(int slot) const noexcept;
+  [[nodiscard]] SlotTransitions transitions(int slot) const noexcept;
 
   void count_shed(ShedReason reason) noexcept;
   [[nodiscard]] std::uint64_t shed_count(ShedReason reason) const noexcept;
   [[nodiscard]] bool valid() const noexcept { return block_ != nullptr; }
 
  private:
-  bool change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns) noexcept;
+  bool change(int slot, bool over, bool under, std::uint64_t now_ns, std::uint64_t hold_ns,
+              std::uint64_t reasons) noexcept;
 
   SharedBlock* block_ = nullptr;
 };

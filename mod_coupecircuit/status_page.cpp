@@ -20,7 +20,7 @@ APLOG_USE_MODULE(coupecircuit);
 namespace coupecircuit::module::httpd {
 namespace {
 
-StatusReport build_status_report(request_rec* r) {
+StatusReport build_status_report(request_rec* r, bool with_page_details) {
   StatusReport report;
   report.snapshot_path = g_source.path();
   for (server_rec* server = ap_server_conf; server != nullptr; server = server->next) {
@@ -37,8 +37,10 @@ StatusReport build_status_report(request_rec* r) {
         report.age_seconds = std::strtoull(vhost.values.get(Variable::age), nullptr, 10);
       }
     }
+    if (with_page_details) add_page_details(vhost, settings, vhost.values.has(Variable::age), g_shared);
     report.vhosts.push_back(std::move(vhost));
   }
+  if (with_page_details) add_history(report);
   report.shed[0] = g_shared.shed_count(ShedReason::coupure);
   report.shed[1] = g_shared.shed_count(ShedReason::surcharge);
   return report;
@@ -49,16 +51,17 @@ StatusReport build_status_report(request_rec* r) {
 int handle_status(request_rec* r) noexcept {
   if (r->method_number != M_GET) return HTTP_METHOD_NOT_ALLOWED;
   try {
-    const StatusReport report = build_status_report(r);
     const std::string query = r->args != nullptr ? r->args : "";
     std::string body;
     if (query == "json") {
       ap_set_content_type(r, "application/json");
-      body = render_status_json(report);
+      body = render_status_json(build_status_report(r, false));
     } else if (query == "prometheus") {
       ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-      body = render_status_prometheus(report);
+      body = render_status_prometheus(build_status_report(r, false));
     } else {
+      StatusReport report = build_status_report(r, true);
+      report.refresh_seconds = parse_refresh(query);
       ap_set_content_type(r, "text/html; charset=utf-8");
       body = render_status_html(report);
     }
@@ -74,7 +77,7 @@ int handle_status(request_rec* r) noexcept {
 // A section in mod_status's /server-status.
 int on_server_status(request_rec* r, int flags) noexcept {
   try {
-    const StatusReport report = build_status_report(r);
+    const StatusReport report = build_status_report(r, false);
     const bool known = report.has_payload && snapshot::sessions_known(report.payload);
     if ((flags & AP_STATUS_SHORT) != 0) {
       ap_rprintf(r, "CoupeCircuitSnapshot: %s\n", to_string(report.health));

@@ -32,20 +32,6 @@ std::string label(std::string_view value) {
   return escaped;
 }
 
-std::string html_escape(std::string_view text) {
-  std::string escaped;
-  for (const char c : text) {
-    switch (c) {
-      case '<': escaped += "&lt;"; break;
-      case '>': escaped += "&gt;"; break;
-      case '&': escaped += "&amp;"; break;
-      case '"': escaped += "&quot;"; break;
-      default: escaped += c;
-    }
-  }
-  return escaped;
-}
-
 void metric(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";
   out += name;
@@ -65,8 +51,6 @@ void sample(std::string& out, const std::string& name_and_labels, const std::str
   out += '\n';
 }
 
-std::string text_or_dash(const char* text) { return text != nullptr ? text : "-"; }
-
 std::string centi(std::uint64_t value) { return centi_to_string(value); }
 
 // Virtual hosts may share a ServerName (the usual :80 and :443 pair of one
@@ -84,6 +68,35 @@ std::vector<const VhostStatus*> vhosts_by_name(const StatusReport& report) {
 }
 
 }  // namespace
+
+void add_page_details(VhostStatus& vhost, const ServerSettings& settings, bool has_payload,
+                      const SharedState& shared) noexcept {
+  static const snapshot::Payload kNoPayload{};
+  const snapshot::Payload& payload = has_payload ? SnapshotSource::thread_payload() : kNoPayload;
+  const VhostLimits limits = vhost_limits(payload, settings);
+  vhost.has_sessions_limit = limits.effective.sessions_from != nullptr;
+  if (vhost.has_sessions_limit) {
+    vhost.sessions_trip = limits.effective.sessions_from->sessions;
+    vhost.sessions_release = limits.sessions_release;
+  }
+  vhost.has_load_limit = limits.effective.load_from != nullptr;
+  if (vhost.has_load_limit) {
+    vhost.load_trip_centi = limits.effective.load_from->load_centi;
+    vhost.load_release_centi = limits.load_release_centi;
+  }
+  vhost.hold_seconds = settings.hold_ns() / 1'000'000'000ULL;
+  vhost.transitions = shared.transitions(settings.verdict_slot);
+}
+
+void add_history(StatusReport& report) {
+  report.now_wall_s = snapshot::realtime_now_ns() / 1'000'000'000LL;
+  auto points = history::read_file(history::path_for(report.snapshot_path));
+  if (points) {
+    report.history = std::move(*points);
+  } else {
+    report.history_error = points.error().message;
+  }
+}
 
 const char* to_string(Health health) noexcept {
   switch (health) {
@@ -198,42 +211,6 @@ std::string render_status_prometheus(const StatusReport& report) {
     metric(out, "coupecircuit_cut_since_timestamp_seconds", "gauge", "When the manual cut went on (Unix time).");
     sample(out, "coupecircuit_cut_since_timestamp_seconds", std::to_string(p.cut_since_wall_s));
   }
-  return out;
-}
-
-std::string render_status_html(const StatusReport& report) {
-  std::string out =
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>CoupeCircuit</title></head><body>\n"
-      "<h1>CoupeCircuit</h1>\n<p>Snapshot " + html_escape(report.snapshot_path) + ": <b>" + to_string(report.health) + "</b>";
-  if (report.has_payload) {
-    const auto& p = report.payload;
-    out += ", " + std::to_string(report.age_seconds) + " s old, helper pid " + std::to_string(p.writer_pid) + "</p>\n";
-    out += "<table border=\"1\">\n<tr><th>Active authenticated sessions</th><td>" +
-           (snapshot::sessions_known(p) ? std::to_string(p.sessions_active)
-                                        : std::string("unknown: the helper cannot read the session store")) +
-           "</td></tr>\n<tr><th>Load average</th><td>" + centi(p.load_centi[0]) + " " + centi(p.load_centi[1]) + " " +
-           centi(p.load_centi[2]) + "</td></tr>\n<tr><th>Memory available</th><td>" + centi(p.mem_available_centi_pct) +
-           " %</td></tr>\n<tr><th>Swap used</th><td>" + centi(p.swap_used_centi_pct) + " %</td></tr>\n";
-    const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
-    out += "<tr><th>Manual cut</th><td>" + std::string(cut ? "ON: " + html_escape(p.cut_reason) : "off") + "</td></tr>\n";
-    out += "<tr><th>Session files</th><td>";
-    for (std::size_t i = 0; i < 4; ++i) {
-      out += std::string(kClassNames[i]) + " " + std::to_string(p.count_active[i]) + "/" + std::to_string(p.count_inactive[i]) + " ";
-    }
-    out += "unread -/" + std::to_string(p.count_inactive_unread) + " (active/inactive)</td></tr>\n</table>\n";
-  } else {
-    out += "</p>\n";
-  }
-  out += "<h2>Virtual hosts</h2>\n<table border=\"1\">\n<tr><th>vhost</th><th>state</th><th>sessions threshold</th>"
-         "<th>load threshold</th><th>trips</th></tr>\n";
-  for (const auto& vhost : report.vhosts) {
-    out += "<tr><td>" + html_escape(vhost.name) + "</td><td>" + std::string(to_string(vhost.values.verdict)) + "</td><td>" +
-           text_or_dash(vhost.values.get(Variable::seuil_sessions)) + "</td><td>" +
-           text_or_dash(vhost.values.get(Variable::seuil_load)) + "</td><td>" + std::to_string(vhost.trips) +
-           "</td></tr>\n";
-  }
-  out += "</table>\n<p>Requests shed: coupure " + std::to_string(report.shed[0]) + ", surcharge " +
-         std::to_string(report.shed[1]) + "</p>\n</body></html>\n";
   return out;
 }
 

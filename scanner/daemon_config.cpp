@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "decimal.hpp"
+#include "text.hpp"
 #include "thresholds.hpp"
 #include "unique_fd.hpp"
 
@@ -99,7 +100,7 @@ std::string apply_authenticated(ParseContext& context, std::string_view value) {
 Result<std::uint32_t> parse_bounded(std::string_view value, std::uint64_t min, std::uint64_t max) {
   auto parsed = parse_unsigned(value, max);
   if (!parsed) return parsed.error();
-  if (*parsed < min) return make_error("\"" + std::string(value) + "\" is below the minimum " + std::to_string(min));
+  if (*parsed < min) return make_error(quoted(value) + " is below the minimum " + std::to_string(min));
   return static_cast<std::uint32_t>(*parsed);
 }
 
@@ -110,7 +111,7 @@ Result<bool> parse_boolean(std::string_view value) {
   for (const std::string_view no : {"no", "false", "off", "0"}) {
     if (value == no) return false;
   }
-  return make_error("\"" + std::string(value) + "\" is not yes or no");
+  return make_error(quoted(value) + " is not yes or no");
 }
 
 constexpr const char* kUnknownSetting = "unknown setting";
@@ -251,8 +252,8 @@ int on_setting(void* user, const char* section, const char* name, const char* va
     return 1;
   }
   if (context->first_error.empty()) {
-    context->first_error = "[" + std::string(section) + "] " + name +
-                           (is_secret_setting(section, name) ? std::string() : " = " + std::string(value)) + ": " + why;
+    context->first_error = std::string("[").append(section) + "] " + name +
+                           (is_secret_setting(section, name) ? std::string() : std::string(" = ").append(value)) + ": " + why;
     context->first_error_line = context->reader->line;
   }
   return 0;  // inih reports the line of the first rejected setting

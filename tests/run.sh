@@ -1,20 +1,124 @@
 #!/usr/bin/env bash
-# The test command: configure with warnings as errors, build, run every CTest
-# test (unit + integration against a real Apache, PHP and php-fpm), then the
-# Debian package install test (benchmarks are not tests: bench/run.sh). Run as root (the helper and Apache run as in
-# production). Set COUPECIRCUIT_SKIP_PACKAGE_TEST=1 to skip the .deb install.
+# The test command. Run as root (the helper and Apache run as in production):
+#   1. configure and build (RelWithDebInfo, warnings as errors);
+#   2. every CTest test, side by side (ctest -j): unit, stress, integration
+#      against a real Apache, PHP and php-fpm;
+#   meanwhile, in the background at the lowest CPU priority (nice 19: they
+#   use the CPU the tests leave idle and do not take it from them):
+#      - the fuzzers (clang, ASan + UBSan), each for a bounded time;
+#      - a Release build with warnings as errors (GCC warns about other
+#        things at -O3), then the Debian packages (dpkg-buildpackage), then
+#        clang-tidy (tests/lint/run_clang_tidy.sh);
+#   3. the Debian package install test on the packages built in 2.
+# Benchmarks are not tests: bench/run.sh. The time of each phase is printed
+# at the end and kept in <build>/test-times.txt.
+#
+# Environment:
+#   COUPECIRCUIT_BUILD_DIR            build tree (default <source>/build); the
+#                                     fuzz, Release and package builds go below it
+#   COUPECIRCUIT_CTEST_JOBS           ctest -j (default: twice the cores, the
+#                                     integration tests mostly wait on servers)
+#   COUPECIRCUIT_FUZZ_SECONDS         seconds per fuzz target (default 30)
+#   COUPECIRCUIT_SKIP_PACKAGE_TEST=1  no package build and install test
+#   COUPECIRCUIT_SKIP_RELEASE_BUILD=1 no Release build
+#   COUPECIRCUIT_CLANG_TIDY           report (default: findings listed, not a
+#                                     failure), blocking, or off
+#   COUPECIRCUIT_CLANG_TIDY_FAIL_ON   with blocking, the checks whose findings
+#                                     fail the run (regex, default: all)
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="${COUPECIRCUIT_BUILD_DIR:-$source_dir/build}"
 jobs="$(nproc)"
+ctest_jobs="${COUPECIRCUIT_CTEST_JOBS:-$((jobs * 2))}"
+fuzz_seconds="${COUPECIRCUIT_FUZZ_SECONDS:-30}"
+clang_tidy="${COUPECIRCUIT_CLANG_TIDY:-report}"
+logs="$build_dir/test-logs"
+times="$build_dir/test-times.txt"
+launcher=()
+if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache); fi
 
-cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOUPECIRCUIT_WERROR=ON
-cmake --build "$build_dir" -j "$jobs"
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
+started=$(date +%s)
+mkdir -p "$logs"
+: >"$times"
 
-if [ -x "$source_dir/tests/fuzz/run_fuzzers.sh" ]; then
-  "$source_dir/tests/fuzz/run_fuzzers.sh" --seconds "${COUPECIRCUIT_FUZZ_SECONDS:-30}"
+# phase NAME COMMAND...: runs COMMAND, appends "NAME: N s (ok|FAILED)" to
+# the times file; returns COMMAND's status.
+phase() {
+  local name=$1 start status=0
+  shift
+  start=$(date +%s)
+  "$@" || status=$?
+  printf '%-28s %4d s  %s\n' "$name" $(($(date +%s) - start)) "$([ $status = 0 ] && echo ok || echo "FAILED ($status)")" >>"$times"
+  return $status
+}
+
+# Background lanes: output in $logs/<lane>.log, status in $logs/<lane>.status.
+lane() {
+  local name=$1
+  shift
+  (
+    status=0
+    "$@" >"$logs/$name.log" 2>&1 || status=$?
+    echo $status >"$logs/$name.status"
+  ) &
+}
+
+phase configure cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCOUPECIRCUIT_WERROR=ON "${launcher[@]}" >"$logs/configure.log" ||
+  { cat "$logs/configure.log"; exit 1; }
+phase build cmake --build "$build_dir" -j "$jobs"
+
+fuzz_lane() {
+  COUPECIRCUIT_FUZZ_BUILD_DIR="$build_dir/fuzz" phase "fuzz (${fuzz_seconds} s per target)" \
+    nice -n 19 "$source_dir/tests/fuzz/run_fuzzers.sh" --seconds "$fuzz_seconds" --jobs "$jobs"
+}
+builds_lane() {
+  local status=0
+  if [ "${COUPECIRCUIT_SKIP_RELEASE_BUILD:-0}" != 1 ]; then
+    phase "release build (-Werror)" nice -n 19 bash -c '
+      cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCOUPECIRCUIT_WERROR=ON "${@:4}" >/dev/null &&
+      cmake --build "$2" -j "$3"' _ "$source_dir" "$build_dir/release" "$jobs" "${launcher[@]}" || status=1
+  fi
+  if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ]; then
+    phase "package build" nice -n 19 "$source_dir/tests/package/install_test.sh" --build-only "$build_dir/package" ||
+      status=1
+  fi
+  if [ "$clang_tidy" != off ]; then
+    local mode=()
+    [ "$clang_tidy" = blocking ] || mode=(--report)
+    mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-.*}")
+    phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
+      --jobs "$jobs" "$build_dir" || status=1
+  fi
+  return $status
+}
+lane fuzz fuzz_lane
+lane builds builds_lane
+
+failed=()
+phase "ctest -j $ctest_jobs" ctest --test-dir "$build_dir" --output-on-failure -j "$ctest_jobs" || failed+=(ctest)
+
+wait
+for name in fuzz builds; do
+  if [ "$(cat "$logs/$name.status" 2>/dev/null || echo 1)" != 0 ]; then
+    echo "== $name failed ($logs/$name.log):"
+    tail -n 60 "$logs/$name.log"
+    failed+=("$name")
+  else
+    grep -E "^run_clang_tidy: |stat::number_of_executed_units" "$logs/$name.log" || true
+  fi
+done
+
+if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ] && [ -f "$build_dir/package/build.ok" ]; then
+  COUPECIRCUIT_PREBUILT_PACKAGES="$build_dir/package" phase "package install test" \
+    "$source_dir/tests/package/install_test.sh" || failed+=(package)
 fi
-if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ] && [ -x "$source_dir/tests/package/install_test.sh" ]; then
-  "$source_dir/tests/package/install_test.sh"
+
+printf '%-28s %4d s\n' "total" $(($(date +%s) - started)) >>"$times"
+echo "== times (background phases overlap ctest):"
+cat "$times"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== FAILED: ${failed[*]}"
+  exit 1
 fi
+echo "== all passed"

@@ -44,9 +44,13 @@ def paths() -> harness.Paths:
     return result
 
 
+def _file_stem(request) -> str:
+    return Path(str(request.node.fspath)).stem
+
+
 @pytest.fixture
 def run_dir(paths, request) -> Path:
-    return harness.run_dir_for(paths, request.node.name)
+    return harness.run_dir_for(paths, request.node.name, group=_file_stem(request))
 
 
 @pytest.fixture
@@ -105,6 +109,85 @@ def make_apache(paths, run_dir, logs):
         root = harness.make_dir(run_dir / (name or f"apache-{variant}"))
         options.setdefault("snapshot", helper.snapshot)
         apache = harness.Apache(paths, root, variant, helper.session_dir, log_scanner=logs, **options)
+        created.append(apache)
+        if start:
+            apache.start()
+        return apache
+
+    yield factory
+    errors = []
+    for apache in reversed(created):
+        try:
+            apache.stop()
+        except AssertionError as error:
+            errors.append(str(error))
+    if errors:
+        pytest.fail("stopping Apache failed:\n" + "\n".join(errors), pytrace=False)
+
+
+# ---------------------------------------------------------------- per class
+# Servers shared by the tests of one class (mod_h2's conftest style): the
+# class starts them once, its tests use them in order, and at the class's
+# teardown they are stopped and their logs checked. Tests that change the
+# shared state (cut, overrides) undo it, or the class says in which order
+# they run. A parametrized class fixture needs a class-scoped parameter:
+#   @pytest.mark.parametrize("variant", VARIANTS, scope="class")
+
+
+@pytest.fixture(scope="class")
+def class_run_dir(paths, request) -> Path:
+    name = request.cls.__name__ if request.cls is not None else "module"
+    params = getattr(request, "param", None)
+    return harness.run_dir_for(paths, name if params is None else f"{name}-{params}", group=_file_stem(request))
+
+
+@pytest.fixture(scope="class")
+def class_logs():
+    """The LogScanner of the class's servers; checked once they have stopped."""
+    scanner = harness.LogScanner()
+    yield scanner
+    problems = scanner.problems()
+    if problems:
+        pytest.fail("unexpected lines in the logs:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="class")
+def make_class_helper(paths, class_run_dir, class_logs):
+    """make_class_helper(start=True, name="helper", **Helper options) -> Helper
+    shared by the class, stopped at the class's teardown."""
+    created: list[harness.Helper] = []
+
+    def factory(start: bool = True, name: str = "helper", **options) -> harness.Helper:
+        helper = harness.Helper(paths, harness.make_dir(class_run_dir / name), **options)
+        class_logs.watch(helper.log_path, harness.HELPER_BAD_LINE)
+        created.append(helper)
+        if start:
+            helper.start()
+        return helper
+
+    yield factory
+    for helper in created:
+        helper.stop()
+
+
+@pytest.fixture(scope="class")
+def class_helper(make_class_helper) -> harness.Helper:
+    """A running coupecircuitd shared by the tests of the class."""
+    return make_class_helper()
+
+
+@pytest.fixture(scope="class")
+def make_class_apache(paths, class_run_dir, class_logs):
+    """make_class_apache(variant, helper, start=True, name=None, **Apache
+    options) -> Apache shared by the class; stopped at the class's teardown,
+    before its logs are checked."""
+    created: list[harness.Apache] = []
+
+    def factory(variant: str, helper: harness.Helper, start: bool = True, name: str | None = None,
+                **options) -> harness.Apache:
+        root = harness.make_dir(class_run_dir / (name or f"apache-{variant}"))
+        options.setdefault("snapshot", helper.snapshot)
+        apache = harness.Apache(paths, root, variant, helper.session_dir, log_scanner=class_logs, **options)
         created.append(apache)
         if start:
             apache.start()

@@ -204,10 +204,29 @@ class Paths:
     def run_root(self) -> Path:
         return self.build_dir / "tests" / "integration" / "run"
 
+    def fixture_dir(self, fixture: str) -> Path:
+        """Where the SETUP of a CTest fixture (coupecircuit_integration_fixture
+        in CMakeLists.txt) leaves what its tests need: port, pid, sockets."""
+        return self.build_dir / "tests" / "integration" / "fixtures" / fixture
 
-def run_dir_for(paths: Paths, test_name: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", test_name).strip("-")[:100]
-    directory = paths.run_root / safe
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:100]
+
+
+def run_dir_for(paths: Paths, test_name: str, group: str | None = None) -> Path:
+    """A fresh directory for one test (or one class: test_name is then the
+    class name), under run/<group>/ when given (the test file's name: tests of
+    different files, run side by side by ctest -j, never share one)."""
+    root = paths.run_root
+    # Under ctest, module-scoped fixtures of the same file run in several
+    # processes at once (one per CTest test): each gets its own tree.
+    ctest_name = os.environ.get("COUPECIRCUIT_CTEST_NAME")
+    if ctest_name and not group:
+        root = root / _safe_name(ctest_name)
+    directory = root / _safe_name(test_name)
+    if group:
+        directory = root / _safe_name(group) / _safe_name(test_name)
     if directory.exists():
         shutil.rmtree(directory)
     make_dir(directory)

@@ -331,49 +331,7 @@ def test_cut_and_surcharge(helper, make_apache, module_so, variant):
     assert env["SEUIL_LOAD_AVG"] is None and env["SEUIL_SESSIONS_ACTIVES"] is None
 
 
-def test_hysteresis_and_hold_shared_by_all_processes(helper, make_apache, module_so):
-    """coupecircuit.conf(5): a vhost trips at TRIP (at once), stays tripped
-    until every value is at or below RELEASE, and a change of state is not
-    undone before CoupeCircuitHold seconds; the state is shared by all the
-    processes (several prefork children answer here)."""
-    hold = 4.0
-    lines = ["CoupeCircuitThreshold sessions 3 1"]
-    apache = make_apache("prefork", helper, with_module=True,
-                         vhosts=[VirtualHost("nohold.test", [*lines, "CoupeCircuitHold 0"]),
-                                 VirtualHost("hold.test", [*lines, f"CoupeCircuitHold {hold:g}"])])
-    client = apache.client()
-
-    def both(count: str, etat_nohold: str, etat_hold: str, within: float, what: str) -> None:
-        since = time.monotonic()
-        for host, etat in (("nohold.test", etat_nohold), ("hold.test", etat_hold)):
-            wait_env(client, lambda e: e["SESSIONS_ACTIVES"] == count and only_etat(e, etat), within,
-                     f"{what} on {host}", since, host=host)
-
-    def steady(host: str, etat: str, requests: int = 10) -> None:
-        for _ in range(requests):
-            assert client.env(host=host)["COUPECIRCUIT_ETAT"] == etat, f"{host} should stay {etat}"
-
-    sessions = [helper.session("authenticated") for _ in range(2)]
-    both("2", "ok", "ok", 2.0, "below TRIP")
-    sessions.append(helper.session("authenticated"))
-    both("3", "surcharge", "surcharge", 2.0, "TRIP reached: immediate")
-    tripped = time.monotonic()
-
-    sessions.pop().unlink()
-    both("2", "surcharge", "surcharge", 2.0, "between RELEASE and TRIP")
-    steady("nohold.test", "surcharge")
-
-    sessions.pop().unlink()
-    wait_env(client, lambda e: e["SESSIONS_ACTIVES"] == "1" and only_etat(e, "ok"), 2.0,
-             "RELEASE reached without hold", host="nohold.test")
-    if time.monotonic() - tripped < hold - 1.0:
-        assert client.env(host="hold.test")["COUPECIRCUIT_ETAT"] == "surcharge", "released before the hold"
-    wait_env(client, lambda e: only_etat(e, "ok"), hold + 2.0, "released after the hold", tripped,
-             host="hold.test")
-    steady("hold.test", "ok")
-
-    sessions.append(helper.session("authenticated"))
-    both("2", "ok", "ok", 2.0, "below TRIP again")
+# Hysteresis and hold, shared by every child: test_degradation.py.
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

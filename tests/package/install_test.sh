@@ -30,8 +30,15 @@
 # Needs (besides the build dependencies of debian/control): apache2,
 # libapache2-mod-php8.2, curl, lintian, systemd, man-db, util-linux.
 #
+#   tests/package/install_test.sh --build-only DIR
+# only builds the packages into DIR (no root needed, nothing installed);
+# tests/run.sh does that while the other tests run, then passes DIR in
+# COUPECIRCUIT_PREBUILT_PACKAGES so that the test installs those.
+#
 # Environment:
 #   COUPECIRCUIT_SOURCE_DIR  source tree to package (default: this checkout)
+#   COUPECIRCUIT_PREBUILT_PACKAGES  a --build-only DIR: install its packages
+#                            instead of building them
 #   COUPECIRCUIT_TEST_PORT   loopback port for Apache (default 8089)
 #   COUPECIRCUIT_KEEP_WORK   1: keep the build directory (default: removed)
 set -euo pipefail
@@ -244,6 +251,36 @@ require_command() {
   command -v "$1" >/dev/null 2>&1 || fail "$1 not found: install $2"
 }
 
+# Copies the source tree to DEST/src/coupecircuit and builds the binary
+# packages there (DEST/src/*.deb, *.changes); DEST/build.ok says how long
+# it took.
+build_packages() {
+  local dest=$1 build_start
+  log "building the packages from $source_dir in $dest"
+  mkdir -p "$dest/src/coupecircuit"
+  tar -C "$source_dir" -cf - \
+    --exclude=./.git --exclude='./build*' --exclude='./obj-*' --exclude=./.cache \
+    --exclude=./debian/.debhelper --exclude=./debian/tmp --exclude=./debian/files \
+    --exclude=./debian/coupecircuit --exclude=./debian/coupecircuit-dbgsym \
+    --exclude=./debian/libapache2-mod-coupecircuit --exclude=./debian/libapache2-mod-coupecircuit-dbgsym \
+    --exclude='./debian/*.substvars' --exclude='./debian/*.debhelper.log' \
+    --exclude=./debian/debhelper-build-stamp . | tar -C "$dest/src/coupecircuit" -xf -
+  build_start=$(date +%s)
+  if ! (cd "$dest/src/coupecircuit" && dpkg-buildpackage -us -uc -b) >"$dest/build.log" 2>&1; then
+    tail -n 40 "$dest/build.log" >&2
+    return 1
+  fi
+  echo "$(($(date +%s) - build_start)) s" >"$dest/build.ok"
+}
+
+if [[ ${1:-} == --build-only ]]; then
+  [[ $# == 2 ]] || { echo "usage: $0 [--build-only DIR]" >&2; exit 2; }
+  rm -rf "$2" && mkdir -p "$2"
+  build_packages "$(cd "$2" && pwd)"
+  exit
+fi
+[[ $# == 0 ]] || { echo "usage: $0 [--build-only DIR]" >&2; exit 2; }
+
 # ---------------------------------------------------------------- checks
 
 [[ $(id -u) == 0 ]] || fail "run as root (installs packages and configures Apache)"
@@ -279,28 +316,22 @@ purge_packages || fail "cannot purge the packages left by an earlier run"
 
 # ---------------------------------------------------------------- build
 
-log "building the packages from $source_dir"
-mkdir -p "$work/src/coupecircuit"
-tar -C "$source_dir" -cf - \
-  --exclude=./.git --exclude='./build*' --exclude='./obj-*' --exclude=./.cache \
-  --exclude=./debian/.debhelper --exclude=./debian/tmp --exclude=./debian/files \
-  --exclude=./debian/coupecircuit --exclude=./debian/coupecircuit-dbgsym \
-  --exclude=./debian/libapache2-mod-coupecircuit --exclude=./debian/libapache2-mod-coupecircuit-dbgsym \
-  --exclude='./debian/*.substvars' --exclude='./debian/*.debhelper.log' \
-  --exclude=./debian/debhelper-build-stamp . | tar -C "$work/src/coupecircuit" -xf -
-build_start=$(date +%s)
-if ! (cd "$work/src/coupecircuit" && dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
-  tail -n 40 "$work/build.log" >&2
-  fail "dpkg-buildpackage failed (log above, full log in $work/build.log)"
+if [[ -n ${COUPECIRCUIT_PREBUILT_PACKAGES:-} ]]; then
+  package_dir=$COUPECIRCUIT_PREBUILT_PACKAGES
+  [[ -f $package_dir/build.ok ]] || fail "no packages built in $package_dir (tests/package/install_test.sh --build-only)"
+  pass "dpkg-buildpackage -us -uc -b (built beforehand in $package_dir: $(cat "$package_dir/build.ok"))"
+else
+  package_dir=$work
+  build_packages "$work" || fail "dpkg-buildpackage failed (log above, full log in $work/build.log)"
+  pass "dpkg-buildpackage -us -uc -b ($(cat "$work/build.ok"))"
 fi
-pass "dpkg-buildpackage -us -uc -b ($(($(date +%s) - build_start)) s)"
 debs=()
 for package in "${packages[@]}"; do
-  found_debs=("$work/src/${package}_"*.deb)
+  found_debs=("$package_dir/src/${package}_"*.deb)
   [[ -f ${found_debs[0]} ]] || fail "no .deb for $package"
   debs+=("${found_debs[0]}")
 done
-found_changes=("$work/src/"*.changes)
+found_changes=("$package_dir/src/"*.changes)
 [[ -f ${found_changes[0]} ]] || fail "no .changes file"
 changes=${found_changes[0]}
 

@@ -375,12 +375,18 @@ TEST(LoadDaemonConfig, ADirectoryIsAnErrorNotAnEmptyConfig) {
 }
 
 TEST(LoadDaemonConfig, AnUnreadableFileIsAnErrorEvenWhenOptional) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
   TempDir dir;
   const std::string path = dir / "coupecircuitd.conf";
   test::write_file(path, "[log]\nlevel = debug\n");
   ASSERT_EQ(::chmod(path.c_str(), 0), 0);
-  EXPECT_FALSE(load_daemon_config(path, false).has_value());
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  const std::string failure = test::run_unprivileged([&]() -> std::string {
+    const auto loaded = load_daemon_config(path, false);
+    if (loaded.has_value()) return "an unreadable file was read as an empty configuration";
+    if (loaded.error().message.find(path) == std::string::npos) return "no file name in: " + loaded.error().message;
+    return {};
+  });
+  EXPECT_EQ(failure, "");
 }
 
 }  // namespace

@@ -135,7 +135,7 @@ class OpenWatch {
           continue;
         }
         std::string where = paths_[event->wd];
-        if (event->len > 0 && event->name[0] != '\0') where += "/" + std::string(event->name);
+        if (event->len > 0 && event->name[0] != '\0') where.append(1, '/').append(event->name);
         seen_.push_back(where);
       }
     }
@@ -317,7 +317,10 @@ struct ChildScan {
   SessionCounts counts;
 };
 
-ChildScan scan_in_child(const ScanOptions& options, std::int64_t now, std::chrono::seconds deadline) {
+// The scan runs in a child (as nobody with unprivileged, see
+// test::drop_to_nobody); the parent gives up on it after deadline.
+ChildScan scan_in_child(const ScanOptions& options, std::int64_t now, std::chrono::seconds deadline,
+                        bool unprivileged = false) {
   ChildScan result;
   int fds[2];
   if (::pipe(fds) != 0) return result;
@@ -325,6 +328,7 @@ ChildScan scan_in_child(const ScanOptions& options, std::int64_t now, std::chron
   const pid_t child = ::fork();
   if (child == 0) {
     ::close(fds[0]);
+    if (unprivileged && !test::drop_to_nobody()) ::_exit(2);
     SessionScanner scanner(options);
     auto statistics = scanner.full_scan();
     ChildScan out;
@@ -506,13 +510,11 @@ TEST_F(HostileSessionDir, TheReadCapHoldsOnAGigabyteSparseFile) {
 }
 
 TEST_F(HostileSessionDir, UnreadableFilesAreUnknownAndCounted) {
-  if (::geteuid() == 0) {
-    GTEST_SKIP() << "running as root: file modes cannot make a file unreadable (CAP_DAC_OVERRIDE), "
-                    "and the helper itself runs as root with CAP_DAC_READ_SEARCH";
-  }
+  // As nobody: root reads any file whatever its mode (CAP_DAC_OVERRIDE).
   test::write_file(root_ / "sess_locked", kAuthenticated);
   ASSERT_EQ(::chmod((root_ / "sess_locked").c_str(), 0), 0);
-  const ChildScan scan = scan_in_child(options(), now_, std::chrono::seconds(30));
+  ASSERT_EQ(::chmod(root_.path().c_str(), 0755), 0);
+  const ChildScan scan = scan_in_child(options(), now_, std::chrono::seconds(30), /*unprivileged=*/true);
   ASSERT_TRUE(scan.finished);
   EXPECT_EQ(scan.statistics.unreadable, 1U);
   EXPECT_EQ(scan.counts, active_counts({0, 0, 1, 0})) << describe(scan.counts);

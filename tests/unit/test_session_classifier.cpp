@@ -4,6 +4,7 @@
 // each serialize_handler; tests/fuzz/make_session_corpus.sh regenerates the
 // same files into tests/fuzz/corpus/session_classifier/.
 #include "session_classifier.hpp"
+#include "text.hpp"
 
 #include <gtest/gtest.h>
 
@@ -391,7 +392,7 @@ TEST(SessionClassifierRule, ParseAuthenticatedRuleRejectsOtherText) {
         "* contains storage extra"sv, "*contains storage"sv, "* containsstorage"sv, "storage"sv}) {
     const auto r = parse_authenticated_rule(bad);
     ASSERT_FALSE(r.has_value()) << "accepted \"" << bad << "\"";
-    EXPECT_NE(r.error().message.find("\"" + std::string(bad) + "\""), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(coupecircuit::quoted(bad)), std::string::npos) << r.error().message;
     EXPECT_NE(r.error().message.find("<container> contains <marker>"), std::string::npos) << r.error().message;
   }
 }
@@ -405,7 +406,7 @@ TEST(SessionClassifierRule, ParseSessionFormat) {
   for (const std::string_view bad : {""sv, "PHP"sv, "binary"sv, "php "sv, "php_serialise"sv, "wddx"sv}) {
     const auto r = parse_session_format(bad);
     ASSERT_FALSE(r.has_value()) << bad;
-    EXPECT_NE(r.error().message.find("\"" + std::string(bad) + "\""), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find(coupecircuit::quoted(bad)), std::string::npos) << r.error().message;
   }
   for (const SessionFormat f :
        {SessionFormat::automatic, SessionFormat::php, SessionFormat::php_serialize, SessionFormat::php_binary}) {

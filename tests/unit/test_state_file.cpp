@@ -137,7 +137,7 @@ TEST(ParseState, AcceptsTheLimits) {
 
   std::string vhosts;
   for (std::size_t i = 0; i < snapshot::kMaxVhostOverrides; ++i) {
-    vhosts += (i == 0 ? "" : ",") + std::string("\"v") + std::to_string(i) + ".example.org\":{\"sessions\":1}";
+    vhosts.append(i == 0 ? "" : ",").append("\"v").append(std::to_string(i)).append(".example.org\":{\"sessions\":1}");
   }
   const auto many = parse_state(with_version(R"("thresholds":{"vhosts":{)" + vhosts + "}}"));
   ASSERT_TRUE(many.has_value()) << many.error().message;
@@ -229,7 +229,7 @@ TEST(ParseStateErrors, Vhosts) {
   expect_rejected(with_version(R"("thresholds":{"vhosts":[]})"), "thresholds.vhosts: expected an object");
   std::string vhosts;
   for (std::size_t i = 0; i <= snapshot::kMaxVhostOverrides; ++i) {
-    vhosts += (i == 0 ? "" : ",") + std::string("\"v") + std::to_string(i) + ".example.org\":{\"sessions\":1}";
+    vhosts.append(i == 0 ? "" : ",").append("\"v").append(std::to_string(i)).append(".example.org\":{\"sessions\":1}");
   }
   expect_rejected(with_version(R"("thresholds":{"vhosts":{)" + vhosts + "}}"), "more than 64 vhosts");
 
@@ -502,7 +502,7 @@ TEST(ApplyStateToPayload, InactiveCutPublishesNoReasonOrSince) {
 TEST(ApplyStateToPayload, KeepsAtMostTheSnapshotCapacity) {
   ControlState state;
   for (std::size_t i = 0; i < snapshot::kMaxVhostOverrides + 5; ++i) {
-    state.vhosts["v" + std::to_string(1000 + i) + ".example.org"].sessions = i;
+    state.vhosts[std::string("v").append(std::to_string(1000 + i)).append(".example.org")].sessions = i;
   }
   snapshot::Payload payload{};
   apply_state_to_payload(state, payload);

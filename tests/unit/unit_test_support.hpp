@@ -3,8 +3,10 @@
 #pragma once
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -118,5 +120,53 @@ class ScopedUmask {
  private:
   mode_t previous_;
 };
+
+// Root reads any file whatever its mode (CAP_DAC_OVERRIDE), and CI runs the
+// tests as root: a test about an unreadable file runs its checks in a child
+// that becomes nobody first. Every ancestor of the files must be searchable
+// by others (chmod the TempDir 0755).
+inline constexpr uid_t kNobodyId = 65534;
+
+inline bool drop_to_nobody() noexcept {
+  if (::geteuid() != 0) return true;
+  return ::setgroups(0, nullptr) == 0 && ::setresgid(kNobodyId, kNobodyId, kNobodyId) == 0 &&
+         ::setresuid(kNobodyId, kNobodyId, kNobodyId) == 0;
+}
+
+// Runs body() in a forked child, as nobody when the test runs as root;
+// body returns an empty string when its checks held, else what failed.
+// Returns that text, or why the child could not run it.
+template <typename Body>
+std::string run_unprivileged(Body&& body) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(fds[0]);
+    const std::string failure = drop_to_nobody() ? std::string(body()) : std::string("cannot become nobody");
+    const bool wrote = failure.empty() || ::write(fds[1], failure.data(), failure.size()) > 0;
+    ::_exit(failure.empty() && wrote ? 0 : 1);
+  }
+  ::close(fds[1]);
+  if (child < 0) {
+    ::close(fds[0]);
+    return std::string("fork: ") + std::strerror(errno);
+  }
+  std::string failure;
+  char buffer[512];
+  for (;;) {
+    const ssize_t got = ::read(fds[0], buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) break;
+    failure.append(buffer, static_cast<std::size_t>(got));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (failure.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) failure = "the child failed";
+  return failure;
+}
 
 }  // namespace coupecircuit::test

@@ -1,0 +1,100 @@
+// Unit tests of mod_coupecircuit/status_html.cpp: the HTML status page's
+// ?refresh bound, escaping, bars and the chart of the last hour.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <regex>
+#include <string>
+
+#include "status_report.hpp"
+
+namespace coupecircuit::module {
+namespace {
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+StatusReport sample_report() {
+  StatusReport report;
+  report.health = Health::fresh;
+  report.has_payload = true;
+  report.snapshot_path = "/run/<cc>/snapshot";
+  report.now_wall_s = 1'800'000'000;
+  report.payload.sessions_active = 90;
+  report.payload.load_centi[0] = 150;
+  report.payload.flags = snapshot::kFlagCutActive;
+  snapshot::copy_text(report.payload.cut_reason, "<img src=x onerror=alert(1)> & 'co'");
+  report.payload.cut_since_wall_s = report.now_wall_s - 600;
+  VhostStatus vhost;
+  vhost.name = "<b>\"evil\"</b>.test";
+  vhost.values.verdict = Verdict::coupure;
+  vhost.has_sessions_limit = true;
+  vhost.sessions_trip = 100;
+  vhost.sessions_release = 80;
+  report.vhosts.push_back(vhost);
+  return report;
+}
+
+TEST(StatusPage, RefreshIsBounded) {
+  EXPECT_EQ(parse_refresh("refresh=10"), 10U);
+  EXPECT_EQ(parse_refresh("refresh=0"), kMinRefreshSeconds);
+  EXPECT_EQ(parse_refresh("refresh=999999"), kMaxRefreshSeconds);
+  for (const char* bad : {"", "json", "refresh=", "refresh=-1", "refresh=1e3", "refresh=10&x=1", "refresh=9999999",
+                          "xrefresh=10"}) {
+    EXPECT_EQ(parse_refresh(bad), 0U) << bad;
+  }
+}
+
+TEST(StatusPage, EscapesEveryOutsideText) {
+  const std::string html = render_status_html(sample_report());
+  EXPECT_EQ(html.find("<img"), std::string::npos);
+  EXPECT_EQ(html.find("<b>\""), std::string::npos);
+  EXPECT_EQ(html.find("<cc>"), std::string::npos);
+  EXPECT_NE(html.find("&lt;img src=x onerror=alert(1)&gt; &amp; &#39;co&#39;"), std::string::npos);
+  EXPECT_NE(html.find("&lt;b&gt;&quot;evil&quot;&lt;/b&gt;.test"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("http-equiv"), std::string::npos);  // no refresh unless asked
+}
+
+TEST(StatusPage, StateInWordsAndBarAgainstTripAndRelease) {
+  const std::string html = render_status_html(sample_report());
+  EXPECT_NE(html.find("data-state=\"coupure\""), std::string::npos);
+  EXPECT_NE(html.find("<span class=\"state coupure\">coupure</span>"), std::string::npos);
+  // Scale: TRIP + a quarter = 125; value 90 -> 72 %, TRIP 80 %, RELEASE 64 %.
+  EXPECT_NE(html.find("data-value=\"90\" data-trip=\"100\" data-release=\"80\" data-scale=\"125\""), std::string::npos);
+  EXPECT_NE(html.find("style=\"width:72.0%\""), std::string::npos);
+  EXPECT_NE(html.find("style=\"left:80.0%\""), std::string::npos);
+  EXPECT_NE(html.find("style=\"left:64.0%\""), std::string::npos);
+}
+
+TEST(StatusPage, ChartHasOnePointPerPointOfTheLastHour) {
+  StatusReport report = sample_report();
+  report.payload.flags = 0;
+  report.vhosts[0].values.verdict = Verdict::ok;
+  const std::int64_t now = report.now_wall_s;
+  report.history.push_back({now - 4000, 1, 10, 0});  // older than an hour: not drawn
+  for (std::int64_t t = now - 600; t < now - 300; t += 10) report.history.push_back({t, 50, 10, 0});
+  for (std::int64_t t = now - 200; t < now; t += 10) {  // a gap of 100 s: "inconnu", then over TRIP
+    report.history.push_back({t, 120, 10, t >= now - 50 ? history::kPointSessionsUnknown : 0U});
+  }
+  const std::string html = render_status_html(report);
+  EXPECT_NE(html.find("data-points=\"50\" data-sessions-points=\"45\""), std::string::npos);
+  std::size_t drawn = 0;
+  const std::regex polyline("<polyline class=\"sessions\"[^>]* points=\"([^\"]*)\"");
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), polyline); it != std::sregex_iterator(); ++it) {
+    drawn += count((*it)[1].str(), ",");
+  }
+  EXPECT_EQ(drawn, 45U);
+  EXPECT_EQ(count(html, "<polyline class=\"sessions\""), 2U);  // broken at the gap
+  EXPECT_EQ(count(html, "<polyline class=\"load\""), 2U);
+  EXPECT_EQ(count(html, "class=\"band surcharge\""), 1U);  // 120 >= TRIP 100, kept while sessions unknown
+  EXPECT_GE(count(html, "class=\"band inconnu\""), 2U);    // before the first point, and the gap
+  EXPECT_EQ(count(html, "class=\"band coupure\""), 0U);
+  EXPECT_EQ(count(html, "class=\"band ok\""), 1U);  // unknown sessions do not release
+}
+
+}  // namespace
+}  // namespace coupecircuit::module
