@@ -55,8 +55,10 @@ bool SharedState::change(int slot, bool over, bool under, std::uint64_t now_ns, 
     const bool tripped = (state & kTrippedBit) != 0;
     const bool wants_change = tripped ? under : over;
     const std::uint64_t since = state & ~kTrippedBit;
-    // A state holds at least hold_ns after it changed (the first trip is immediate).
-    if (!wants_change || (since != 0 && now_ns - since < hold_ns)) return tripped;
+    // Hold delays only the release (anti-flap): a tripped vhost stays tripped
+    // at least hold_ns after its trip, while a trip is always immediate, as a
+    // breaker's.
+    if (!wants_change || (tripped && now_ns - since < hold_ns)) return tripped;
     const std::uint64_t next = ((now_ns | kTrippedBit) ^ kTrippedBit) | (tripped ? 0 : kTrippedBit);
     if (entry.state.compare_exchange_weak(state, next == 0 ? 2 : next, std::memory_order_acq_rel)) {
       // Only the child that made the change writes these (a wall clock read

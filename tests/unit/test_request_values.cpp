@@ -410,6 +410,23 @@ TEST_F(RequestValuesTest, TheFastPathFollowsTheSharedHysteresis) {
   EXPECT_EQ(shared.trips(settings.verdict_slot), 2U);
 }
 
+TEST(SharedStateHold, DelaysTheReleaseButNeverATrip) {
+  cm::SharedBlock block{};
+  cm::SharedState::initialise(block);
+  cm::SharedState shared(&block);
+  const int slot = shared.slot_for(0x1234);
+  ASSERT_GE(slot, 0);
+  constexpr std::uint64_t kSecond = 1'000'000'000ULL;
+  constexpr std::uint64_t kHold = 10 * kSecond;
+  const std::uint64_t t0 = 1000 * kSecond;
+  EXPECT_TRUE(shared.update(slot, true, false, t0, kHold));                  // the first trip is immediate
+  EXPECT_TRUE(shared.update(slot, false, true, t0 + kSecond, kHold));        // under RELEASE: held
+  EXPECT_FALSE(shared.update(slot, false, true, t0 + kHold, kHold));         // released once Hold has passed
+  EXPECT_TRUE(shared.update(slot, true, false, t0 + kHold + kSecond, kHold));  // over TRIP again: trips at once
+  EXPECT_EQ(shared.trips(slot), 2U);
+  EXPECT_TRUE(shared.update(slot, false, true, t0 + kHold + 2 * kSecond, kHold));  // and holds again
+}
+
 TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
   auto writer = snap::SnapshotWriter::open(path_);
   ASSERT_TRUE(writer);
