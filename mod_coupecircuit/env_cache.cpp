@@ -140,17 +140,20 @@ void log_transition(const request_rec* r, Transition transition, const ServerSet
     case Transition::none: return;
     case Transition::became_stale:
       ap_log_error(APLOG_MARK, APLOG_WARNING, 0, r->server,
-                   "CC0301: snapshot %s is stale (no heartbeat for more than %" APR_UINT64_T_FMT
+                   "%s: snapshot %s is stale (no heartbeat for more than %" APR_UINT64_T_FMT
                    " s): COUPECIRCUIT_ETAT=inconnu until coupecircuitd publishes again",
-                   g_source.path(), static_cast<apr_uint64_t>(settings.max_age_ns() / 1'000'000'000ULL));
+                   message_id(log::id::kModuleSnapshotStale), g_source.path(),
+                   static_cast<apr_uint64_t>(settings.max_age_ns() / 1'000'000'000ULL));
       return;
     case Transition::became_missing:
       ap_log_error(APLOG_MARK, APLOG_WARNING, 0, r->server,
-                   "CC0302: snapshot %s cannot be used (%s): COUPECIRCUIT_ETAT=inconnu until coupecircuitd publishes it",
-                   g_source.path(), snapshot::to_string(g_source.last_open_error()).data());
+                   "%s: snapshot %s cannot be used (%s): COUPECIRCUIT_ETAT=inconnu until coupecircuitd publishes it",
+                   message_id(log::id::kModuleSnapshotUnusable), g_source.path(),
+                   snapshot::to_string(g_source.last_open_error()).data());
       return;
     case Transition::recovered:
-      ap_log_error(APLOG_MARK, APLOG_INFO, 0, r->server, "CC0303: snapshot %s is fresh again", g_source.path());
+      ap_log_error(APLOG_MARK, APLOG_INFO, 0, r->server, "%s: snapshot %s is fresh again",
+                   message_id(log::id::kModuleSnapshotFresh), g_source.path());
       return;
   }
 }

@@ -8,6 +8,7 @@
 #include "httpd.h"
 #include "http_config.h"
 
+#include "message_ids.hpp"
 #include "module_config.hpp"
 #include "request_values.hpp"
 #include "shared_state.hpp"
@@ -22,6 +23,10 @@ namespace coupecircuit::module::httpd {
 extern SnapshotSource g_source;
 // Hysteresis and counters shared by all children (created in post_config).
 extern SharedState g_shared;
+
+// A registered message ID for httpd's printf-style log calls ("%s: ...").
+// Every ID in the registry is a string literal, so its data ends with a NUL.
+[[nodiscard]] inline const char* message_id(std::string_view id) noexcept { return id.data(); }
 
 inline constexpr const char* kHealthHandler = "coupecircuit-health";
 inline constexpr const char* kStatusHandler = "coupecircuit-status";

@@ -55,7 +55,8 @@ int post_config(apr_pool_t* pconf, apr_pool_t*, apr_pool_t*, server_rec* main_se
   SharedBlock* block = shared_block(main_server);
   if (block == nullptr) {
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
-                 "CC0304: cannot create shared memory for the verdict hysteresis: each child decides alone");
+                 "%s: cannot create shared memory for the verdict hysteresis: each child decides alone",
+                 message_id(log::id::kModuleNoSharedMemory));
   }
   g_shared = SharedState(block);
   std::uint32_t index = 0;

@@ -229,7 +229,7 @@ bool SnapshotSource::reopen_if_due(std::uint64_t now_ns) noexcept {
     return false;
   }
   // Anyone who can write the file could make every vhost trip or be cut:
-  // such a file is not used (fail open; CC0302 says why, once).
+  // such a file is not used (fail open; kModuleSnapshotUnusable says why, once).
   if ((mapping->mode() & (S_IWGRP | S_IWOTH)) != 0) {
     last_error_.store(snapshot::ReadError::untrusted, std::memory_order_relaxed);
     return false;

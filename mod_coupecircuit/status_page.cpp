@@ -68,7 +68,8 @@ int handle_status(request_rec* r) noexcept {
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!r->header_only) ap_rwrite(body.data(), static_cast<int>(body.size()), r);
   } catch (...) {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "CC0305: cannot render the status page");
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "%s: cannot render the status page",
+                  message_id(log::id::kModuleStatusRenderFailed));
     return HTTP_INTERNAL_SERVER_ERROR;
   }
   return OK;

@@ -56,7 +56,8 @@ TEST(MessageIds, EachRegisteredOnceWithOneMeaning) {
 
 TEST(MessageIds, EveryIdInTheCodeIsRegistered) {
   const auto used = ids_in_sources();
-  EXPECT_TRUE(used.contains("CC0301")) << "the sources were not found under " << kSourceRoot;
+  ASSERT_TRUE(fs::exists(kSourceRoot / "mod_coupecircuit" / "mod_coupecircuit.cpp"))
+      << "the sources were not found under " << kSourceRoot;
   for (const auto& [id, file] : used) {
     EXPECT_TRUE(log::is_registered(id)) << id << " used in " << file << " is not in common/message_ids.hpp";
   }
