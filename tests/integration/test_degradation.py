@@ -255,9 +255,10 @@ def test_hysteresis_hold_shared_by_all_children(helper, make_apache, module_so):
 
     # Tripped: every child says surcharge until trip + hold, whatever the sessions.
     assert all_say("surcharge", "held after the trip", received_before=trip_lower + hold) > 0
-    # Released: once one child said ok, every later answer with 1 session says ok...
-    assert all_say("ok", "released", sent_after=release_upper + COARSE_SLACK, received_before=retripped.t_send,
-                   sessions="1") > 0
+    # Released: once one child said ok, every later answer with 1 session says ok (the logins may
+    # follow the release too closely for any)...
+    all_say("ok", "released", sent_after=release_upper + COARSE_SLACK, received_before=retripped.t_send,
+            sessions="1")
     # ...and every answer computed with 3 sessions says surcharge, within the hold too.
     assert all_say("surcharge", "tripped again at once", sent_after=release_upper + COARSE_SLACK,
                    received_before=t_logout, sessions="3") > 0
