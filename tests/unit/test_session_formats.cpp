@@ -478,6 +478,21 @@ TEST(SessionFormatsChunks, ChunkedEqualsWholeOnEveryCorpusFile) {
   }
 }
 
+// fuzz_session_classifier found it: a key read through a window that moved
+// (reading the closing quote brought more bytes in) was compared from moved
+// bytes. The input is tests/fuzz/corpus/session_classifier/
+// regression-key-read-after-window-moved (references.php_serialize).
+TEST(SessionFormatsFuzzRegression, AKeyIsNeverReadFromBytesTheWindowMoved) {
+  const std::string data = corpus_file("regression-key-read-after-window-moved");
+  ASSERT_FALSE(data.empty());
+  ClassifierRule fixed;
+  fixed.format = SessionFormat::php_serialize;
+  ASSERT_EQ(classify_session(data, false, fixed), C::authenticated);
+  for (const std::size_t window : {std::size_t{32}, std::size_t{64}, std::size_t{100}}) {
+    EXPECT_EQ(classify_chunked(data, window, data.size(), fixed, nullptr, 7), C::authenticated) << window;
+  }
+}
+
 TEST(SessionFormatsChunks, AValueShorterThanAnnouncedIsUnknown) {
   // The reader ends early (file shrunk, read error): never anonymous.
   const std::string data = "a|s:10000:\"" + std::string(10000, 'x') + "\";b|N;";
