@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 
-from lib.common import PROCS, free_port, HardCheckFailed, human_count, log, med, spread, wait_http
+from lib.common import PROCS, HardCheckFailed, free_port, human_count, log, med, run, spread, wait_http
 from lib.profiles import callgrind_delta
 
 
@@ -58,71 +58,80 @@ def callgrind_total(bench, conf, port, path, count, setup_path, tag, check=None)
         raise HardCheckFailed(f"{tag}: no instruction total in {out_file}")
     return total
 
-def run_section(bench):
-    log("1. per-request cost (callgrind, apache2 -X, prefork)")
-    n = 100 if bench.quick else 400
-    reps = 1 if bench.quick else 3
-    snapshot = bench.module_helper["snapshot"]
-    docroot = bench.docroot
+# (tag, title, features, path, setup path, check kind)
+ROWS = (
+    ("static_none", "Static file, no module", [], "/static.txt", None, None),
+    ("static_setenv", "Static file, mod_env SetEnv ×7 (floor)", ["setenv"], "/static.txt", None, None),
+    ("static_cc", "Static file, mod_coupecircuit", ["cc"], "/static.txt", None, None),
+    ("static_cc_refuse", "Static file, mod_coupecircuit, refuse-new on (not tripped)", ["cc", "refuse"],
+     "/static.txt", None, None),
+    ("php_none", "PHP page, no module, does not touch $_SERVER", ["php"], "/none.php", None, None),
+    ("php_uri", "PHP page, no module, reads $_SERVER['REQUEST_URI'] only", ["php"], "/uri.php", None, None),
+    ("php_server_none", "PHP page reading the seven keys, no module (absent)", ["php"], "/server.php", None, None),
+    ("php_setenv", "PHP page, SetEnv ×7, reads $_SERVER (floor)", ["php", "setenv"], "/server.php", None, "setenv"),
+    ("php_cc", "PHP page, mod_coupecircuit, reads $_SERVER", ["php", "cc"], "/server.php", None, "cc"),
+    ("php_apcu", "PHP page, apcu_fetch of the seven values", ["php"], "/apcu.php", "/apcu_setup.php", "apcu"),
+    ("php_naive", "PHP page, sys_getloadavg() + glob() of 1k session files", ["php"], "/naive.php", None, "naive"),
+)
+
+
+def seven_values_check(bench, kind, snapshot):
+    """A check of the first response: the page saw the seven values (and,
+    through the module, the helper's session count)."""
     expected_sessions = str(bench.status(snapshot)["sessions"]["active_authenticated"])
 
-    def check_values(kind):
-        def check(body):
-            fields = body.strip().split(" ")
-            if len(fields) != 8 or any(f == "" for f in fields):
-                raise HardCheckFailed(f"{kind}: the page did not see the seven values: {body!r}")
-            if kind == "cc" and fields[1] != str(bench.status(snapshot)["sessions"]["active_authenticated"]):
-                raise HardCheckFailed(f"mod_coupecircuit exported SESSIONS_ACTIVES={fields[1]}, "
-                                      f"the helper counts {expected_sessions}")
-        return check
+    def check(body):
+        fields = body.strip().split(" ")
+        if len(fields) != 8 or any(f == "" for f in fields):
+            raise HardCheckFailed(f"{kind}: the page did not see the seven values: {body!r}")
+        if kind == "cc" and fields[1] != str(bench.status(snapshot)["sessions"]["active_authenticated"]):
+            raise HardCheckFailed(f"mod_coupecircuit exported SESSIONS_ACTIVES={fields[1]}, "
+                                  f"the helper counts {expected_sessions}")
+    return check
 
-    rows = [
-        ("static_none", "Static file, no module", [], "/static.txt", None, None),
-        ("static_setenv", "Static file, mod_env SetEnv ×7 (floor)", ["setenv"], "/static.txt", None, None),
-        ("static_cc", "Static file, mod_coupecircuit", ["cc"], "/static.txt", None, None),
-        ("static_cc_refuse", "Static file, mod_coupecircuit, refuse-new on (not tripped)", ["cc", "refuse"],
-         "/static.txt", None, None),
-        ("php_none", "PHP page, no module, does not touch $_SERVER", ["php"], "/none.php", None, None),
-        ("php_uri", "PHP page, no module, reads $_SERVER['REQUEST_URI'] only", ["php"], "/uri.php", None, None),
-        ("php_server_none", "PHP page reading the seven keys, no module (absent)", ["php"], "/server.php", None,
-         None),
-        ("php_setenv", "PHP page, SetEnv ×7, reads $_SERVER (floor)", ["php", "setenv"], "/server.php", None,
-         check_values("setenv")),
-        ("php_cc", "PHP page, mod_coupecircuit, reads $_SERVER", ["php", "cc"], "/server.php", None,
-         check_values("cc")),
-        ("php_apcu", "PHP page, apcu_fetch of the seven values", ["php"], "/apcu.php", "/apcu_setup.php",
-         check_values("apcu")),
-        ("php_naive", "PHP page, sys_getloadavg() + glob() of 1k session files", ["php"], "/naive.php", None,
-         check_values("naive")),
-    ]
+
+def write_configurations(bench, snapshot):
+    """One prefork server configuration per row: {tag: (conf, port)}."""
     confs = {}
-    refuse_supported = False
-    for tag, _, features, *_ in rows:
+    for tag, _, features, *_ in ROWS:
         port = free_port()
-        conf = bench.apache_conf(f"cg-{tag}", port, "prefork", features, docroot, switch_user=False,
-                                snapshot=snapshot)
+        conf = bench.apache_conf(f"cg-{tag}", port, "prefork", features, bench.docroot, switch_user=False,
+                                 snapshot=snapshot)
         confs[tag] = (conf, port)
-    test = run([bench.apache_bin, "-t", "-f", confs["static_cc_refuse"][0]], check=False)
-    refuse_supported = test.returncode == 0
-    if not refuse_supported:
-        why = (test.stderr or test.stdout).strip().splitlines()
-        bench.notes.append("`CoupeCircuitAction refuse-new` is rejected by this build "
-                          f"(`{why[0] if why else 'syntax error'}`): row 1d is n/a.")
-    figures = {tag: [] for tag, *_ in rows}
+    return confs
+
+
+def refuse_new_supported(bench, conf):
+    test = run([bench.apache_bin, "-t", "-f", conf], check=False)
+    if test.returncode == 0:
+        return True
+    why = (test.stderr or test.stdout).strip().splitlines()
+    bench.notes.append("`CoupeCircuitAction refuse-new` is rejected by this build "
+                       f"(`{why[0] if why else 'syntax error'}`): row 1d is n/a.")
+    return False
+
+
+def requests_for(tag, n):
+    # The naive page costs millions of instructions a request: fewer
+    # requests are enough there.
+    return min(n, 100) if tag == "php_naive" else (min(n, 200) if tag.startswith("php") else n)
+
+
+def measure_rows(bench, confs, n, reps, skip, checks):
+    """Instructions per request of every row, `reps` times: {tag: [values]},
+    and the callgrind outputs of the last repetition {tag: (N, I(N), I(2N))}."""
+    figures = {tag: [] for tag, *_ in ROWS}
     outputs = {}
-    broken = set()
+    broken = set(skip)
     for rep in range(reps):
-        for tag, title, features, path, setup, check in rows:
-            if tag == "static_cc_refuse" and not refuse_supported:
-                continue
-            conf, port = confs[tag]
-            # The naive page costs millions of instructions a request:
-            # fewer requests are enough there.
-            rn = min(n, 100) if tag == "php_naive" else (min(n, 200) if tag.startswith("php") else n)
+        for tag, _, _, path, setup, _ in ROWS:
             if tag in broken:
                 continue
+            conf, port = confs[tag]
+            rn = requests_for(tag, n)
             try:
-                i1 = callgrind_total(bench, conf, port, path, rn, setup, f"{tag}.{rep}", check if rep == 0 else None)
+                i1 = callgrind_total(bench, conf, port, path, rn, setup, f"{tag}.{rep}",
+                                     checks.get(tag) if rep == 0 else None)
                 i2 = callgrind_total(bench, conf, port, path, 2 * rn, setup, f"{tag}.{rep}")
             except HardCheckFailed as error:
                 bench.fail(f"per-request cost, {tag}: {error}")
@@ -133,11 +142,15 @@ def run_section(bench):
                             bench.path("callgrind", f"{tag}.{rep}.{2 * rn}.out"))
             figures[tag].append(per_request)
             log(f"  {tag} rep {rep + 1}/{reps}: {per_request:,.0f} instructions/request")
+    return figures, outputs
 
+
+def figures_table(figures):
+    """The Markdown table of every row, and the raw figures for the JSON."""
     table = ["| Configuration | Instructions / request (median) | min–max | Added vs baseline | Ratio to the SetEnv floor |",
              "|---|---:|---:|---:|---:|"]
     raw = {}
-    for tag, title, *_ in rows:
+    for tag, title, *_ in ROWS:
         values = figures[tag]
         if not values:
             table.append(f"| {title} | n/a (not implemented) | | | |")
@@ -150,6 +163,11 @@ def run_section(bench):
         raw[tag] = {"median": med(values), "values": values, "ratio_to_floor": ratio}
         table.append(f"| {title} | {human_count(med(values))} | {spread(values, '{:,.0f}')} | "
                      f"{med(values) - none:+,.0f} | {ratio:.3f} |")
+    return table, raw
+
+
+def added_cost_profiles(outputs):
+    """Where the instructions the module (and SetEnv) add to a static request go."""
     profile = []
     for tag, label in (("static_cc", "mod_coupecircuit"), ("static_setenv", "mod_env SetEnv ×7")):
         if tag in outputs and "static_none" in outputs:
@@ -159,43 +177,56 @@ def run_section(bench):
             for name, cost in callgrind_delta(outputs[tag], outputs["static_none"])[:12]:
                 profile.append(f"| `{name}` | {cost:+,.0f} |")
             profile.append("")
-    bench.details.append(("1. Per-request cost (callgrind)",
-                         f"`apache2 -X` (prefork, one process) under `valgrind --tool=callgrind --collect-atstart=yes`, "
-                         f"one keep-alive connection, N = {n} (static), {min(n, 200)} (PHP), {min(n, 100)} "
-                         "(the naive page) and 2N requests per run: (I(2N) − I(N)) / N = instructions per request; "
-                         f"{reps} repetition(s). Static file: 512 bytes. PHP: mod_php 8.2 with opcache. Baseline "
-                         "for \"added\": no module (static), the page that only reads $_SERVER['REQUEST_URI'] (PHP: "
-                         "PHP imports the whole CGI environment into $_SERVER on a script's first use of it, which "
-                         "any application pays).\n\n" + "\n".join(table) + "\n\n" + "\n".join(profile)))
-    bench.results["sections"]["percall"] = {"n": n, "reps": reps, "rows": raw}
+    return profile
 
+
+def ratio_row(what, numerators, denominators, target="(reference)", value_suffix=""):
+    ratios = [a / b for a, b in zip(numerators, denominators)]
+    met = med(ratios) <= 1.0 if target == "≤ 1.00" else None
+    return {"section": "1", "what": what, "value": f"{med(ratios):.3f}{value_suffix}",
+            "spread": spread(ratios, "{:.3f}"), "target": target, "met": met}
+
+
+def summary_rows(figures):
+    rows = []
     for group, label in (("static", "static file"), ("php", "PHP page")):
-        cc = figures[f"{group}_cc"]
-        floor = figures[f"{group}_setenv"]
-        ratios = [c / f for c, f in zip(cc, floor)]
-        bench.rows.append({
-            "section": "1", "what": f"Per-request instructions, {label}: mod_coupecircuit / SetEnv floor",
-            "value": f"{med(ratios):.3f} ({human_count(med(cc))} vs {human_count(med(floor))})",
-            "spread": spread(ratios, "{:.3f}"), "target": "≤ 1.00",
-            "met": med(ratios) <= 1.0})
-    refuse = figures["static_cc_refuse"]
-    if refuse:
-        ratios = [r / f for r, f in zip(refuse, figures["static_setenv"])]
-        bench.rows.append({"section": "1", "what": "Per-request instructions, static: refuse-new (not tripped) / floor",
-                          "value": f"{med(ratios):.3f}", "spread": spread(ratios, "{:.3f}"), "target": "≤ 1.00",
-                          "met": med(ratios) <= 1.0})
+        cc, floor = figures[f"{group}_cc"], figures[f"{group}_setenv"]
+        rows.append(ratio_row(f"Per-request instructions, {label}: mod_coupecircuit / SetEnv floor", cc, floor,
+                              "≤ 1.00", f" ({human_count(med(cc))} vs {human_count(med(floor))})"))
+    refuse_what = "Per-request instructions, static: refuse-new (not tripped) / floor"
+    if figures["static_cc_refuse"]:
+        rows.append(ratio_row(refuse_what, figures["static_cc_refuse"], figures["static_setenv"], "≤ 1.00"))
     else:
-        bench.rows.append({"section": "1", "what": "Per-request instructions, static: refuse-new (not tripped) / floor",
-                          "value": "n/a (not implemented)", "spread": "", "target": "≤ 1.00", "met": None})
+        rows.append({"section": "1", "what": refuse_what, "value": "n/a (not implemented)", "spread": "",
+                     "target": "≤ 1.00", "met": None})
     if figures.get("php_server_none") and figures.get("php_cc"):
-        ratios = [c / a for c, a in zip(figures["php_cc"], figures["php_server_none"])]
-        bench.rows.append({"section": "1", "what": "Per-request instructions, PHP page reading the seven keys: "
-                          "with mod_coupecircuit / without (the A/B of section 2)",
-                          "value": f"{med(ratios):.3f}", "spread": spread(ratios, "{:.3f}"), "target": "(reference)",
-                          "met": None})
+        rows.append(ratio_row("Per-request instructions, PHP page reading the seven keys: "
+                              "with mod_coupecircuit / without (the A/B of section 2)",
+                              figures["php_cc"], figures["php_server_none"]))
     for tag, label in (("php_apcu", "apcu_fetch"), ("php_naive", "sys_getloadavg()+glob()")):
-        ratios = [a / c for a, c in zip(figures[tag], figures["php_cc"])]
-        bench.rows.append({"section": "1", "what": f"Per-request instructions, PHP: {label} / mod_coupecircuit+$_SERVER",
-                          "value": f"{med(ratios):.3f} ({human_count(med(figures[tag]))})",
-                          "spread": spread(ratios, "{:.3f}"), "target": "(reference)", "met": None})
+        rows.append(ratio_row(f"Per-request instructions, PHP: {label} / mod_coupecircuit+$_SERVER",
+                              figures[tag], figures["php_cc"], value_suffix=f" ({human_count(med(figures[tag]))})"))
+    return rows
 
+
+def run_section(bench):
+    log("1. per-request cost (callgrind, apache2 -X, prefork)")
+    n = 100 if bench.quick else 400
+    reps = 1 if bench.quick else 3
+    snapshot = bench.module_helper["snapshot"]
+    checks = {tag: seven_values_check(bench, kind, snapshot) for tag, *_, kind in ROWS if kind}
+    confs = write_configurations(bench, snapshot)
+    skip = () if refuse_new_supported(bench, confs["static_cc_refuse"][0]) else ("static_cc_refuse",)
+    figures, outputs = measure_rows(bench, confs, n, reps, skip, checks)
+    table, raw = figures_table(figures)
+    bench.details.append(("1. Per-request cost (callgrind)",
+                          f"`apache2 -X` (prefork, one process) under `valgrind --tool=callgrind --collect-atstart=yes`, "
+                          f"one keep-alive connection, N = {n} (static), {min(n, 200)} (PHP), {min(n, 100)} "
+                          "(the naive page) and 2N requests per run: (I(2N) − I(N)) / N = instructions per request; "
+                          f"{reps} repetition(s). Static file: 512 bytes. PHP: mod_php 8.2 with opcache. Baseline "
+                          "for \"added\": no module (static), the page that only reads $_SERVER['REQUEST_URI'] (PHP: "
+                          "PHP imports the whole CGI environment into $_SERVER on a script's first use of it, which "
+                          "any application pays).\n\n" + "\n".join(table) + "\n\n"
+                          + "\n".join(added_cost_profiles(outputs))))
+    bench.results["sections"]["percall"] = {"n": n, "reps": reps, "rows": raw}
+    bench.rows.extend(summary_rows(figures))

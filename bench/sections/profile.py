@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from lib.common import AUTH_MARKER, PROCS, human_count, log
+from lib.common import AUTH_MARKER, PROCS, human_count, log, run
 from lib.profiles import callgrind_functions, callgrind_inclusive, parse_strace_c, perf_tables, top_functions
 
 

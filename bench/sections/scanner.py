@@ -4,8 +4,8 @@ import shlex
 import signal
 import time
 
-from lib.common import (AUTH_MARKER, PROCS, cpu_ns, drop_caches, HardCheckFailed, human_count, log, med, parse_time_v,
-                        proc_status_kb, spread)
+from lib.common import (AUTH_MARKER, PROCS, HardCheckFailed, cpu_ns, drop_caches, human_count, log, med,
+                        parse_time_v, proc_status_kb, run, spread)
 
 
 def shell_count(bench, directory, tag):

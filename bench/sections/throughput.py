@@ -1,7 +1,7 @@
 """2. Throughput: wrk A/B, with and without mod_coupecircuit, side by side."""
 import re
 
-from lib.common import PROCS, free_port, group_cpu_ns, HardCheckFailed, http_get, log, med, spread, wait_http
+from lib.common import HardCheckFailed, PROCS, free_port, group_cpu_ns, http_get, log, med, run, spread, wait_http
 
 
 def wrk(bench, port, path, seconds, server=None):
