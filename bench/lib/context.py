@@ -6,8 +6,8 @@ import pwd
 import random
 import time
 
-from lib import common
-from lib.common import (CLEANUP_PATHS, PROCS, STATIC_VALUES, THRESHOLD_LINES, VARIABLES, HardCheckFailed, log,
+from lib import apache, common
+from lib.common import (CLEANUP_PATHS, PROCS, STATIC_VALUES, VARIABLES, HardCheckFailed, log,
                         remove_session_dir, run)
 
 
@@ -104,63 +104,17 @@ class Context:
         return info["seconds"]
 
 
-    def apache_conf(self, name, port, mpm, features, docroot, switch_user, session_dir=None, snapshot=None,
-                    fpm_port=None, extra=""):
+    def apache_conf(self, name, port, mpm, features, docroot, switch_user, snapshot=None, fpm_port=None, extra=""):
+        """Writes the httpd.conf of one server under apache/<name>/ (see lib/apache.py)."""
         base = self.mkdir(self.path("apache", name), owner_www=not switch_user)
-        logs = self.mkdir(os.path.join(base, "logs"), owner_www=not switch_user)
-        rundir = self.mkdir(os.path.join(base, "run"), owner_www=not switch_user)
-        m = self.modules_dir
-        lines = [
-            f'ServerRoot "{base}"',
-            "ServerName 127.0.0.1",
-            f"Listen 127.0.0.1:{port}",
-            f"PidFile {rundir}/httpd.pid",
-            f"DefaultRuntimeDir {rundir}",
-            f"ErrorLog {logs}/error.log",
-            "LogLevel warn",
-            f"LoadModule mpm_{mpm}_module {m}/mod_mpm_{mpm}.so",
-            f"LoadModule authz_core_module {m}/mod_authz_core.so",
-            f"LoadModule mime_module {m}/mod_mime.so",
-            "TypesConfig /etc/mime.types",
-        ]
-        if switch_user and self.is_root:
-            lines += [f"User {self.www_user}", f"Group {self.www_user}"]
-        lines += [
-            "KeepAlive On", "MaxKeepAliveRequests 0", "KeepAliveTimeout 60", "Timeout 60",
-            f"DocumentRoot {docroot}",
-            f"<Directory {docroot}>", "  Require all granted", "  AllowOverride None", "  Options None",
-            "</Directory>",
-        ]
-        if mpm == "event":
-            lines += ["StartServers 2", "ServerLimit 4", "ThreadsPerChild 25", "MaxRequestWorkers 100",
-                      "MinSpareThreads 25", "MaxSpareThreads 100"]
-        elif mpm == "prefork":
-            lines += ["StartServers 20", "MinSpareServers 20", "MaxSpareServers 40", "ServerLimit 40",
-                      "MaxRequestWorkers 40", "MaxConnectionsPerChild 0"]
-        if "setenv" in features:
-            lines.append(f"LoadModule env_module {m}/mod_env.so")
-            lines += [f"SetEnv {k} {v}" for k, v in STATIC_VALUES.items()]
-        if "cc" in features:
-            lines.append(f"LoadModule coupecircuit_module {self.module_so}")
-            lines.append(f"CoupeCircuitSnapshot {snapshot}")
-            lines += THRESHOLD_LINES.strip().splitlines()
-        if "refuse" in features:
-            # Armed but never tripped, whatever the machine's load: the
-            # thresholds above are overridden for this server.
-            lines += ["CoupeCircuitThreshold sessions 1000000", "CoupeCircuitThreshold load 1000",
-                      "CoupeCircuitAction refuse-new"]
-        if "php" in features:
-            lines.append(f"LoadModule php_module {m}/libphp8.2.so")
-            lines += ['<FilesMatch "\\.php$">', "  SetHandler application/x-httpd-php", "</FilesMatch>"]
-        if "fcgi" in features:
-            lines.append(f"LoadModule proxy_module {m}/mod_proxy.so")
-            lines.append(f"LoadModule proxy_fcgi_module {m}/mod_proxy_fcgi.so")
-            lines += ['<FilesMatch "\\.php$">', f'  SetHandler "proxy:fcgi://127.0.0.1:{fpm_port}"', "</FilesMatch>"]
-        if extra:
-            lines.append(extra)
+        self.mkdir(os.path.join(base, "logs"), owner_www=not switch_user)
+        self.mkdir(os.path.join(base, "run"), owner_www=not switch_user)
+        user = self.www_user if switch_user and self.is_root else None
         conf = os.path.join(base, "httpd.conf")
         with open(conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(apache.render(base, port, mpm, features, docroot, modules_dir=self.modules_dir,
+                                  module_so=self.module_so, user=user, snapshot=snapshot, fpm_port=fpm_port,
+                                  extra=extra))
         return conf
 
     def write_docroot(self, session_glob_dir):
