@@ -64,17 +64,10 @@ def wait_count(bench, snapshot, state, expected, timeout):
         time.sleep(0.05)
     return s
 
-def scanner_size(bench, count, reps, can_drop, keep=False):
-    tag = f"{count // 1000}k"
-    directory, info = bench.generate(f"scan-{tag}", count, seed=count + 11, stable=900)
-    base = bench.mkdir(bench.path("scan", tag))
-    snapshot, state = os.path.join(base, "snapshot"), os.path.join(base, "state")
-    out = {"files": count, "generate_s": info["seconds"]}
 
-    # First scan, warm: a warm-up pair, then `reps` alternating pairs.
-    exp = bench.tool_json("retime", directory)
-    expected = exp["expected_active_authenticated"]
-    out["expected"] = expected
+def warm_first_scans(bench, directory, snapshot, state, tag, reps):
+    """`coupecircuitd --once` against the shell way, page cache warm: a
+    warm-up pair, then `reps` alternating pairs."""
     # Warm-up (not measured): every file read once, then each tool once.
     bench.prewarm(directory)
     once_count(bench, directory, snapshot, state, f"{tag}-warmup")
@@ -93,29 +86,74 @@ def scanner_size(bench, count, reps, can_drop, keep=False):
                           near_boundary=exp_now["near_boundary"], coupecircuitd=once[-1]["count"], shell=shell[-1]["count"])
         log(f"  {tag} warm: coupecircuitd --once {once[-1]['wall']:.3f} s, shell {shell[-1]['wall']:.3f} s "
             f"(count {once[-1]['count']} / {shell[-1]['count']}, expected {exp_now['expected_active_authenticated']})")
-    out["warm"] = {"once": once, "shell": shell}
+    return {"once": once, "shell": shell}
 
-    # First scan, cold page cache (one round at 1M files: minutes each).
-    if can_drop:
-        bench.tool_json("retime", directory)
-        once_c, shell_c = [], []
-        for i in range(reps if count < 1_000_000 else 1):
-            order = ("once", "shell") if i % 2 == 0 else ("shell", "once")
-            for which in order:
-                drop_caches()
-                if which == "once":
-                    once_c.append(once_count(bench, directory, snapshot, state, f"{tag}-cold-{i}"))
-                else:
-                    shell_c.append(shell_count(bench, directory, f"{tag}-cold-{i}"))
-            exp_now = bench.tool_json("expect", directory)
-            check_counts(bench, f"{tag} first scan (cold) round {i + 1}", exp_now["expected_active_authenticated"],
-                              near_boundary=exp_now["near_boundary"], coupecircuitd=once_c[-1]["count"], shell=shell_c[-1]["count"])
-            log(f"  {tag} cold: coupecircuitd --once {once_c[-1]['wall']:.3f} s, shell {shell_c[-1]['wall']:.3f} s")
-        out["cold"] = {"once": once_c, "shell": shell_c}
 
-    # Rescan after 1 % of the files changed, long-running helper. The
-    # interval only has to leave time for the change and its inotify
-    # catch-up between two periodic scans.
+def cold_first_scans(bench, directory, snapshot, state, tag, rounds):
+    """The same, page cache dropped before each run."""
+    bench.tool_json("retime", directory)
+    once_c, shell_c = [], []
+    for i in range(rounds):
+        order = ("once", "shell") if i % 2 == 0 else ("shell", "once")
+        for which in order:
+            drop_caches()
+            if which == "once":
+                once_c.append(once_count(bench, directory, snapshot, state, f"{tag}-cold-{i}"))
+            else:
+                shell_c.append(shell_count(bench, directory, f"{tag}-cold-{i}"))
+        exp_now = bench.tool_json("expect", directory)
+        check_counts(bench, f"{tag} first scan (cold) round {i + 1}", exp_now["expected_active_authenticated"],
+                          near_boundary=exp_now["near_boundary"], coupecircuitd=once_c[-1]["count"], shell=shell_c[-1]["count"])
+        log(f"  {tag} cold: coupecircuitd --once {once_c[-1]['wall']:.3f} s, shell {shell_c[-1]['wall']:.3f} s")
+    return {"once": once_c, "shell": shell_c}
+
+
+def scan_state(s):
+    return s["last_scan"]["wall_time"], s["last_scan"]["duration_us"]
+
+
+def periodic_round(bench, helper, directory, snapshot, state, tag, i, previous, interval):
+    """1 % of the files changed right after a periodic scan: the inotify
+    catch-up, the next periodic full rescan, then the shell way (helper
+    stopped). Returns (catch-up, periodic scan, shell run, scan state)."""
+    # Mutate right after a periodic scan so that the next one starts after
+    # the change is complete.
+    s = wait_scan_after(bench, snapshot, state, previous, timeout=interval * 3 + 60)
+    cpu0 = cpu_ns(helper.pid)
+    mutated = bench.tool_json("mutate", directory, 10, 1000 + i)
+    t0 = time.perf_counter()
+    expected = mutated["expected_active_authenticated"]
+    s = wait_count(bench, snapshot, state, expected, timeout=60)
+    catchup = {"seconds": time.perf_counter() - t0, "cpu_s": (cpu_ns(helper.pid) - cpu0) / 1e9,
+               "changed": mutated["changed"], "change_s": mutated["seconds"]}
+    check_counts(bench, f"{tag} after 1 % changed (inotify)", expected,
+                 coupecircuitd=s.get("sessions", {}).get("active_authenticated"))
+    # A periodic scan that overlapped the change does not count.
+    cpu1 = cpu_ns(helper.pid)
+    bench.max_age_seen = 0.0
+    s = wait_scan_after(bench, snapshot, state, scan_state(s), timeout=interval * 3 + 60)
+    cpu2 = cpu_ns(helper.pid)
+    periodic = {"scan_s": s["last_scan"]["duration_us"] / 1e6, "cpu_s": (cpu2 - cpu1) / 1e9,
+                "count": s["sessions"]["active_authenticated"], "max_age_s": bench.max_age_seen}
+    # The shell way after the same change, helper paused.
+    os.kill(helper.pid, signal.SIGSTOP)
+    try:
+        bench.prewarm(directory)
+        shell = shell_count(bench, directory, f"{tag}-rescan-{i}")
+    finally:
+        os.kill(helper.pid, signal.SIGCONT)
+    check_counts(bench, f"{tag} rescan round {i + 1}", expected, coupecircuitd=periodic["count"],
+                 shell=shell["count"])
+    log(f"  {tag} rescan: periodic {periodic['scan_s']:.3f} s (cpu {periodic['cpu_s']:.3f} s), "
+        f"shell {shell['wall']:.3f} s, inotify catch-up of {mutated['changed']} files "
+        f"{catchup['seconds']:.3f} s")
+    return catchup, periodic, shell, scan_state(s)
+
+
+def periodic_rescans(bench, directory, snapshot, state, tag, reps, count, out):
+    """Rescan after 1 % of the files changed, long-running helper. The
+    interval only has to leave time for the change and its inotify
+    catch-up between two periodic scans."""
     bench.tool_json("retime", directory)
     interval = 5 if count <= 100_000 else 15
     bench.prewarm(directory)
@@ -124,48 +162,20 @@ def scanner_size(bench, count, reps, can_drop, keep=False):
     try:
         s = bench.status(snapshot, state)
         out["daemon_rss_after_first_scan_kb"] = proc_status_kb(helper.pid, "VmRSS")
-        previous = (s["last_scan"]["wall_time"], s["last_scan"]["duration_us"])
+        previous = scan_state(s)
         for i in range(reps):
-            # Mutate right after a periodic scan so that the next one
-            # starts after the change is complete.
-            s = wait_scan_after(bench, snapshot, state, previous, timeout=interval * 3 + 60)
-            previous = (s["last_scan"]["wall_time"], s["last_scan"]["duration_us"])
-            cpu0 = cpu_ns(helper.pid)
-            mutated = bench.tool_json("mutate", directory, 10, 1000 + i)
-            t0 = time.perf_counter()
-            expected = mutated["expected_active_authenticated"]
-            s = wait_count(bench, snapshot, state, expected, timeout=60)
-            catchup.append({"seconds": time.perf_counter() - t0, "cpu_s": (cpu_ns(helper.pid) - cpu0) / 1e9,
-                            "changed": mutated["changed"], "change_s": mutated["seconds"]})
-            check_counts(bench, f"{tag} after 1 % changed (inotify)", expected,
-                              coupecircuitd=s.get("sessions", {}).get("active_authenticated"))
-            # A periodic scan that overlapped the change does not count.
-            previous = (s["last_scan"]["wall_time"], s["last_scan"]["duration_us"])
-            cpu1 = cpu_ns(helper.pid)
-            bench.max_age_seen = 0.0
-            s = wait_scan_after(bench, snapshot, state, previous, timeout=interval * 3 + 60)
-            cpu2 = cpu_ns(helper.pid)
-            previous = (s["last_scan"]["wall_time"], s["last_scan"]["duration_us"])
-            periodic.append({"scan_s": s["last_scan"]["duration_us"] / 1e6, "cpu_s": (cpu2 - cpu1) / 1e9,
-                             "count": s["sessions"]["active_authenticated"], "max_age_s": bench.max_age_seen})
-            # The shell way after the same change, helper paused.
-            os.kill(helper.pid, signal.SIGSTOP)
-            try:
-                bench.prewarm(directory)
-                shell_r.append(shell_count(bench, directory, f"{tag}-rescan-{i}"))
-            finally:
-                os.kill(helper.pid, signal.SIGCONT)
-            check_counts(bench, f"{tag} rescan round {i + 1}", expected, coupecircuitd=periodic[-1]["count"],
-                              shell=shell_r[-1]["count"])
-            log(f"  {tag} rescan: periodic {periodic[-1]['scan_s']:.3f} s (cpu {periodic[-1]['cpu_s']:.3f} s), "
-                f"shell {shell_r[-1]['wall']:.3f} s, inotify catch-up of {mutated['changed']} files "
-                f"{catchup[-1]['seconds']:.3f} s")
+            c, p, sh, previous = periodic_round(bench, helper, directory, snapshot, state, tag, i, previous, interval)
+            catchup.append(c)
+            periodic.append(p)
+            shell_r.append(sh)
         out["daemon_hwm_kb"] = proc_status_kb(helper.pid, "VmHWM")
     finally:
         PROCS.stop(helper)
-    out["rescan"] = {"interval": interval, "periodic": periodic, "shell": shell_r, "inotify_catchup": catchup}
+    return {"interval": interval, "periodic": periodic, "shell": shell_r, "inotify_catchup": catchup}
 
-    # SIGHUP (reload): the documented full rescan trigger.
+
+def sighup_rescans(bench, directory, snapshot, state, tag, reps, out):
+    """SIGHUP (reload): the documented full rescan trigger."""
     helper = bench.start_daemon(directory, snapshot, state, interval=86400, name=f"scan-{tag}-sighup")
     sighup = []
     try:
@@ -174,7 +184,7 @@ def scanner_size(bench, count, reps, can_drop, keep=False):
             expected = mutated["expected_active_authenticated"]
             wait_count(bench, snapshot, state, expected, timeout=60)
             s = bench.status(snapshot, state)
-            previous = (s["last_scan"]["wall_time"], s["last_scan"]["duration_us"])
+            previous = scan_state(s)
             bench.prewarm(directory)
             cpu0 = cpu_ns(helper.pid)
             bench.max_age_seen = 0.0
@@ -188,12 +198,32 @@ def scanner_size(bench, count, reps, can_drop, keep=False):
         out["sighup_hwm_kb"] = proc_status_kb(helper.pid, "VmHWM")
     finally:
         PROCS.stop(helper)
-    out["sighup"] = sighup
+    return sighup
+
+
+def scanner_size(bench, count, reps, can_drop, keep=False):
+    tag = f"{count // 1000}k"
+    directory, info = bench.generate(f"scan-{tag}", count, seed=count + 11, stable=900)
+    base = bench.mkdir(bench.path("scan", tag))
+    snapshot, state = os.path.join(base, "snapshot"), os.path.join(base, "state")
+    out = {"files": count, "generate_s": info["seconds"]}
+
+    # First scan, warm: a warm-up pair, then `reps` alternating pairs.
+    exp = bench.tool_json("retime", directory)
+    expected = exp["expected_active_authenticated"]
+    out["expected"] = expected
+    out["warm"] = warm_first_scans(bench, directory, snapshot, state, tag, reps)
+    if can_drop:
+        # One cold round at 1M files: minutes each.
+        out["cold"] = cold_first_scans(bench, directory, snapshot, state, tag, reps if count < 1_000_000 else 1)
+    out["rescan"] = periodic_rescans(bench, directory, snapshot, state, tag, reps, count, out)
+    out["sighup"] = sighup_rescans(bench, directory, snapshot, state, tag, reps, out)
     # Removing a million files takes minutes on a filesystem that discards
     # freed blocks: it is left to the end of the run (CLEANUP_PATHS), after
     # every measurement.
     out["directory"] = directory if keep else None
     return out
+
 
 def run_section(bench):
     log("3. scanner: coupecircuitd against find | xargs grep | wc -l")
