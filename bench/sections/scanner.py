@@ -225,6 +225,82 @@ def scanner_size(bench, count, reps, can_drop, keep=False):
     return out
 
 
+def speed_up_row(table, label, measure, mine, theirs, mine_key="wall", cpu_mine=None, rss=""):
+    """Appends one shell / coupecircuitd row to `table`; returns the speed-ups."""
+    speed = [t["wall"] / m[mine_key] for m, t in zip(mine, theirs)]
+    cpu_values = cpu_mine if cpu_mine is not None else [m["cpu"] for m in mine]
+    cpu_ratio = [t["cpu"] / c if c > 0 else float("inf") for c, t in zip(cpu_values, theirs)]
+    table.append(f"| {label} | {measure} | {med([m[mine_key] for m in mine]):.3f} s | "
+                 f"{med([t['wall'] for t in theirs]):.3f} s | {med(speed):.2f}× ({spread(speed)}) | "
+                 f"{med(cpu_ratio):.2f}× | {rss} |")
+    return speed
+
+
+def size_table_rows(bench, table, label, r):
+    """The rows of one directory size; returns the speed-ups by measure."""
+    w, p, h = r["warm"], r["rescan"], r["sighup"]
+    rss = (f"{med([o['maxrss_kb'] for o in w['once']]) / 1024:.1f} MB / "
+           f"{med([s['maxrss_kb'] for s in w['shell']]) / 1024:.1f} MB")
+    speeds = {"warm": speed_up_row(table, label, "first scan, warm cache (`--once`, process wall time)", w["once"],
+                                   w["shell"], rss=rss), "cold": None}
+    if "cold" in r:
+        speeds["cold"] = speed_up_row(table, label, "first scan, cold cache (`--once`)", r["cold"]["once"],
+                                      r["cold"]["shell"])
+    speeds["rescan"] = speed_up_row(table, label,
+                                    f"rescan after 1 % changed (periodic full rescan, `--interval {p['interval']}`)",
+                                    p["periodic"], p["shell"], mine_key="scan_s",
+                                    cpu_mine=[x["cpu_s"] for x in p["periodic"]],
+                                    rss=f"{r['daemon_hwm_kb'] / 1024:.1f} MB (VmHWM)")
+    speeds["sighup"] = speed_up_row(table, label, "rescan after 1 % changed (SIGHUP reload)", h, p["shell"],
+                                    mine_key="scan_s", cpu_mine=[x["cpu_s"] for x in h],
+                                    rss=f"{r['sighup_hwm_kb'] / 1024:.1f} MB (VmHWM)")
+    catch = p["inotify_catchup"]
+    table.append(f"| {label} | inotify: the 1 % ({catch[0]['changed']} files, rewritten in "
+                 f"{med([x['change_s'] for x in catch]):.2f} s) counted right this long after the last write "
+                 f"(helper CPU for the whole change) | {med([x['seconds'] for x in catch]):.3f} s "
+                 f"(CPU {med([x['cpu_s'] for x in catch]):.3f} s) | | | | |")
+    ages = {"periodic": max(x["max_age_s"] for x in p["periodic"]), "sighup": max(x["max_age_s"] for x in h)}
+    table.append(f"| {label} | oldest snapshot heartbeat seen by a reader during a full rescan (periodic / "
+                 f"SIGHUP; stale beyond CoupeCircuitMaxAge, default 10 s) | {ages['periodic']:.1f} s / "
+                 f"{ages['sighup']:.1f} s | | | | |")
+    if max(ages.values()) > 10:
+        bench.notes.append(f"{label} files: the helper does not tick while it scans, so the snapshot's "
+                           f"heartbeat reached {max(ages.values()):.1f} s during a full rescan: beyond "
+                           "CoupeCircuitMaxAge (10 s) mod_coupecircuit exports COUPECIRCUIT_ETAT=inconnu "
+                           "and drops LOAD_AVG/SESSIONS_ACTIVES until the scan ends.")
+    return speeds
+
+
+def speed_row(what, speeds, target, limit):
+    return {"section": "3", "what": what, "value": f"{med(speeds):.2f}×", "spread": spread(speeds),
+            "target": target, "met": med(speeds) >= limit}
+
+
+def summary_rows(size, label, r, speeds):
+    """The summary rows of the largest size measured."""
+    note = "" if size == 1_000_000 else f" (at {label} files; targets are for 1M)"
+    rows = [speed_row(f"Scanner {label} files: first scan, warm, shell / coupecircuitd{note}", speeds["warm"],
+                      "≥ 1.5×", 1.5)]
+    if speeds["cold"]:
+        rows.append(speed_row(f"Scanner {label} files: first scan, cold, shell / coupecircuitd{note}",
+                              speeds["cold"], "≥ 1.5×", 1.5))
+    rows.append(speed_row(f"Scanner {label} files: rescan after 1 % changed (periodic), shell / coupecircuitd",
+                          speeds["rescan"], "≥ 3×", 3))
+    rows.append(speed_row(f"Scanner {label} files: rescan after 1 % changed (SIGHUP), shell / coupecircuitd",
+                          speeds["sighup"], "≥ 3×", 3))
+    p = r["rescan"]
+    inotify_ratio = [t["cpu"] / c["cpu_s"] for c, t in zip(p["inotify_catchup"], p["shell"]) if c["cpu_s"] > 0]
+    if inotify_ratio:
+        rows.append({"section": "3", "what": f"Scanner {label} files: the same 1 % change absorbed "
+                     "through inotify, shell CPU / helper CPU",
+                     "value": f"{med(inotify_ratio):.1f}×", "spread": spread(inotify_ratio, "{:.1f}"),
+                     "target": "(reference)", "met": None})
+    peak = max(r["daemon_hwm_kb"], r["sighup_hwm_kb"], max(o["maxrss_kb"] for o in r["warm"]["once"])) / 1024
+    rows.append({"section": "3", "what": f"Scanner {label} files: helper peak RSS (VmHWM / max RSS)",
+                 "value": f"{peak:.1f} MB", "spread": "", "target": "≤ 100 MB", "met": peak <= 100})
+    return rows
+
+
 def run_section(bench):
     log("3. scanner: coupecircuitd against find | xargs grep | wc -l")
     sizes = [10_000] if bench.quick else [10_000, 100_000, 1_000_000]
@@ -232,7 +308,7 @@ def run_section(bench):
     can_drop = drop_caches()
     if not can_drop:
         bench.notes.append("Dropping the page cache (`echo 3 > /proc/sys/vm/drop_caches`) is not permitted here: "
-                          "cold-cache figures are missing.")
+                           "cold-cache figures are missing.")
     raw = {}
     for size in sizes:
         raw[size] = scanner_size(bench, size, reps, can_drop, keep=(size == 100_000))
@@ -242,68 +318,9 @@ def run_section(bench):
     table = ["| Files | Measure | coupecircuitd (median) | shell way (median) | Speed-up (median, min–max) | CPU ratio shell/helper | Peak RSS helper / shell |",
              "|---:|---|---:|---:|---:|---:|---:|"]
     for size, r in raw.items():
-        label = human_count(size)
-        def add(measure, mine, theirs, mine_key="wall", cpu_mine=None, rss=""):
-            speed = [t["wall"] / m[mine_key] for m, t in zip(mine, theirs)]
-            cpu_values = cpu_mine if cpu_mine is not None else [m["cpu"] for m in mine]
-            cpu_ratio = [t["cpu"] / c if c > 0 else float("inf") for c, t in zip(cpu_values, theirs)]
-            table.append(f"| {label} | {measure} | {med([m[mine_key] for m in mine]):.3f} s | "
-                         f"{med([t['wall'] for t in theirs]):.3f} s | {med(speed):.2f}× ({spread(speed)}) | "
-                         f"{med(cpu_ratio):.2f}× | {rss} |")
-            return speed
-        w = r["warm"]
-        rss = f"{med([o['maxrss_kb'] for o in w['once']]) / 1024:.1f} MB / {med([s['maxrss_kb'] for s in w['shell']]) / 1024:.1f} MB"
-        speed_warm = add("first scan, warm cache (`--once`, process wall time)", w["once"], w["shell"], rss=rss)
-        speed_cold = None
-        if "cold" in r:
-            c = r["cold"]
-            speed_cold = add("first scan, cold cache (`--once`)", c["once"], c["shell"])
-        p = r["rescan"]
-        speed_rescan = add(f"rescan after 1 % changed (periodic full rescan, `--interval {p['interval']}`)",
-                           p["periodic"], p["shell"], mine_key="scan_s",
-                           cpu_mine=[x["cpu_s"] for x in p["periodic"]],
-                           rss=f"{r['daemon_hwm_kb'] / 1024:.1f} MB (VmHWM)")
-        h = r["sighup"]
-        speed_hup = add("rescan after 1 % changed (SIGHUP reload)", h, p["shell"], mine_key="scan_s",
-                        cpu_mine=[x["cpu_s"] for x in h], rss=f"{r['sighup_hwm_kb'] / 1024:.1f} MB (VmHWM)")
-        catch = p["inotify_catchup"]
-        table.append(f"| {label} | inotify: the 1 % ({catch[0]['changed']} files, rewritten in "
-                     f"{med([x['change_s'] for x in catch]):.2f} s) counted right this long after the last write "
-                     f"(helper CPU for the whole change) | {med([x['seconds'] for x in catch]):.3f} s "
-                     f"(CPU {med([x['cpu_s'] for x in catch]):.3f} s) | | | | |")
-        ages = {"periodic": max(x["max_age_s"] for x in p["periodic"]), "sighup": max(x["max_age_s"] for x in h)}
-        table.append(f"| {label} | oldest snapshot heartbeat seen by a reader during a full rescan (periodic / "
-                     f"SIGHUP; stale beyond CoupeCircuitMaxAge, default 10 s) | {ages['periodic']:.1f} s / "
-                     f"{ages['sighup']:.1f} s | | | | |")
-        if max(ages.values()) > 10:
-            bench.notes.append(f"{label} files: the helper does not tick while it scans, so the snapshot's "
-                              f"heartbeat reached {max(ages.values()):.1f} s during a full rescan: beyond "
-                              "CoupeCircuitMaxAge (10 s) mod_coupecircuit exports COUPECIRCUIT_ETAT=inconnu "
-                              "and drops LOAD_AVG/SESSIONS_ACTIVES until the scan ends.")
+        speeds = size_table_rows(bench, table, human_count(size), r)
         if size == max(raw):
-            target_note = "" if size == 1_000_000 else f" (at {label} files; targets are for 1M)"
-            bench.rows.append({"section": "3", "what": f"Scanner {label} files: first scan, warm, shell / coupecircuitd{target_note}",
-                              "value": f"{med(speed_warm):.2f}×", "spread": spread(speed_warm),
-                              "target": "≥ 1.5×", "met": med(speed_warm) >= 1.5})
-            if speed_cold:
-                bench.rows.append({"section": "3", "what": f"Scanner {label} files: first scan, cold, shell / coupecircuitd{target_note}",
-                                  "value": f"{med(speed_cold):.2f}×", "spread": spread(speed_cold),
-                                  "target": "≥ 1.5×", "met": med(speed_cold) >= 1.5})
-            bench.rows.append({"section": "3", "what": f"Scanner {label} files: rescan after 1 % changed (periodic), shell / coupecircuitd",
-                              "value": f"{med(speed_rescan):.2f}×", "spread": spread(speed_rescan),
-                              "target": "≥ 3×", "met": med(speed_rescan) >= 3})
-            bench.rows.append({"section": "3", "what": f"Scanner {label} files: rescan after 1 % changed (SIGHUP), shell / coupecircuitd",
-                              "value": f"{med(speed_hup):.2f}×", "spread": spread(speed_hup),
-                              "target": "≥ 3×", "met": med(speed_hup) >= 3})
-            inotify_ratio = [t["cpu"] / c["cpu_s"] for c, t in zip(catch, p["shell"]) if c["cpu_s"] > 0]
-            if inotify_ratio:
-                bench.rows.append({"section": "3", "what": f"Scanner {label} files: the same 1 % change absorbed "
-                                  "through inotify, shell CPU / helper CPU",
-                                  "value": f"{med(inotify_ratio):.1f}×", "spread": spread(inotify_ratio, "{:.1f}"),
-                                  "target": "(reference)", "met": None})
-            peak = max(r["daemon_hwm_kb"], r["sighup_hwm_kb"], max(o["maxrss_kb"] for o in w["once"])) / 1024
-            bench.rows.append({"section": "3", "what": f"Scanner {label} files: helper peak RSS (VmHWM / max RSS)",
-                              "value": f"{peak:.1f} MB", "spread": "", "target": "≤ 100 MB", "met": peak <= 100})
+            bench.rows.extend(summary_rows(size, human_count(size), r, speeds))
     bench.details.append(("3. Scanner",
                          "Shell way: `find DIR -name 'sess_*' -mmin -24 -size +0 | xargs grep -l 's:7:\"storage\"' | wc -l` "
                          "(LC_ALL=C), timed with `/usr/bin/time -v`. First scan: `coupecircuitd --once` in a fresh "
