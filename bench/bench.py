@@ -29,25 +29,26 @@ from lib.context import Context
 from lib.report import machine, report
 from sections import freshness, helper, percall, profile, scanner, throughput
 
-SECTIONS_RUN = {"percall": percall.run_section, "throughput": throughput.run_section, "scanner": scanner.run_section,
-                "freshness": freshness.run_section, "helper": helper.run_section, "profile": profile.run_section}
+SECTIONS_RUN = {"percall": percall.run_section, "throughput": throughput.run_section,
+                "scanner": scanner.run_section, "freshness": freshness.run_section, "helper": helper.run_section,
+                "profile": profile.run_section}
 
 
-def run_sections(bench):
-    bench.mkdir(bench.path("logs"))
+def prepare_session_store(bench):
+    """The session directories' filesystem (see --session-fs)."""
     common.STORE = SessionStore(bench.work, bench.o.session_fs)
     # 1M files (70 % with one 4 KiB block) + 100k + small ones.
     kind = common.STORE.setup(size_gb=4 if bench.quick else 12, inodes=300_000 if bench.quick else 1_500_000)
     bench.results["session_fs"] = kind
     if kind == "loop":
         bench.notes.append("Session directories: a dedicated ext4 filesystem (sparse image under the work directory, "
-                          "loop device with direct I/O, default mount options: relatime, no discard), removed at "
-                          "the end of the run.")
+                           "loop device with direct I/O, default mount options: relatime, no discard), removed at "
+                           "the end of the run.")
     else:
         bench.notes.append(f"Session directories: plain directories under {common.STORE.root}.")
-    with open(bench.daemon_conf, "w") as f:
-        f.write("[log]\nlevel = notice\n")
-    bench.results["machine"] = machine(bench)
+
+
+def wanted_sections(bench):
     if bench.o.only:
         wanted = bench.o.only.split(",")
     else:
@@ -55,34 +56,34 @@ def run_sections(bench):
     for name in wanted:
         if name not in SECTIONS:
             raise SystemExit(f"unknown section {name} (one of {', '.join(SECTIONS)})")
-    need_module = any(s in wanted for s in ("percall", "throughput"))
-    # A world-readable 1k-file session directory: the helper for sections
-    # 1-2 scans it and the naive PHP page globs it.
-    glob_dir, _ = bench.generate("module-1k", 1000, seed=1001, stable=900, mode="0644")
-    bench.docroot = bench.write_docroot(glob_dir)
-    timings = {}
-    try:
-        if need_module:
-            base = bench.mkdir(bench.path("module"))
-            snapshot, state = os.path.join(base, "snapshot"), os.path.join(base, "state")
-            process = bench.start_daemon(glob_dir, snapshot, state, name="module-helper")
-            bench.module_helper = {"process": process, "snapshot": snapshot, "state": state}
-        for name in SECTIONS:
-            if name not in wanted:
-                continue
-            if name == "scanner" and bench.module_helper:
-                PROCS.stop(bench.module_helper["process"])
-                bench.module_helper = None
-            started = time.monotonic()
-            try:
-                SECTIONS_RUN[name](bench)
-            except HardCheckFailed as error:
-                bench.fail(f"{name}: {error}")
-            timings[name] = time.monotonic() - started
-            log(f"section {name} done in {timings[name]:.0f} s")
-    finally:
-        if bench.module_helper:
+    return wanted
+
+
+def start_module_helper(bench, glob_dir):
+    """The helper whose snapshot the Apache servers of sections 1-2 read."""
+    base = bench.mkdir(bench.path("module"))
+    snapshot, state = os.path.join(base, "snapshot"), os.path.join(base, "state")
+    process = bench.start_daemon(glob_dir, snapshot, state, name="module-helper")
+    bench.module_helper = {"process": process, "snapshot": snapshot, "state": state}
+
+
+def run_wanted(bench, wanted, timings):
+    for name in SECTIONS:
+        if name not in wanted:
+            continue
+        if name == "scanner" and bench.module_helper:
             PROCS.stop(bench.module_helper["process"])
+            bench.module_helper = None
+        started = time.monotonic()
+        try:
+            SECTIONS_RUN[name](bench)
+        except HardCheckFailed as error:
+            bench.fail(f"{name}: {error}")
+        timings[name] = time.monotonic() - started
+        log(f"section {name} done in {timings[name]:.0f} s")
+
+
+def write_report(bench, timings):
     elapsed = time.monotonic() - bench.started
     bench.results["timings_s"] = timings
     bench.results["elapsed_s"] = elapsed
@@ -95,6 +96,9 @@ def run_sections(bench):
         json.dump(bench.results, f, indent=2, default=str)
     print(text, flush=True)
     log(f"report: {bench.path('results.md')}, raw figures: {bench.path('results.json')}")
+
+
+def remove_generated(bench):
     started = time.monotonic()
     PROCS.stop_all()
     for path in list(CLEANUP_PATHS):
@@ -103,6 +107,29 @@ def run_sections(bench):
         CLEANUP_PATHS.remove(path)
     common.STORE.teardown()
     log(f"generated session directories removed in {time.monotonic() - started:.0f} s")
+
+
+def run_sections(bench):
+    bench.mkdir(bench.path("logs"))
+    prepare_session_store(bench)
+    with open(bench.daemon_conf, "w") as f:
+        f.write("[log]\nlevel = notice\n")
+    bench.results["machine"] = machine(bench)
+    wanted = wanted_sections(bench)
+    # A world-readable 1k-file session directory: the helper for sections
+    # 1-2 scans it and the naive PHP page globs it.
+    glob_dir, _ = bench.generate("module-1k", 1000, seed=1001, stable=900, mode="0644")
+    bench.docroot = bench.write_docroot(glob_dir)
+    timings = {}
+    try:
+        if any(s in wanted for s in ("percall", "throughput")):
+            start_module_helper(bench, glob_dir)
+        run_wanted(bench, wanted, timings)
+    finally:
+        if bench.module_helper:
+            PROCS.stop(bench.module_helper["process"])
+    write_report(bench, timings)
+    remove_generated(bench)
     if bench.failures:
         return 1
     if bench.o.strict and any(r["met"] is False for r in bench.rows):
