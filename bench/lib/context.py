@@ -145,6 +145,9 @@ class Context:
             "login.php": "<?php\nsession_start();\n$_SESSION['vzn_bench'] = ['storage' => 'compte_reel'];\n"
                          "echo session_id(), \"\\n\";\n",
         }
+        # What harness.Apache.start() waits for (section 4 serves this
+        # document root through the integration tests' Apache).
+        pages["index.html"] = "<!doctype html><title>ok</title><p>ok</p>\n"
         for name, text in pages.items():
             with open(os.path.join(docroot, name), "w") as f:
                 f.write(text)

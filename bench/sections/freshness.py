@@ -5,21 +5,29 @@ import pwd
 import random
 import subprocess
 import time
+from pathlib import Path
 
-from lib.common import (CLEANUP_PATHS, PROCS, HardCheckFailed, free_port, http_get, log, med, percentile,
-                        remove_session_dir, spread, wait_http, wait_ok)
+import harness
+from lib.common import (CLEANUP_PATHS, PROCS, THRESHOLD_LINES, HardCheckFailed, http_get, log, med, percentile,
+                        remove_session_dir, spread, wait_ok)
 
 
-def write_fpm_conf(bench, base, fpm_port, session_dir):
-    fpm_conf = os.path.join(base, "php-fpm.conf")
-    user_lines = f"user = {bench.www_user}\ngroup = {bench.www_user}\n" if bench.is_root else ""
-    with open(fpm_conf, "w") as f:
-        f.write(f"[global]\npid = {base}/php-fpm.pid\nerror_log = {base}/php-fpm.log\ndaemonize = no\n\n"
-                f"[bench]\n{user_lines}listen = 127.0.0.1:{fpm_port}\npm = static\npm.max_children = 4\n"
-                f"php_admin_value[session.save_path] = {session_dir}\n"
-                "php_admin_value[session.gc_probability] = 0\n"
-                "php_admin_value[session.serialize_handler] = php\n")
-    return fpm_conf
+def start_server(bench, base, session_dir, snapshot):
+    """The integration tests' event variant: Apache (mpm_event) + php-fpm
+    through mod_proxy_fcgi + mod_coupecircuit, serving the bench's pages."""
+    paths = harness.Paths(build_dir=Path(bench.build), source_dir=Path(__file__).resolve().parents[2])
+    try:
+        apache = harness.Apache(paths, Path(base) / "apache", "event", session_dir=Path(session_dir),
+                                snapshot=Path(snapshot), with_module=True,
+                                server_lines=THRESHOLD_LINES.strip().splitlines(), document_root=Path(bench.docroot))
+    except RuntimeError as error:
+        raise HardCheckFailed(f"no Apache ServerRoot under {base}: {error}") from error
+    try:
+        apache.start()
+    except (AssertionError, RuntimeError) as error:
+        apache.stop()
+        raise HardCheckFailed(f"Apache + php-fpm did not start: {error}") from error
+    return apache
 
 
 def poller(conn):
@@ -143,19 +151,14 @@ def run_section(bench):
     base = bench.mkdir(bench.path("fresh"))
     snapshot, state = os.path.join(base, "snapshot"), os.path.join(base, "state")
     helper = bench.start_daemon(directory, snapshot, state, name="fresh-helper")
-    fpm_port, port = free_port(), free_port()
-    fpm_conf = write_fpm_conf(bench, base, fpm_port, directory)
-    fpm = PROCS.start([bench.o.php_fpm, "-F", "-y", fpm_conf], bench.path("logs", "php-fpm.log"))
-    conf = bench.apache_conf("fresh", port, "event", ["fcgi", "cc"], bench.docroot, switch_user=True,
-                             snapshot=snapshot, fpm_port=fpm_port)
-    apache = PROCS.start([bench.apache_bin, "-DFOREGROUND", "-f", conf], bench.path("logs", "fresh-apache.log"))
+    apache = None
     session_lat, cut_lat, off_lat = [], [], []
     try:
-        wait_http(port, "/static.txt", process=apache)
-        session_lat, cut_lat, off_lat = measure(bench, port, snapshot, state, trials, n_cut)
+        apache = start_server(bench, base, directory, snapshot)
+        session_lat, cut_lat, off_lat = measure(bench, apache.port, snapshot, state, trials, n_cut)
     finally:
-        PROCS.stop(apache)
-        PROCS.stop(fpm)
+        if apache is not None:
+            apache.stop()
         PROCS.stop(helper)
         remove_session_dir(directory)
         CLEANUP_PATHS.remove(directory)
