@@ -8,6 +8,38 @@ from lib.common import PROCS, HardCheckFailed, free_port, human_count, log, med,
 from lib.profiles import callgrind_delta
 
 
+def send_requests(port, path, count, setup_path, tag):
+    """`count` requests on one keep-alive connection (after `setup_path`
+    once); returns the first body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    if setup_path:
+        conn.request("GET", setup_path)
+        r = conn.getresponse()
+        r.read()
+    first_body = None
+    for _ in range(count):
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise HardCheckFailed(f"{tag}: HTTP {r.status} for {path}")
+        if first_body is None:
+            first_body = body.decode("utf-8", "replace")
+    conn.close()
+    return first_body
+
+
+def instruction_total(out_file, tag):
+    total = None
+    with open(out_file) as f:
+        for line in f:
+            if line.startswith("totals:") or (total is None and line.startswith("summary:")):
+                total = int(line.split()[1])
+    if total is None:
+        raise HardCheckFailed(f"{tag}: no instruction total in {out_file}")
+    return total
+
+
 def callgrind_total(bench, conf, port, path, count, setup_path, tag, check=None):
     """Runs apache2 -X under callgrind, sends `count` requests on one
     keep-alive connection and returns the total instruction count."""
@@ -24,21 +56,7 @@ def callgrind_total(bench, conf, port, path, count, setup_path, tag, check=None)
     process = PROCS.start(args, bench.path("logs", f"callgrind-{tag}.log"))
     try:
         wait_http(port, "/static.txt", timeout=120, process=process)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        if setup_path:
-            conn.request("GET", setup_path)
-            r = conn.getresponse()
-            r.read()
-        first_body = None
-        for _ in range(count):
-            conn.request("GET", path)
-            r = conn.getresponse()
-            body = r.read()
-            if r.status != 200:
-                raise HardCheckFailed(f"{tag}: HTTP {r.status} for {path}")
-            if first_body is None:
-                first_body = body.decode("utf-8", "replace")
-        conn.close()
+        first_body = send_requests(port, path, count, setup_path, tag)
         if check is not None:
             check(first_body)
     finally:
@@ -49,14 +67,8 @@ def callgrind_total(bench, conf, port, path, count, setup_path, tag, check=None)
         except subprocess.TimeoutExpired:
             pass
         PROCS.stop(process)
-    total = None
-    with open(out_file) as f:
-        for line in f:
-            if line.startswith("totals:") or (total is None and line.startswith("summary:")):
-                total = int(line.split()[1])
-    if total is None:
-        raise HardCheckFailed(f"{tag}: no instruction total in {out_file}")
-    return total
+    return instruction_total(out_file, tag)
+
 
 # (tag, title, features, path, setup path, check kind)
 ROWS = (
