@@ -90,7 +90,9 @@ Result<SessionFormat> parse_session_format(std::string_view text) {
 
 namespace {
 
-bool is_rule_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_rule_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 // Splits off the next whitespace-separated token of text, advancing pos.
 std::string_view next_token(std::string_view text, std::size_t& pos) noexcept {
@@ -105,7 +107,9 @@ KeyPattern make_pattern(std::string_view text) {
   return KeyPattern{std::string(text), false};
 }
 
-std::string pattern_text(const KeyPattern& p) { return p.prefix ? p.text + "*" : p.text; }
+std::string pattern_text(const KeyPattern& p) {
+  return p.prefix ? p.text + "*" : p.text;
+}
 
 Result<AuthenticatedRule> parse_one_rule(std::string_view text) {
   std::size_t pos = 0;
@@ -173,11 +177,11 @@ enum class Status : std::uint8_t {
 // What one format's parse learned about the input.
 struct Outcome {
   Status status = Status::complete;
-  std::size_t tokens = 0;      // serialized tokens read before stopping
+  std::size_t tokens = 0;       // serialized tokens read before stopping
   std::uint64_t variables = 0;  // top-level session variables seen
-  bool marker = false;         // a rule matched
-  bool unknown_key = false;    // the rule's unknown_key seen as a top-level key
-  bool short_read = false;     // the value ended before its announced size
+  bool marker = false;          // a rule matched
+  bool unknown_key = false;     // the rule's unknown_key seen as a top-level key
+  bool short_read = false;      // the value ended before its announced size
 };
 
 // The window over the value. ensure() and skip() may slide it forward; the
@@ -189,7 +193,11 @@ class Cursor {
   // The first `filled` bytes of a value of which `end` may be examined are
   // in window; reader (may be null) reads on.
   Cursor(std::span<char> window, std::size_t filled, std::uint64_t end, SessionReader* reader) noexcept
-      : buf_(window.data()), window_(window.data()), capacity_(window.size()), len_(filled), end_(end),
+      : buf_(window.data()),
+        window_(window.data()),
+        capacity_(window.size()),
+        len_(filled),
+        end_(end),
         reader_(reader) {}
 
   // At least n bytes from the current position are in the window.
@@ -334,9 +342,7 @@ class Matcher {
     }
     return mask;
   }
-  [[nodiscard]] std::uint32_t all() const noexcept {
-    return count_ >= 32 ? ~0U : ((1U << count_) - 1U);
-  }
+  [[nodiscard]] std::uint32_t all() const noexcept { return count_ >= 32 ? ~0U : ((1U << count_) - 1U); }
   [[nodiscard]] KeyFacts facts(std::string_view name) const noexcept {
     return {containers(name), markers(all(), name), markers(all(), unmangle(name)), has(name), unknown(name)};
   }
@@ -362,8 +368,8 @@ class Matcher {
 
 // How the keys of an array or object being read are looked at.
 struct KeyRole {
-  bool top_level = false;    // keys are session variable names
-  std::uint32_t rules = 0;   // contains-rules whose container this is
+  bool top_level = false;   // keys are session variable names
+  std::uint32_t rules = 0;  // contains-rules whose container this is
 };
 
 // Trivial on purpose: the parse stacks are left uninitialised and each frame
@@ -382,7 +388,9 @@ struct Head {
   std::uint64_t count = 0;
 };
 
-bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_digit(char c) noexcept {
+  return c >= '0' && c <= '9';
+}
 
 // Class-name bytes PHP accepts when unserializing: letters, digits, '_',
 // namespace separators and any byte >= 0x80.
@@ -393,8 +401,8 @@ bool is_class_char(char c) noexcept {
 
 // Bytes that may appear in the text of a float.
 bool is_double_char(char c) noexcept {
-  return is_digit(c) || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E' || c == 'I' || c == 'N' ||
-         c == 'F' || c == 'A';
+  return is_digit(c) || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E' || c == 'I' || c == 'N' || c == 'F' ||
+         c == 'A';
 }
 
 std::size_t count_digits(std::string_view t, std::size_t& i) noexcept {
@@ -424,11 +432,10 @@ bool valid_double(std::string_view t) noexcept {
 }
 
 bool has_control_byte(std::string_view key) noexcept {
-  for (const char c : key) {
+  return std::ranges::any_of(key, [](char c) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return true;
-  }
-  return false;
+    return u < 0x20 || u == 0x7f;
+  });
 }
 
 // Parses the three formats built on serialize(): php, php_serialize and
@@ -998,8 +1005,8 @@ class IgbinaryParser {
 
   Status read_object(std::uint8_t t, Head& head) noexcept {
     KeyFacts ignored;
-    const Status s = t <= kIgbObject32 ? read_new_string(t, kIgbObject8, ignored)
-                                       : read_string_id(t, kIgbObjectId8, ignored);
+    const Status s =
+        t <= kIgbObject32 ? read_new_string(t, kIgbObject8, ignored) : read_string_id(t, kIgbObjectId8, ignored);
     if (s != Status::complete) return s;
     return read_object_body(head);
   }
@@ -1140,7 +1147,7 @@ class IgbinaryParser {
 
   Cursor cur_;
   const Matcher& matcher_;
-  const KeyFacts general_;  // facts of a name no exact pattern names
+  const KeyFacts general_;        // facts of a name no exact pattern names
   std::uint64_t strings_ = 0;     // strings numbered so far
   std::uint64_t references_ = 0;  // values numbered so far for ref/objref
   std::array<Recorded, kRecordedMax> recorded_{};
@@ -1210,7 +1217,7 @@ Detected detect(std::string_view data, const Matcher& matcher, bool window_cut =
     return {SessionFormat::igbinary, parse_as(SessionFormat::igbinary, cursor, matcher, true)};
   }
   constexpr std::array<SessionFormat, 3> kOrder{SessionFormat::php_serialize, SessionFormat::php,
-                                                 SessionFormat::php_binary};
+                                                SessionFormat::php_binary};
   Detected best{};
   bool have_best = false;
   for (const SessionFormat f : kOrder) {
@@ -1248,7 +1255,7 @@ SessionClass classify_session(std::string_view data, bool truncated, const Class
 SessionClass classify_session(const SessionStream& stream, const ClassifierRule& rule) noexcept {
   const std::uint64_t end = std::min(stream.size, stream.limit);
   const bool cut = stream.size > stream.limit;
-  std::size_t filled = static_cast<std::size_t>(std::min<std::uint64_t>(stream.filled, end));
+  auto filled = static_cast<std::size_t>(std::min<std::uint64_t>(stream.filled, end));
   bool short_read = false;
   // A full first window, so that the format is told from as much as fits.
   const auto first = static_cast<std::size_t>(std::min<std::uint64_t>(stream.window.size(), end));

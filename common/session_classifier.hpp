@@ -106,8 +106,7 @@ struct SessionStream {
 // is unknown. A session with no variable at all (0 bytes, "a:0:{}", an
 // igbinary empty array) is empty.
 // Never throws, never reads outside the input, bounded depth, no recursion.
-[[nodiscard]] SessionClass classify_session(std::string_view data, bool truncated,
-                                            const ClassifierRule& rule) noexcept;
+[[nodiscard]] SessionClass classify_session(std::string_view data, bool truncated, const ClassifierRule& rule) noexcept;
 [[nodiscard]] SessionClass classify_session(const SessionStream& stream, const ClassifierRule& rule) noexcept;
 
 }  // namespace coupecircuit

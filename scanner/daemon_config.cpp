@@ -133,7 +133,9 @@ std::string apply_absolute_path(std::string_view key, std::string_view value, st
 // [sessions], the numbers.
 std::string apply_sessions_number(DaemonConfig& config, std::string_view key, std::string_view value) {
   ScanOptions& scan = config.scan;
-  if (key == "active_minutes") return apply_bounded(value, 1, 7 * 24 * 60, [&](auto v) { scan.active_minutes = v; });
+  if (key == "active_minutes") {
+    return apply_bounded(value, 1, std::uint64_t{7} * 24 * 60, [&](auto v) { scan.active_minutes = v; });
+  }
   if (key == "rescan_interval") {
     return apply_bounded(value, 1, 86400, [&](auto v) {
       config.rescan_interval_s = v;
@@ -262,7 +264,7 @@ int on_setting(void* user, const char* section, const char* name, const char* va
 }  // namespace
 
 Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name,
-                                             DaemonConfig base) {
+                                              DaemonConfig base) {
   LineReader reader{text};
   ParseContext context{std::move(base), {}, 0, &reader};
   int line = ::ini_parse_stream(read_line, &reader, on_setting, &context);

@@ -36,6 +36,16 @@ bool is_session_name(std::string_view name) noexcept {
   return name.size() > kSessionPrefix.size() && name.substr(0, kSessionPrefix.size()) == kSessionPrefix;
 }
 
+// The type of a directory entry (DT_*), never following a symbolic link;
+// DT_UNKNOWN when it vanished.
+unsigned char entry_type(int directory_fd, const dirent* item) noexcept {
+  if (item->d_type != DT_UNKNOWN) return item->d_type;
+  struct stat info {};
+  if (::fstatat(directory_fd, item->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) return DT_UNKNOWN;
+  if (S_ISDIR(info.st_mode)) return DT_DIR;
+  return S_ISREG(info.st_mode) ? DT_REG : DT_LNK;
+}
+
 std::int64_t floor_seconds(std::int64_t ns) noexcept {
   return ns >= 0 ? ns / 1'000'000'000LL : -((-ns + 999'999'999LL) / 1'000'000'000LL);
 }
@@ -152,7 +162,7 @@ class SessionScanner::ScanWorkers {
   }
 
   void wait_examined() {
-    if (threads_.empty()) return;  // examined in launch()
+    if (threads_.empty()) return;           // examined in launch()
     drain(*batch_, scanner_.read_buffer_);  // the calling thread helps
     std::unique_lock lock(mutex_);
     done_.wait(lock, [this] { return pending_ == 0; });
@@ -299,31 +309,15 @@ void SessionScanner::walk(int directory_fd, const std::string& relative, std::ui
   while (const dirent* item = ::readdir(listing)) {
     const std::string_view name(item->d_name);
     if (name == "." || name == "..") continue;
-    unsigned char type = item->d_type;
-    if (type == DT_UNKNOWN) {
-      struct stat info {};
-      if (::fstatat(directory_fd, item->d_name, &info, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      type = S_ISDIR(info.st_mode) ? DT_DIR : (S_ISREG(info.st_mode) ? DT_REG : DT_LNK);
-    }
+    const unsigned char type = entry_type(directory_fd, item);
+    if (type == DT_UNKNOWN) continue;  // vanished since listed
     if (type == DT_DIR) {
       if (depth < options_.max_depth) subdirectories.emplace_back(name);
-      continue;
-    }
-    if (!is_session_name(name)) continue;
-    if (type != DT_REG) {
+    } else if (is_session_name(name) && type != DT_REG) {
       ++statistics.skipped;
-      continue;
+    } else if (is_session_name(name)) {
+      queue_file(workers, directory_fd, unread_before_s, extend_path_hash(path_hash, name), name);
     }
-    Batch& batch = workers.filling();
-    batch.directory_fd = directory_fd;
-    batch.unread_before_s = unread_before_s;
-    const std::uint64_t key = extend_path_hash(path_hash, name);
-    batch.keys.push_back(key);
-    batch.known.push_back(known(key));
-    batch.name_offsets.push_back(static_cast<std::uint32_t>(batch.names.size()));
-    batch.names.insert(batch.names.end(), name.begin(), name.end());
-    batch.names.push_back('\0');
-    if (batch.size() >= kBatchSize) workers.submit();
   }
   ::closedir(listing);
   workers.submit();
@@ -335,6 +329,19 @@ void SessionScanner::walk(int directory_fd, const std::string& relative, std::ui
     walk(child.get(), child_relative, extend_path_hash(path_hash, name), depth + 1, unread_before_s, statistics,
          workers);
   }
+}
+
+void SessionScanner::queue_file(ScanWorkers& workers, int directory_fd, std::int64_t unread_before_s, std::uint64_t key,
+                                std::string_view name) {
+  Batch& batch = workers.filling();
+  batch.directory_fd = directory_fd;
+  batch.unread_before_s = unread_before_s;
+  batch.keys.push_back(key);
+  batch.known.push_back(known(key));
+  batch.name_offsets.push_back(static_cast<std::uint32_t>(batch.names.size()));
+  batch.names.insert(batch.names.end(), name.begin(), name.end());
+  batch.names.push_back('\0');
+  if (batch.size() >= kBatchSize) workers.submit();
 }
 
 SessionScanner::Known SessionScanner::known(std::uint64_t key) const {
@@ -439,8 +446,8 @@ SessionClass SessionScanner::read_and_classify(int directory_fd, const char* nam
       std::min<std::uint64_t>(buffer.size(), std::min<std::uint64_t>(stream.size, stream.limit)));
   stream.filled = reader.read_at(0, buffer.data(), first);
   if (stream.filled < first) stream.size = stream.filled;  // shrunk since fstat, or a read error
-  const SessionClass result = stream.filled == 0 && !reader.failed() ? SessionClass::empty
-                                                                     : classify_session(stream, options_.rule);
+  const SessionClass result =
+      stream.filled == 0 && !reader.failed() ? SessionClass::empty : classify_session(stream, options_.rule);
   if (reader.failed()) {
     out->unreadable = true;
     return SessionClass::unknown;

@@ -43,8 +43,8 @@ struct ScanOptions {
   // Bytes of one file examined at most, read in chunks of read_chunk_bytes
   // (the memory used per scan thread): past the first chunk only when a
   // parser skips a long value by its length prefix, or looks further.
-  std::size_t max_read_bytes = 1024 * 1024;
-  std::size_t read_chunk_bytes = 64 * 1024;
+  std::size_t max_read_bytes = std::size_t{1} << 20;
+  std::size_t read_chunk_bytes = std::size_t{64} << 10;
   [[nodiscard]] std::size_t window_bytes() const noexcept { return std::min(read_chunk_bytes, max_read_bytes); }
   std::uint32_t active_minutes = 24;
   unsigned scan_threads = 4;  // threads of a full scan (1: the calling thread only)
@@ -66,11 +66,11 @@ struct SessionCounts {
 };
 
 struct ScanStatistics {
-  std::uint64_t files_seen = 0;     // sess_* regular files
-  std::uint64_t files_read = 0;     // contents (re)read in this scan
-  std::uint64_t files_deferred = 0; // inactive when seen: stat'ed, not read
-  std::uint64_t skipped = 0;        // sess_* entries that are not regular files, or vanished
-  std::uint64_t unreadable = 0;     // open or read failed
+  std::uint64_t files_seen = 0;      // sess_* regular files
+  std::uint64_t files_read = 0;      // contents (re)read in this scan
+  std::uint64_t files_deferred = 0;  // inactive when seen: stat'ed, not read
+  std::uint64_t skipped = 0;         // sess_* entries that are not regular files, or vanished
+  std::uint64_t unreadable = 0;      // open or read failed
   std::uint64_t directories = 0;
   std::uint64_t duration_us = 0;
 };
@@ -170,6 +170,8 @@ class SessionScanner {
 
   void walk(int directory_fd, const std::string& relative, std::uint64_t path_hash, unsigned depth,
             std::int64_t unread_before_s, ScanStatistics& statistics, ScanWorkers& workers);
+  void queue_file(ScanWorkers& workers, int directory_fd, std::int64_t unread_before_s, std::uint64_t key,
+                  std::string_view name);
   [[nodiscard]] Known known(std::uint64_t key) const;
   // Reads the file system only: safe on any thread.
   void examine(int directory_fd, const char* name, const Known& known, std::int64_t unread_before_s,
@@ -190,7 +192,7 @@ class SessionScanner {
   SlotCounts totals_{};
   std::vector<std::string> directories_;
   std::vector<char> read_buffer_;  // the calling thread's
-  std::uint32_t epoch_ = 0;  // within kEpochMask
+  std::uint32_t epoch_ = 0;        // within kEpochMask
 };
 
 // Hash of a path relative to the session directory, built one component at a

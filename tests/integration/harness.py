@@ -671,7 +671,11 @@ class Apache:
                  with_module: bool = False, server_lines: Sequence[str] = (),
                  vhosts: Sequence[VirtualHost] = (), directory_lines: Sequence[str] = (),
                  mpm: dict[str, str] | None = None,
-                 module_lines: Sequence[str] | None = None, log_scanner: LogScanner | None = None):
+                 module_lines: Sequence[str] | None = None, log_scanner: LogScanner | None = None,
+                 document_root: Path | None = None):
+        """document_root: serve that directory as it is (it must hold the
+        index.html that start() waits for) instead of a copy of the test
+        pages under root/htdocs."""
         assert variant in VARIANTS, variant
         self.paths = paths
         self.root = root
@@ -689,7 +693,8 @@ class Apache:
         self.error_log = root / "logs" / "error.log"
         self.access_log = root / "logs" / "access.log"
         self.pid_file = root / "run" / "httpd.pid"
-        self.htdocs = root / "htdocs"
+        self.own_htdocs = document_root is None
+        self.htdocs = root / "htdocs" if document_root is None else document_root
         self.php_ini = root / "php" / "php.ini"
         self.fpm: PhpFpm | None = None
         self.started = False
@@ -701,10 +706,11 @@ class Apache:
         check_traversable(self.root)
         for sub in ("conf", "logs", "run", "run/mutex", "htdocs", "php"):
             make_dir(self.root / sub)
-        for page in PHP_PAGES_DIR.glob("*.php"):
-            shutil.copyfile(page, self.htdocs / page.name)
-            os.chmod(self.htdocs / page.name, 0o644)
-        (self.htdocs / "index.html").write_text("<!doctype html><title>ok</title><p>ok</p>\n")
+        if self.own_htdocs:
+            for page in PHP_PAGES_DIR.glob("*.php"):
+                shutil.copyfile(page, self.htdocs / page.name)
+                os.chmod(self.htdocs / page.name, 0o644)
+            (self.htdocs / "index.html").write_text("<!doctype html><title>ok</title><p>ok</p>\n")
         (self.root / "conf" / "mime.types").write_text("text/html html htm\ntext/plain txt\n"
                                                        "application/json json\n")
         self.php_ini.write_text(f"""; PHP settings of the integration tests (generated)

@@ -72,9 +72,16 @@ class RedisServer:
         assert self.process is None or self.process.poll() is not None
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, env=clean_env(), start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
         wait_for(lambda: self.cli("PING", check=False).stdout.strip(), lambda v: v in ("PONG", "NOAUTH") or
                  v.startswith("NOAUTH"), 10, f"redis-server on port {self.port} answers")
-        return self
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -122,6 +129,14 @@ class RedisCluster:
         self.replicas = replicas
 
     def start(self) -> "RedisCluster":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # never leave nodes behind
+            raise
+        return self
+
+    def _start(self) -> None:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
@@ -134,7 +149,6 @@ class RedisCluster:
                      f"cluster state ok on {node.port}")
         if self.replicas:
             wait_for(self.replication_ready, bool, 30, "replicas in sync")
-        return self
 
     def replication_ready(self) -> bool:
         for node in self.nodes:

@@ -55,7 +55,7 @@ def write(server: RedisServer, *operations: tuple[str, str], **kwargs) -> None:
 def quiet_redis(paths):
     """Keyspace notifications off: counts follow the full passes."""
     from harness import run_dir_for
-    server = RedisServer(run_dir_for(paths, "redis-quiet") / "redis").start()
+    server = RedisServer(run_dir_for(paths, f"redis-quiet-{os.getpid()}") / "redis").start()
     yield server
     server.stop()
 
@@ -64,7 +64,7 @@ def quiet_redis(paths):
 def notifying_redis(paths):
     """notify-keyspace-events KEA: logins and logouts arrive within 1 s."""
     from harness import run_dir_for
-    server = RedisServer(run_dir_for(paths, "redis-notify") / "redis", notifications="KEA").start()
+    server = RedisServer(run_dir_for(paths, f"redis-notify-{os.getpid()}") / "redis", notifications="KEA").start()
     yield server
     server.stop()
 

@@ -6,6 +6,8 @@ for the whole module: it is slow to start."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness import run_dir_for, wait_for
@@ -24,7 +26,8 @@ def counts(**values: int) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster(paths):
-    cluster = RedisCluster(run_dir_for(paths, "redis-cluster"), masters=3, replicas=1, notifications="KEA").start()
+    directory = run_dir_for(paths, f"redis-cluster-{os.getpid()}")  # several test runs may share the machine
+    cluster = RedisCluster(directory, masters=3, replicas=1, notifications="KEA").start()
     yield cluster
     cluster.stop()
 

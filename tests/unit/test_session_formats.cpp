@@ -23,6 +23,8 @@ namespace {
 
 using namespace std::literals;
 
+constexpr std::size_t kKiB = 1024;
+
 const std::filesystem::path kCorpus =
     std::filesystem::path(__FILE__).parent_path().parent_path() / "fuzz" / "corpus" / "session_classifier";
 
@@ -107,7 +109,8 @@ SessionClass classify_chunked(std::string_view data, std::size_t window, std::ui
   stream.size = data.size();
   stream.limit = limit;
   stream.reader = &reader;
-  stream.filled = reader.read_at(0, buffer.data(), std::min<std::size_t>(window, std::min<std::uint64_t>(data.size(), limit)));
+  stream.filled =
+      reader.read_at(0, buffer.data(), std::min<std::size_t>(window, std::min<std::uint64_t>(data.size(), limit)));
   const SessionClass c = classify_session(stream, rule);
   if (reader_out != nullptr) {
     reader_out->reads = reader.reads;
@@ -178,15 +181,19 @@ TEST(SessionFormatsCorpus, OtherFixedFormatsReadIgbinaryAsUnknown) {
 // ---------------------------------------------------------------------------
 // igbinary by hand: every type, back-references, bounds
 
-std::string igb(std::string_view body, char version = '\2') { return "\0\0\0"s + version + std::string(body); }
-std::string s8(std::string_view s) { return "\x11"s + static_cast<char>(s.size()) + std::string(s); }
+std::string igb(std::string_view body, char version = '\2') {
+  return "\0\0\0"s + version + std::string(body);
+}
+std::string s8(std::string_view s) {
+  return "\x11"s + static_cast<char>(s.size()) + std::string(s);
+}
 
 TEST(SessionFormatsIgbinary, Version1And2Headers) {
   const std::string body = "\x14\x01"s + s8("vzn") + "\x14\x01"s + s8("storage") + "\x00"s;
   EXPECT_EQ(classify_session(igb(body, '\2'), false, ClassifierRule{}), SessionClass::authenticated);
   EXPECT_EQ(classify_session(igb(body, '\1'), false, ClassifierRule{}), SessionClass::authenticated);
   EXPECT_EQ(classify_session(igb(body, '\3'), false, ClassifierRule{}), SessionClass::unknown);
-  EXPECT_EQ(classify_session("\1\0\0\2" + body, false, ClassifierRule{}), SessionClass::unknown);
+  EXPECT_EQ(classify_session("\1\0\0\2"s + body, false, ClassifierRule{}), SessionClass::unknown);
 }
 
 TEST(SessionFormatsIgbinary, EveryScalarType) {
@@ -199,14 +206,15 @@ TEST(SessionFormatsIgbinary, EveryScalarType) {
         "\x26\x00\x00\x00\x00\x00\x00\x00\x02zz"s, "\x0e\x00"s}) {
     values += "\x06"s + static_cast<char>(n++) + v;  // integer keys 0, 1, ...
   }
-  const std::string session = igb("\x14\x02"s + s8("list") + "\x14"s + static_cast<char>(n) + values + s8("x") + "\x00"s);
+  const std::string session =
+      igb("\x14\x02"s + s8("list") + "\x14"s + static_cast<char>(n) + values + s8("x") + "\x00"s);
   ClassifierRule r;
   r.format = SessionFormat::igbinary;
   EXPECT_EQ(classify_session(session, false, r), SessionClass::anonymous);
   EXPECT_EQ(classify_session(session, false, ClassifierRule{}), SessionClass::anonymous);
   // A marker after all of them is still found.
-  const std::string marked =
-      igb("\x14\x02"s + s8("list") + "\x14"s + static_cast<char>(n) + values + s8("vzn") + "\x14\x01"s + s8("storage") + "\x05"s);
+  const std::string marked = igb("\x14\x02"s + s8("list") + "\x14"s + static_cast<char>(n) + values + s8("vzn") +
+                                 "\x14\x01"s + s8("storage") + "\x05"s);
   EXPECT_EQ(classify_session(marked, false, r), SessionClass::authenticated);
 }
 
@@ -219,7 +227,8 @@ TEST(SessionFormatsIgbinary, StringBackReferencesCarryTheName) {
   EXPECT_EQ(classify_session(other, false, ClassifierRule{}), SessionClass::anonymous);
   // A top-level key by back-reference: the container and the unknown key.
   ClassifierRule sf = rules("_sf2_attributes contains _security_main");
-  const std::string sf2 = igb("\x14\x02"s + s8("a") + s8("_sf2_attributes") + "\x0e\x01\x14\x01"s + s8("_security_main") + "\x05"s);
+  const std::string sf2 =
+      igb("\x14\x02"s + s8("a") + s8("_sf2_attributes") + "\x0e\x01\x14\x01"s + s8("_security_main") + "\x05"s);
   EXPECT_EQ(classify_session(sf2, false, sf), SessionClass::authenticated);
   const std::string zf = igb("\x14\x02"s + s8("a") + s8("__ZF") + "\x0e\x01\x00"s);
   EXPECT_EQ(classify_session(zf, false, ClassifierRule{}), SessionClass::unknown);
@@ -259,9 +268,15 @@ TEST(SessionFormatsIgbinary, ObjectsReferencesAndHoles) {
   const std::string refs = igb("\x14\x02"s + s8("a") + "\x25\x06\x01"s + s8("b") + "\x01\x01"s);
   EXPECT_EQ(classify_session(refs, false, ClassifierRule{}), SessionClass::anonymous);
   // Serializable data is opaque; enum case by name.
-  const std::string ser = igb("\x14\x02"s + s8("a") + "\x17\x03" "Bag\x1d\x05storag"s + s8("e") + "\x17\x04Suit\x27"s + s8("Hearts"));
+  const std::string ser = igb("\x14\x02"s + s8("a") +
+                              "\x17\x03"
+                              "Bag\x1d\x05storag"s +
+                              s8("e") + "\x17\x04Suit\x27"s + s8("Hearts"));
   EXPECT_EQ(classify_session(ser, false, ClassifierRule{}), SessionClass::unknown);  // "storag" is 6 bytes, not 5
-  const std::string ser_ok = igb("\x14\x02"s + s8("a") + "\x17\x03" "Bag\x1d\x06storag"s + s8("e") + "\x17\x04Suit\x27"s + s8("Hearts"));
+  const std::string ser_ok = igb("\x14\x02"s + s8("a") +
+                                 "\x17\x03"
+                                 "Bag\x1d\x06storag"s +
+                                 s8("e") + "\x17\x04Suit\x27"s + s8("Hearts"));
   EXPECT_EQ(classify_session(ser_ok, false, ClassifierRule{}), SessionClass::anonymous);
   // A null key is a hole: no value follows.
   const std::string hole = igb("\x14\x02"s + s8("vzn") + "\x14\x02\x00"s + s8("storage") + "\x00"s + "\x00"s);
@@ -270,11 +285,22 @@ TEST(SessionFormatsIgbinary, ObjectsReferencesAndHoles) {
 
 TEST(SessionFormatsIgbinary, MalformedAndTruncatedAreUnknown) {
   for (const std::string& bad : {
-           igb(""), igb("\x14"), igb("\x06\x01"), igb(s8("x")), igb("\x14\x01"s + s8("a") + "\x00\x00"s),  // trailing
-           igb("\x14\x01"s + s8("a") + "\xff"s), igb("\x14\x01\x0c\x00"s), igb("\x14\x02"s + s8("a") + "\x00"s),
+           igb(""),
+           igb("\x14"),
+           igb("\x06\x01"),
+           igb(s8("x")),
+           igb("\x14\x01"s + s8("a") + "\x00\x00"s),  // trailing
+           igb("\x14\x01"s + s8("a") + "\xff"s),
+           igb("\x14\x01\x0c\x00"s),
+           igb("\x14\x02"s + s8("a") + "\x00"s),
            igb("\x17\x04User\x14\x00"s),  // the session is an object, not an array
-           igb("\x14\x01"s + s8("a") + "\x11\x05" "ab"s), igb("\x14\x01"s + s8("a") + "\x26\xff\xff\xff\xff\xff\xff\xff\xff"s),
-           igb("\x16\xff\xff\xff\xff"s), "\0\0\0"s, "\0\0\0\2"s,
+           igb("\x14\x01"s + s8("a") +
+               "\x11\x05"
+               "ab"s),
+           igb("\x14\x01"s + s8("a") + "\x26\xff\xff\xff\xff\xff\xff\xff\xff"s),
+           igb("\x16\xff\xff\xff\xff"s),
+           "\0\0\0"s,
+           "\0\0\0\2"s,
        }) {
     EXPECT_EQ(classify_session(bad, false, ClassifierRule{}), SessionClass::unknown) << testing::PrintToString(bad);
   }
@@ -406,17 +432,17 @@ TEST(SessionFormatsChunks, MarkerPastTheFirstChunkIsFound) {
   for (const std::string_view handler : kHandlers) {
     const std::string file = "big_cart_then_marker." + std::string(handler);
     const std::string data = corpus_file(file);
-    ASSERT_GT(data.size(), 64U * 1024U) << file;
+    ASSERT_GT(data.size(), std::size_t{64} << 10) << file;
     ClassifierRule fixed;
     fixed.format = format_of(handler);
     for (const ClassifierRule& r : {ClassifierRule{}, fixed}) {
       MemoryReader counted("");
-      EXPECT_EQ(classify_chunked(data, 64 * 1024, 1024 * 1024, r, &counted), C::authenticated) << file;
+      EXPECT_EQ(classify_chunked(data, 64 * kKiB, 1024 * kKiB, r, &counted), C::authenticated) << file;
       EXPECT_GT(counted.reads, 1U) << file;
       // Capped before the marker: unknown, as before.
-      EXPECT_EQ(classify_chunked(data, 64 * 1024, 64 * 1024, r), C::unknown) << file;
+      EXPECT_EQ(classify_chunked(data, 64 * kKiB, 64 * kKiB, r), C::unknown) << file;
       // A small window works too: only keys must fit in it.
-      EXPECT_EQ(classify_chunked(data, 4096, 1024 * 1024, r), C::authenticated) << file;
+      EXPECT_EQ(classify_chunked(data, 4096, 1024 * kKiB, r), C::authenticated) << file;
     }
   }
 }
@@ -428,12 +454,12 @@ TEST(SessionFormatsChunks, LongStringValuesAreSkippedUnread) {
   const std::string php = "blob|s:" + std::to_string(blob.size()) + ":\"" + blob + "\";vzn|a:1:{s:7:\"storage\";N;}";
   MemoryReader counted("");
   EXPECT_EQ(classify_chunked(php, 4096, 4U << 20, ClassifierRule{}, &counted), C::authenticated);
-  EXPECT_LT(counted.bytes, 64U * 1024U);
-  const std::string big = "\x13"s + static_cast<char>(0) + static_cast<char>(0x30) + static_cast<char>(0) +
-                          static_cast<char>(0) + blob;
+  EXPECT_LT(counted.bytes, 64 * kKiB);
+  const std::string big =
+      "\x13"s + static_cast<char>(0) + static_cast<char>(0x30) + static_cast<char>(0) + static_cast<char>(0) + blob;
   const std::string ig = igb("\x14\x02"s + s8("blob") + big + s8("vzn") + "\x14\x01"s + s8("storage") + "\x00"s);
   EXPECT_EQ(classify_chunked(ig, 4096, 4U << 20, ClassifierRule{}, &counted), C::authenticated);
-  EXPECT_LT(counted.bytes, 64U * 1024U);
+  EXPECT_LT(counted.bytes, 64 * kKiB);
 }
 
 TEST(SessionFormatsChunks, ChunkedEqualsWholeOnEveryCorpusFile) {
@@ -449,6 +475,21 @@ TEST(SessionFormatsChunks, ChunkedEqualsWholeOnEveryCorpusFile) {
       // every token: a key must never be read from moved bytes.
       EXPECT_EQ(classify_chunked(data, 4096, 16U << 20, r, nullptr, 7), whole) << entry.path() << " by 7 bytes";
     }
+  }
+}
+
+// fuzz_session_classifier found it: a key read through a window that moved
+// (reading the closing quote brought more bytes in) was compared from moved
+// bytes. The input is tests/fuzz/corpus/session_classifier/
+// regression-key-read-after-window-moved (references.php_serialize).
+TEST(SessionFormatsFuzzRegression, AKeyIsNeverReadFromBytesTheWindowMoved) {
+  const std::string data = corpus_file("regression-key-read-after-window-moved");
+  ASSERT_FALSE(data.empty());
+  ClassifierRule fixed;
+  fixed.format = SessionFormat::php_serialize;
+  ASSERT_EQ(classify_session(data, false, fixed), C::authenticated);
+  for (const std::size_t window : {std::size_t{32}, std::size_t{64}, std::size_t{100}}) {
+    EXPECT_EQ(classify_chunked(data, window, data.size(), fixed, nullptr, 7), C::authenticated) << window;
   }
 }
 
@@ -470,8 +511,7 @@ TEST(SessionFormatsChunks, KeyLongerThanTheWindowIsUnknownNotAMiss) {
   const std::string key(5000, 'k');
   const std::string data = key + "|a:1:{s:7:\"storage\";N;}";
   EXPECT_EQ(classify_chunked(data, 4096, 1U << 20, rules("* contains storage", SessionFormat::php)), C::unknown);
-  EXPECT_EQ(classify_chunked(data, 8192, 1U << 20, rules("* contains storage", SessionFormat::php)),
-            C::authenticated);
+  EXPECT_EQ(classify_chunked(data, 8192, 1U << 20, rules("* contains storage", SessionFormat::php)), C::authenticated);
 }
 
 }  // namespace
