@@ -358,15 +358,9 @@ backend php
     default-server {checks}
 {servers}""")
 
-    def request_ids(self) -> set[int]:
-        """X-Request-Id of every request HAProxy logged (option httplog)."""
-        ids = set()
-        for line in self.log.read_text(errors="replace").splitlines():
-            start = line.find("{")
-            end = line.find("}", start + 1)
-            if start >= 0 and end > start and line[start + 1:end].isdigit():
-                ids.add(int(line[start + 1:end]))
-        return ids
+    def requests_logged(self) -> dict[int, str]:
+        """X-Request-Id -> log line of every request HAProxy logged (option httplog)."""
+        return requests_logged(self.log)
 
     def start(self) -> None:
         with open(self.log, "ab") as output:
@@ -461,14 +455,25 @@ class client_priority:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
-def unanswered(records: list[loadgen.Record], logged_ids: set[int]) -> dict:
+def requests_logged(haproxy_log: Path) -> dict[int, str]:
+    logged = {}
+    for line in haproxy_log.read_text(errors="replace").splitlines():
+        start = line.find("{")
+        end = line.find("}", start + 1)
+        if start >= 0 and end > start and line[start + 1:end].isdigit():
+            logged[int(line[start + 1:end])] = line
+    return logged
+
+
+def unanswered(records: list[loadgen.Record], logged: dict[int, str]) -> dict:
     """Requests whose connection closed before any answer (status 0, not a
     timeout): on a reused keep-alive connection or a new one, and whether
-    HAProxy logged them at all."""
+    HAProxy logged them at all (then its lines, without the client address)."""
     failed = [r for r in records if r.outcome == loadgen.FAILED]
     return {"count": len(failed), "on_reused_connection": sum(1 for r in failed if r.reused == 1),
             "on_new_connection": sum(1 for r in failed if r.reused == 0),
-            "logged_by_haproxy": sum(1 for r in failed if r.request_id in logged_ids),
+            "logged_by_haproxy": sum(1 for r in failed if r.request_id in logged),
+            "haproxy_lines": [logged[r.request_id].split("] ", 1)[-1] for r in failed if r.request_id in logged][:5],
             "errors": dict(collections.Counter(r.error for r in failed)),
             "pages": dict(collections.Counter(f"{r.cls} {r.page}" for r in failed)),
             "latency_ms_max": max((r.latency_ms for r in failed), default=None)}
@@ -590,7 +595,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
                 summary["php_db_connection_failures"] = cluster.php_errors()
                 summary["pg_too_many_clients"] = refused_by_postgres(postgres.log_text()[pg_log_before:])
                 summary["with_coupecircuit"] = with_cc
-                summary["unanswered"] = unanswered(outcome["records"], cluster.lb.request_ids())
+                summary["unanswered"] = unanswered(outcome["records"], cluster.lb.requests_logged())
                 result["runs"][name] = summary
                 log(f"run {name}: " + report.one_line(summary))
     finally:

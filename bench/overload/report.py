@@ -152,8 +152,11 @@ def figure(out: Path, result: dict, profile: loadgen.Profile) -> Path:
         node_sessions = [row.get("web1_sessions") for row in samples]
         trip = result.get("thresholds", {}).get("trip")
         if any(v is not None for v in node_sessions) and result.get("sessions") == "redis":
-            # One store: both helpers count the same sessions.
-            ax.plot(ts, node_sessions, color="tab:olive", linestyle="--", label="SESSIONS_ACTIVES (Redis)")
+            # One store: both helpers count the same sessions (the larger: a
+            # helper killed in run C publishes nothing new).
+            shared = [max((v for v in (row.get("web1_sessions"), row.get("web2_sessions")) if v is not None),
+                          default=None) for row in samples]
+            ax.plot(ts, shared, color="tab:olive", linestyle="--", label="SESSIONS_ACTIVES (Redis)")
             if trip:
                 ax.axhline(trip, color="tab:red", linewidth=0.8, linestyle=":", label="trip")
         elif any(v is not None for v in node_sessions):
@@ -273,7 +276,8 @@ def c_note(result: dict) -> str:
     return (f"**Run C** is run B with web1's `coupecircuitd` killed (SIGKILL) {result.get('c_helper_killed_at')} s "
             "into the run, just after the spike began: web1's module sees its snapshot go stale after "
             "`CoupeCircuitMaxAge` (10 s) and fails open (`inconnu`: nothing refused, no 5xx because of us), "
-            "while web2 keeps shedding. Logged-in users: "
+            "while web2 keeps its state: HAProxy drains web2 and sends the new visitors to web1, seen UP. "
+            "Logged-in users: "
             f"{fmt_pct(users['success_rate'])} success, {users['errors_5xx']} 5xx, p99 {fmt_ms(users['p99_ms'])}; "
             f"new visitors: {new['shed']} shed, {new['errors_5xx']} 5xx.")
 
@@ -302,6 +306,8 @@ def unanswered_note(result: dict) -> str:
         lines.append(f"- run {name}: {u['count']} ({errors}); {u['on_reused_connection']} sent on a keep-alive "
                      f"connection reused from the pool, {u['on_new_connection']} on a new one; "
                      f"{u['logged_by_haproxy']} in HAProxy's log; longest {fmt_ms(u['latency_ms_max'])}.")
+        for line in u.get("haproxy_lines", []):
+            lines.append(f"  HAProxy: `{line}`")
     if not lines:
         return "No request went without an answer (connection closed before any status)."
     return ("Connection failures (status 0) are requests whose connection closed before any answer. The generator "
