@@ -24,6 +24,7 @@ node that answered.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import re
@@ -41,6 +42,9 @@ VISITOR_PAGES = (2, 4)      # pages a new visitor reads between login and logout
 # login and its pages query the database; the form and the logout do not.
 PAGES_PER_VISIT = 1 + sum(VISITOR_PAGES) / 2
 
+# X-Request-Id of every request of the process: unique in a load balancer's log.
+REQUEST_IDS = itertools.count(1)
+
 # Outcomes.
 OK, SHED, ERROR_5XX, TIMEOUT, FAILED, LOST, CLIENT = "ok", "shed", "5xx", "timeout", "failed", "lost", "4xx"
 
@@ -55,6 +59,13 @@ class Record:
     latency_ms: float
     node: str
     degraded: bool = False
+    # Diagnostics of requests without an answer: the exception's class, and
+    # whether the request went out on a keep-alive connection reused from the
+    # pool (1) or a new one (0). request_id is sent as X-Request-Id, which
+    # HAProxy logs: a request absent from its log never reached it.
+    error: str = ""
+    reused: int = -1
+    request_id: int = 0
 
 
 def classify(status: int, retry_after: bool, page: str) -> str:
@@ -77,7 +88,9 @@ class Person:
 
 class Site:
     """One aiohttp session (keep-alive connections to the load balancer), the
-    cookies handled per person."""
+    cookies handled per person. Like a browser's, a connection is reused for
+    the next request whoever makes it; unlike a browser, a request that
+    fails on a reused connection is not sent again."""
 
     def __init__(self, base_url: str, host: str, timeout: float, t0: float | None = None):
         self.base_url = base_url
@@ -90,8 +103,18 @@ class Site:
 
     async def __aenter__(self) -> "Site":
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, enable_cleanup_closed=True)
+        trace = aiohttp.TraceConfig()
+
+        async def reused(_session, context, _params) -> None:
+            context.trace_request_ctx["reused"] = 1
+
+        async def created(_session, context, _params) -> None:
+            context.trace_request_ctx["reused"] = 0
+
+        trace.on_connection_reuseconn.append(reused)
+        trace.on_connection_create_end.append(created)
         self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                             auto_decompress=False)
+                                             auto_decompress=False, trace_configs=[trace])
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -101,14 +124,18 @@ class Site:
     async def request(self, person: Person, method: str, page: str, cls: str,
                       data: dict[str, str] | None = None) -> tuple[str, bytes]:
         assert self.session is not None
-        headers = {"Host": self.host, "User-Agent": "coupecircuit-overload"}
+        request_id = next(REQUEST_IDS)
+        headers = {"Host": self.host, "User-Agent": "coupecircuit-overload", "X-Request-Id": str(request_id)}
+        connection = {"reused": -1}
+        error = ""
         if person.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in person.cookies.items())
         sent = time.monotonic()
         status, node, body, retry_after = 0, "-", b"", False
         try:
             async with self.session.request(method, self.base_url + page, headers=headers, data=data,
-                                            allow_redirects=False, timeout=self.timeout) as reply:
+                                            allow_redirects=False, timeout=self.timeout,
+                                            trace_request_ctx=connection) as reply:
                 body = await reply.read()
                 status = reply.status
                 node = reply.headers.get("X-Node", "lb")
@@ -123,13 +150,15 @@ class Site:
             outcome = classify(status, retry_after, page)
         except asyncio.TimeoutError:
             outcome = TIMEOUT
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError) as failure:
             outcome = FAILED
+            error = type(failure).__name__
         received = time.monotonic()
         if self.recording:
             self.records.append(Record(round(sent - self.t0, 4), cls, page.split("?", 1)[0], status, outcome,
                                        round((received - sent) * 1000, 2), node,
-                                       degraded=b"indisponible pendant la charge" in body))
+                                       degraded=b"indisponible pendant la charge" in body, error=error,
+                                       reused=connection["reused"], request_id=request_id))
         return outcome, body
 
     async def log_in(self, person: Person, login: str, cls: str) -> bool:
@@ -359,10 +388,12 @@ async def run_scenario(base_url: str, host: str, profile: Profile, capacity_rps:
 
 
 def records_to_rows(records: list[Record]) -> list[list]:
-    return [[r.t, r.cls, r.page, r.status, r.outcome, r.latency_ms, r.node, int(r.degraded)] for r in records]
+    return [[r.t, r.cls, r.page, r.status, r.outcome, r.latency_ms, r.node, int(r.degraded), r.error, r.reused,
+             r.request_id] for r in records]
 
 
-RECORD_HEADER = ["t", "class", "page", "status", "outcome", "latency_ms", "node", "degraded"]
+RECORD_HEADER = ["t", "class", "page", "status", "outcome", "latency_ms", "node", "degraded", "error", "reused",
+                 "request_id"]
 
 
 def dump_json(path, document) -> None:

@@ -5,10 +5,12 @@ it (run B; run C: B with one node's helper killed during the spike).
 
 Everything runs on this machine, on 127.0.0.1 and free ports, and is stopped
 at the end: PostgreSQL (its own cluster in a temporary directory,
-max_connections = 30), two nodes (Apache event MPM + php-fpm +
-mod_coupecircuit + coupecircuitd each, started with the integration tests'
-harness), HAProxy in front (cookie persistence, health and agent checks), and
-the load generator of loadgen.py.
+max_connections = 30), one redis-server keeping both nodes' PHP sessions
+(phpredis; `--sessions files`: each node's own directory), two nodes (Apache
+event MPM + php-fpm + mod_coupecircuit + coupecircuitd each, started with the
+integration tests' harness), HAProxy in front (cookie persistence, health and
+agent checks; `--lb roundrobin`: neither), and the load generator of
+loadgen.py.
 
 The rates are never constants: the site's capacity is measured first (a
 closed loop below the database's connection limit), the load profile goes
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import csv
 import datetime
 import json
@@ -49,6 +52,7 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 import loadgen  # noqa: E402
 import report  # noqa: E402
+from redis_harness import RedisServer, redis_available  # noqa: E402
 
 HOST = "app.example"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -88,6 +92,9 @@ BASE_USERS_SHARE = 0.25
 # baseline (0.5x) keeps about half of that logged in, below the release.
 TRIP_SHARE = 0.8
 RELEASE_SHARE = 0.65
+# Keyspace notifications (keys, generic commands such as DEL/EXPIRE, strings,
+# expirations): the helpers see a login or logout within a second.
+REDIS_NOTIFICATIONS = "Kg$x"
 
 
 def log(message: str) -> None:
@@ -173,28 +180,43 @@ class Thresholds:
     release: int
 
 
-def sessions_settings(store: str, helper: harness.Helper) -> list[str]:
-    """php.ini lines of the session store. Local files (sticky sessions) for
-    now; a Redis store becomes one more value here (session.save_handler =
-    redis) plus the helper's Redis source, and `--lb roundrobin` then keeps
-    every user logged in."""
-    if store == "files":
-        return []  # the harness already points PHP's files handler at the helper's directory
-    raise SystemExit(f"--sessions {store}: not available yet (files only)")
+@dataclass(frozen=True)
+class SessionStore:
+    """Where PHP keeps the sessions: "files" (each node's own directory, the
+    harness's default: a user must stay on his node) or "redis" (one
+    redis-server for both nodes, phpredis: any node serves any user)."""
+    kind: str
+    redis_url: str = ""
+
+    @property
+    def shared(self) -> bool:
+        return self.kind == "redis"
+
+
+def sessions_settings(store: SessionStore) -> tuple[dict[str, str], str]:
+    """The php-fpm pool's php_admin_value settings of the store, and the
+    helper's [sessions] lines (the same values as php.ini, as the README
+    tells operators)."""
+    if store.kind == "files":
+        return {}, ""  # the harness points PHP's files handler and the helper at the node's directory
+    return ({"session.save_handler": "redis", "session.save_path": store.redis_url},
+            f"\n[sessions]\nsave_handler = redis\nsave_path = {store.redis_url}\n")
 
 
 class Node:
     """Apache (event MPM) + php-fpm + the application, and its coupecircuitd."""
 
     def __init__(self, paths: harness.Paths, workdir: Path, name: str, dsn: str, with_cc: bool,
-                 thresholds: Thresholds | None, hold: int, token: str, sessions: str):
+                 thresholds: Thresholds | None, hold: int, token: str, sessions: SessionStore):
         self.name = name
         self.with_cc = with_cc
         self.agent_port = harness.free_port()
+        fpm_settings, helper_sessions = sessions_settings(sessions)
         agent = ""
         if with_cc and thresholds is not None:
             agent = f"\n[agent]\nport = {self.agent_port}\nsessions = {thresholds.trip}\n"
-        self.helper = harness.Helper(paths, harness.make_dir(workdir / "helper"), config_extra=agent)
+        self.helper = harness.Helper(paths, harness.make_dir(workdir / "helper"),
+                                     config_extra=helper_sessions + agent)
         vhost = [f'SetEnv OVERLOAD_DSN "{dsn}"',
                  "<IfModule coupecircuit_module>"]
         if thresholds is not None:
@@ -224,6 +246,15 @@ class Node:
         assert self.apache.fpm is not None
         self.apache.fpm.children = FPM_CHILDREN
         self.apache.fpm.write_config()
+        if fpm_settings:
+            # The pool's php_admin_value lines win over php.ini: replace the
+            # harness's session directory by the store.
+            pool = self.apache.fpm.config.read_text()
+            default = f"php_admin_value[session.save_path] = {self.helper.session_dir}\n"
+            assert default in pool, "the php-fpm pool of the harness changed"
+            pool = pool.replace(default, "".join(f'php_admin_value[{key}] = "{value}"\n'
+                                                  for key, value in fpm_settings.items()))
+            self.apache.fpm.config.write_text(pool)
         for page in self.apache.htdocs.glob("*.php"):
             page.unlink()
         for page in (HERE / "app").glob("*.php"):
@@ -233,8 +264,6 @@ class Node:
         (self.apache.htdocs / "health").write_text("UP\n")
         with open(self.apache.php_ini, "a", encoding="ascii") as ini:
             ini.write("\n; production-like\n[opcache]\nopcache.enable = 1\nopcache.validate_timestamps = 0\n")
-            for line in sessions_settings(sessions, self.helper):
-                ini.write(line + "\n")
 
     def start(self) -> None:
         if self.with_cc:
@@ -275,15 +304,29 @@ class HAProxy:
         errorfile.write_text("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html; charset=utf-8\r\n"
                              "Retry-After: 30\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
                              "<!doctype html><title>Trop de monde</title><p>Reessayez dans quelques minutes.</p>\n")
-        persistence = "    cookie SRV insert indirect nocache httponly\n" if balance == "sticky" else ""
+        sticky = balance == "sticky"
         servers = "".join(
-            f"    server {n.name} 127.0.0.1:{n.apache.port}{' cookie ' + n.name if balance == 'sticky' else ''}"
-            f" agent-port {n.agent_port}\n" for n in nodes)
-        # The backend of docs/LOAD_BALANCERS.md (checks every 500 ms).
+            f"    server {n.name} 127.0.0.1:{n.apache.port}{' cookie ' + n.name if sticky else ''}"
+            f"{' agent-port ' + str(n.agent_port) if sticky else ''}\n" for n in nodes)
+        if sticky:
+            # The backend of docs/LOAD_BALANCERS.md (checks every 500 ms):
+            # cookie persistence; a node that trips is drained (health check
+            # DRAIN, agent) and keeps only its users.
+            backend = ("    cookie SRV insert indirect nocache httponly\n"
+                       "    http-check expect rstring ^(UP|DRAIN)\n"
+                       "    http-check expect string UP error-status L7OKC\n")
+            checks = "check inter 500ms fall 3 rise 2 weight 100 agent-check agent-inter 500ms"
+        else:
+            # Seed 004's load balancer: plain round robin, no persistence,
+            # no drain; a node is down only when it does not answer. Each
+            # node sheds new visitors itself (refuse-new, the application).
+            backend = "    http-check expect rstring ^(UP|DRAIN)\n"
+            checks = "check inter 500ms fall 3 rise 2"
         self.config.write_text(f"""# HAProxy of the overload experiment (generated)
 global
     maxconn 4000
-    log stderr format short local0 notice
+    # One line per request (X-Request-Id captured), health changes.
+    log stderr format short local0 info
 
 defaults
     mode http
@@ -295,25 +338,29 @@ defaults
     # close idle connections, never the other way round.
     timeout http-keep-alive 30s
     log global
+    option httplog
     option log-health-checks
 
 frontend www
     bind 127.0.0.1:{self.port}
+    http-request capture req.hdr(X-Request-Id) len 12
     default_backend php
 
 backend php
     balance roundrobin
-{persistence}    retry-on 503 conn-failure empty-response
+    retry-on 503 conn-failure empty-response
     option redispatch 1
     http-request disable-l7-retry unless METH_GET
     option httpchk
     http-check send meth GET uri /health ver HTTP/1.1 hdr Host {HOST} hdr Authorization "Bearer {token}"
-    http-check expect rstring ^(UP|DRAIN)
-    http-check expect string UP error-status L7OKC
-    http-response set-header X-Node %[srv_name]
+{backend}    http-response set-header X-Node %[srv_name]
     errorfile 503 {errorfile}
-    default-server check inter 500ms fall 3 rise 2 weight 100 agent-check agent-inter 500ms
+    default-server {checks}
 {servers}""")
+
+    def requests_logged(self) -> dict[int, str]:
+        """X-Request-Id -> log line of every request HAProxy logged (option httplog)."""
+        return requests_logged(self.log)
 
     def start(self) -> None:
         with open(self.log, "ab") as output:
@@ -344,7 +391,7 @@ class Cluster:
     """Two nodes and HAProxy, started and stopped together."""
 
     def __init__(self, paths: harness.Paths, workdir: Path, dsn: str, with_cc: bool,
-                 thresholds: Thresholds | None, hold: int, balance: str, sessions: str):
+                 thresholds: Thresholds | None, hold: int, balance: str, sessions: SessionStore):
         self.token = "cc-overload-" + secrets.token_hex(16)
         self.nodes = [Node(paths, harness.make_dir(workdir / name), name, dsn, with_cc, thresholds, hold, self.token,
                            sessions) for name in ("web1", "web2")]
@@ -408,8 +455,34 @@ class client_priority:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
 
 
-def thresholds_for(capacity_rps: float, think: float) -> Thresholds:
-    sessions_at_capacity = capacity_rps * think / 2        # per node
+def requests_logged(haproxy_log: Path) -> dict[int, str]:
+    logged = {}
+    for line in haproxy_log.read_text(errors="replace").splitlines():
+        start = line.find("{")
+        end = line.find("}", start + 1)
+        if start >= 0 and end > start and line[start + 1:end].isdigit():
+            logged[int(line[start + 1:end])] = line
+    return logged
+
+
+def unanswered(records: list[loadgen.Record], logged: dict[int, str]) -> dict:
+    """Requests whose connection closed before any answer (status 0, not a
+    timeout): on a reused keep-alive connection or a new one, and whether
+    HAProxy logged them at all (then its lines, without the client address)."""
+    failed = [r for r in records if r.outcome == loadgen.FAILED]
+    return {"count": len(failed), "on_reused_connection": sum(1 for r in failed if r.reused == 1),
+            "on_new_connection": sum(1 for r in failed if r.reused == 0),
+            "logged_by_haproxy": sum(1 for r in failed if r.request_id in logged),
+            "haproxy_lines": [logged[r.request_id].split("] ", 1)[-1] for r in failed if r.request_id in logged][:5],
+            "errors": dict(collections.Counter(r.error for r in failed)),
+            "pages": dict(collections.Counter(f"{r.cls} {r.page}" for r in failed)),
+            "latency_ms_max": max((r.latency_ms for r in failed), default=None)}
+
+
+def thresholds_for(capacity_rps: float, think: float, shared_sessions: bool) -> Thresholds:
+    """Per node: the sessions a node counts are its own (files) or the whole
+    site's (Redis: every helper counts the one store)."""
+    sessions_at_capacity = capacity_rps * think / (1 if shared_sessions else 2)
     trip = max(4, round(TRIP_SHARE * sessions_at_capacity))
     release = max(2, min(trip - 1, round(RELEASE_SHARE * sessions_at_capacity)))
     return Thresholds(trip, release)
@@ -459,15 +532,25 @@ def run_experiment(args: argparse.Namespace) -> dict:
                     "hold": mode.hold, "profile": vars(mode.profile), "balance": args.lb, "sessions": args.sessions,
                     "db_max_connections": DB_MAX_CONNECTIONS, "fpm_children": FPM_CHILDREN, "runs": {}}
     postgres = Postgres()
+    redis: RedisServer | None = None
+    store = SessionStore("files")
     try:
         log(f"PostgreSQL (max_connections = {DB_MAX_CONNECTIONS}) in {postgres.directory}")
         postgres.start()
+        if args.sessions == "redis":
+            if not redis_available():
+                raise SystemExit("--sessions redis: redis-server and redis-cli are needed (Debian redis-server)")
+            redis = RedisServer(work / "redis", notifications=REDIS_NOTIFICATIONS).start()
+            store = SessionStore("redis", f"tcp://127.0.0.1:{redis.port}")
+            log(f"Redis for the sessions of both nodes: {store.redis_url}")
         runs = ["A", "B"] + (["C"] if args.with_c else [])
         thresholds: Thresholds | None = None
         for name in runs:
             with_cc = name != "A"
+            if redis is not None:
+                redis.cli("FLUSHALL")   # every run starts without sessions, like its own directories
             with Cluster(paths, harness.make_dir(work / name), postgres.dsn, with_cc, thresholds, mode.hold,
-                         args.lb, args.sessions) as cluster:
+                         args.lb, store) as cluster:
                 if "capacity" not in result:
                     log("measuring the capacity (closed loop, "
                         f"{CAPACITY_CLIENTS} logged-in users without think time, {mode.capacity_seconds:.0f} s)")
@@ -475,7 +558,7 @@ def run_experiment(args: argparse.Namespace) -> dict:
                         capacity = asyncio.run(loadgen.measure_capacity(cluster.url, HOST, CAPACITY_CLIENTS,
                                                                         mode.capacity_seconds, mode.timeout))
                     result["capacity"] = capacity
-                    thresholds = thresholds_for(capacity["rps"], mode.think)
+                    thresholds = thresholds_for(capacity["rps"], mode.think, store.shared)
                     result["thresholds"] = vars(thresholds)
                     log(f"capacity {capacity['rps']:.0f} requests/s (p50 {capacity['p50_ms']:.0f} ms, "
                         f"p99 {capacity['p99_ms']:.0f} ms, {capacity['errors']} errors); sessions threshold per "
@@ -512,9 +595,12 @@ def run_experiment(args: argparse.Namespace) -> dict:
                 summary["php_db_connection_failures"] = cluster.php_errors()
                 summary["pg_too_many_clients"] = refused_by_postgres(postgres.log_text()[pg_log_before:])
                 summary["with_coupecircuit"] = with_cc
+                summary["unanswered"] = unanswered(outcome["records"], cluster.lb.requests_logged())
                 result["runs"][name] = summary
                 log(f"run {name}: " + report.one_line(summary))
     finally:
+        if redis is not None:
+            redis.stop()
         postgres.stop()
     result["elapsed_seconds"] = round(time.monotonic() - started, 1)
     loadgen.dump_json(out / "results.json", result)
@@ -538,7 +624,8 @@ def main() -> int:
     parser.add_argument("--with-c", action="store_true", help="also run C: B with web1's helper killed in the spike")
     parser.add_argument("--lb", choices=("sticky", "roundrobin"), default="sticky",
                         help="HAProxy cookie persistence (default) or plain round robin")
-    parser.add_argument("--sessions", choices=("files", "redis"), default="files", help="PHP session store")
+    parser.add_argument("--sessions", choices=("redis", "files"), default="redis",
+                        help="PHP sessions in one Redis for both nodes (default), or each node's files")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("run as root: Apache and php-fpm run as www-data, PostgreSQL as postgres, like in production")

@@ -77,7 +77,8 @@ def one_line(summary: dict) -> str:
     for cls in CLASSES:
         c = summary["classes"][cls]
         parts.append(f"{cls}: {c['requests']} req, ok {fmt_pct(c['success_rate'])}, shed {c['shed']}, "
-                     f"5xx {c['errors_5xx']}, timeouts {c['timeouts']}, p99 {fmt_ms(c['p99_ms'])}")
+                     f"5xx {c['errors_5xx']}, timeouts {c['timeouts']}, no answer {c['failed']}, "
+                     f"lost session {c['lost_session']}, p99 {fmt_ms(c['p99_ms'])}")
     return "; ".join(parts) + f"; first shed {summary['first_shed_after_spike_s']} s"
 
 
@@ -149,10 +150,18 @@ def figure(out: Path, result: dict, profile: loadgen.Profile) -> Path:
         ts = [row["t"] for row in samples]
         ax.plot(ts, [row["logged_in"] for row in samples], color="tab:green", label="users logged in (clients)")
         node_sessions = [row.get("web1_sessions") for row in samples]
-        if any(v is not None for v in node_sessions):
+        trip = result.get("thresholds", {}).get("trip")
+        if any(v is not None for v in node_sessions) and result.get("sessions") == "redis":
+            # One store: both helpers count the same sessions (the larger: a
+            # helper killed in run C publishes nothing new).
+            shared = [max((v for v in (row.get("web1_sessions"), row.get("web2_sessions")) if v is not None),
+                          default=None) for row in samples]
+            ax.plot(ts, shared, color="tab:olive", linestyle="--", label="SESSIONS_ACTIVES (Redis)")
+            if trip:
+                ax.axhline(trip, color="tab:red", linewidth=0.8, linestyle=":", label="trip")
+        elif any(v is not None for v in node_sessions):
             total = [(row.get("web1_sessions") or 0) + (row.get("web2_sessions") or 0) for row in samples]
             ax.plot(ts, total, color="tab:olive", linestyle="--", label="SESSIONS_ACTIVES web1 + web2")
-            trip = result.get("thresholds", {}).get("trip")
             if trip:
                 ax.axhline(2 * trip, color="tab:red", linewidth=0.8, linestyle=":", label="2 × trip")
         ax.set_ylabel("sessions")
@@ -188,8 +197,9 @@ def read_records(path: Path, csv) -> list[loadgen.Record]:
     with open(path, encoding="utf-8") as file:
         reader = csv.reader(file)
         next(reader)
-        return [loadgen.Record(float(t), cls, page, int(status), outcome, float(latency), node, degraded == "1")
-                for t, cls, page, status, outcome, latency, node, degraded in reader]
+        return [loadgen.Record(float(t), cls, page, int(status), outcome, float(latency), node, degraded == "1",
+                               error, int(reused), int(request_id))
+                for t, cls, page, status, outcome, latency, node, degraded, error, reused, request_id in reader]
 
 
 def loadgen_samples(path: Path) -> list[dict]:
@@ -266,9 +276,43 @@ def c_note(result: dict) -> str:
     return (f"**Run C** is run B with web1's `coupecircuitd` killed (SIGKILL) {result.get('c_helper_killed_at')} s "
             "into the run, just after the spike began: web1's module sees its snapshot go stale after "
             "`CoupeCircuitMaxAge` (10 s) and fails open (`inconnu`: nothing refused, no 5xx because of us), "
-            "while web2 keeps shedding. Logged-in users: "
+            "while web2 keeps its state: HAProxy drains web2 and sends the new visitors to web1, seen UP. "
+            "Logged-in users: "
             f"{fmt_pct(users['success_rate'])} success, {users['errors_5xx']} 5xx, p99 {fmt_ms(users['p99_ms'])}; "
             f"new visitors: {new['shed']} shed, {new['errors_5xx']} 5xx.")
+
+
+def lost_note(a: dict | None) -> str:
+    if a is None:
+        return "–"
+    lost = a["classes"]["logged-in"]["lost_session"]
+    if lost:
+        return (f"{lost} requests of logged-in users came back to the login form: under overload HAProxy retried "
+                "their requests on the other node (`retry-on`, `redispatch`), where their PHP session does not "
+                "exist — logged out in the middle of their work.")
+    return ("no logged-in user was sent back to the login form (a request retried on the other node finds its "
+            "session there).")
+
+
+def unanswered_note(result: dict) -> str:
+    """What the requests without an answer were, from the generator's and
+    HAProxy's records of this run."""
+    lines = []
+    for name, run in result["runs"].items():
+        u = run.get("unanswered")
+        if not u or not u["count"]:
+            continue
+        errors = ", ".join(f"{count} {error}" for error, count in u["errors"].items())
+        lines.append(f"- run {name}: {u['count']} ({errors}); {u['on_reused_connection']} sent on a keep-alive "
+                     f"connection reused from the pool, {u['on_new_connection']} on a new one; "
+                     f"{u['logged_by_haproxy']} in HAProxy's log; longest {fmt_ms(u['latency_ms_max'])}.")
+        for line in u.get("haproxy_lines", []):
+            lines.append(f"  HAProxy: `{line}`")
+    if not lines:
+        return "No request went without an answer (connection closed before any status)."
+    return ("Connection failures (status 0) are requests whose connection closed before any answer. The generator "
+            "records the exception and whether the request went out on a reused keep-alive connection; HAProxy "
+            "logs every request it receives with the generator's `X-Request-Id`:\n\n" + "\n".join(lines))
 
 
 def markdown(result: dict, figure_name: str) -> str:
@@ -306,7 +350,26 @@ def markdown(result: dict, figure_name: str) -> str:
         "missed": ("Every target is met in this run." if not missed else
                    "Missed in this run: " + "; ".join(missed) + ". See the notes below and *Limits*."),
         "a_pg_refused": str(a["pg_too_many_clients"]) if a else "–",
-        "a_lost": str(a["classes"]["logged-in"]["lost_session"]) if a else "–",
+        "a_lost_note": lost_note(a),
+        "unanswered_note": unanswered_note(result),
+        "sessions_setup": (
+            "one `redis-server` for both nodes, PHP's `session.save_handler = redis` (phpredis), keyspace "
+            "notifications on; each node's `coupecircuitd` counts the sessions of that Redis "
+            "(`save_handler = redis` in its configuration), so both see the whole site's sessions."
+            if result.get("sessions") == "redis" else
+            "PHP's files handler, each node its own directory counted by its own `coupecircuitd`: a user "
+            "must stay on his node (sticky sessions at the load balancer, the configuration of seed 001)."),
+        "threshold_scope": ("capacity × think time: every helper counts the one Redis, so a node's threshold "
+                            "is the site's" if result.get("sessions") == "redis"
+                            else "capacity × think time / 2 nodes"),
+        "lb_setup": (
+            "cookie persistence, the health check (`DRAIN` keeps the node's logged-in users, sends new visitors "
+            "elsewhere), the agent check, `retry-on 503` with redispatch, and a 503 page with `Retry-After` when "
+            "no node takes new visitors. (`--lb roundrobin` gives seed 004's plain round robin.)"
+            if result.get("balance", "sticky") == "sticky" else
+            "plain round robin as in seed 004: no persistence, no drain and no agent (a node is down only when "
+            "it does not answer), `retry-on 503` with redispatch; each node sheds new visitors itself "
+            "(`refuse-new`, the application)."),
         "a_failed": str(sum(a["classes"][c]["failed"] + a["classes"][c]["timeouts"] for c in CLASSES)) if a else "–",
         "a_users_success": fmt_pct(a["classes"]["logged-in"]["success_rate"]) if a else "–",
         "b_users_success": fmt_pct(b["classes"]["logged-in"]["success_rate"]) if b else "–",

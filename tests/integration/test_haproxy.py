@@ -222,7 +222,7 @@ class Node:
 def start_node(paths, make_helper, make_apache, name: str) -> Node:
     agent_port = free_port()
     helper = make_helper(name=f"helper-{name}", config_extra=f"\n[agent]\nport = {agent_port}\nbind = 127.0.0.1\n")
-    wait_for(lambda: f"127.0.0.1:{agent_port}" in helper.log_text(), bool, 5.0, f"{name}: agent listening")
+    wait_for(lambda: f"127.0.0.1:{agent_port}" in helper.log_text(), bool, 10.0, f"{name}: agent listening")
     lines = [f"SetEnv NODE {name}", "CoupeCircuitHold 0", "CoupeCircuitMaxAge 2",
              "CoupeCircuitThreshold sessions 3", *documented_apache_lines(paths.source_dir)]
     apache = make_apache("prefork", helper, with_module=True, start=False, name=f"apache-{name}",

@@ -16,8 +16,12 @@ from harness import clean_env, free_port, port_accepts, wait_for
 
 CLASSES = ("empty", "anonymous", "unknown", "authenticated")
 ZERO = {name: 0 for name in CLASSES}
-# Session updates travel through inotify: visible within this many seconds.
-INOTIFY_DEADLINE = 2.0
+# Session updates travel through inotify and are published within a tenth
+# of a second on an idle host; the tests poll, so this bound only matters
+# when the host is busy (tests side by side, builds, fuzzers).
+INOTIFY_DEADLINE = 10.0
+# A SIGHUP, a helper stopping or a snapshot re-created: seen within this.
+SIGNAL_DEADLINE = 10.0
 
 
 def counts(**values: int) -> dict:
@@ -125,11 +129,14 @@ def test_sessions_age_out_without_any_file_event(make_helper):
     active window (active_minutes = 1)."""
     helper = make_helper(active_minutes=1)
     session = helper.session("authenticated")
-    leaves_at = time.time() + 4.0
-    age(session, (60 - 4.0) / 60)
-    sessions = wait_sessions(helper, counts(authenticated=1), what="session active for 4 more seconds")
+    window = 6.0  # seconds left in the active window: it must be seen active before it leaves
+    leaves_at = time.time() + window
+    age(session, (60 - window) / 60)
+    sessions = wait_sessions(helper, counts(authenticated=1), timeout=window - 1.0,
+                             what=f"session active for {window:.0f} more seconds")
     assert sessions["active_minutes"] == 1
-    wait_sessions(helper, ZERO, counts(authenticated=1), timeout=max(0.0, leaves_at + 2.0 - time.time()),
+    # The helper ages sessions once a second; a busy host may delay that tick.
+    wait_sessions(helper, ZERO, counts(authenticated=1), timeout=max(0.0, leaves_at + 5.0 - time.time()),
                   what="session aged out by the clock alone")
     assert time.time() >= leaves_at - 1.0, "aged out before its minute was over"
 
@@ -241,9 +248,13 @@ def test_bad_arguments_exit_2_and_leave_the_state_file_untouched(helper):
     helper.ctl_ok("threshold", "set", "sessions", "12", "--vhost", "a.test")
     before_bytes = helper.state.read_bytes()
     before_stat = helper.state.stat()
-    # The helper's own history file (snapshot.history) may appear at any time.
+    # The helper writes its history (snapshot.history, through
+    # snapshot.history.tmp) every 10 s: both may appear or vanish at any time.
+    history = helper.snapshot.name + ".history"
+    helper_files = {history, history + ".tmp"}
+
     def control_files():
-        return sorted(name for name in os.listdir(helper.control_dir) if not name.endswith(".history"))
+        return sorted(name for name in os.listdir(helper.control_dir) if name not in helper_files)
 
     before_files = control_files()
 
@@ -319,7 +330,7 @@ def test_restart_keeps_the_cut(helper, how):
     else:
         helper.kill9()
     # Nobody publishes any more: the snapshot goes stale (exit 3).
-    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, 4.0,
+    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, SIGNAL_DEADLINE,
                                    "status reports the stale snapshot")
     assert document["status"] == "stale"
 
@@ -342,7 +353,8 @@ def test_snapshot_removed_is_recreated(helper, logs):
     helper.snapshot.unlink()
     code, document = helper.status()
     assert code == 3 and document["status"] == "missing"
-    (code, document), _ = wait_for(helper.status, lambda v: v[0] == 0, 3.0, "snapshot re-created")
+    (code, document), _ = wait_for(helper.status, lambda v: v[0] == 0, SIGNAL_DEADLINE,
+                                   "snapshot re-created")
     assert document["sessions"]["active_authenticated"] == 1 and document["helper_pid"] == helper.pid
     assert "CC0021" in helper.log_text()
     assert (helper.snapshot.stat().st_mode & 0o777) == 0o644
@@ -361,15 +373,22 @@ def test_once_publishes_and_exits(make_helper):
     assert code == 0 and document["status"] == "ok"
     assert document["sessions"]["active"] == counts(authenticated=2, anonymous=1)
     # Nothing stays behind to keep the snapshot fresh.
-    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, 4.0,
+    (code, document), _ = wait_for(lambda: helper.status(max_age=1), lambda v: v[0] == 3, SIGNAL_DEADLINE,
                                    "snapshot of --once goes stale")
     assert document["status"] == "stale"
 
 
 def test_sighup_reloads_the_configuration(make_helper, logs):
-    helper = make_helper(active_minutes=24)
+    # The session is 10 minutes old before the helper starts: its first scan
+    # reads it (active within 24 minutes). Aged while the helper runs, the
+    # counts would not change (active either way) and so could not tell
+    # whether that inotify event was handled before the SIGHUP; handled
+    # after the reload, the file is already out of the 5-minute window and
+    # only stat'ed ("unread"), not known as authenticated.
+    helper = make_helper(active_minutes=24, start=False)
     session = helper.session("authenticated")
     age(session, 10)
+    helper.start()
     sessions = wait_sessions(helper, counts(authenticated=1))
     assert sessions["active_minutes"] == 24
     pid = helper.pid
@@ -380,13 +399,13 @@ def test_sighup_reloads_the_configuration(make_helper, logs):
     # authenticated once out of the shorter window.
     sessions = wait_sessions(helper, ZERO, counts(authenticated=1), what="reload with active_minutes = 5")
     assert sessions["active_minutes"] == 5
-    wait_for(helper.log_text, lambda text: "CC0003" in text, 2.0, "CC0003 (reloaded) logged")
+    wait_for(helper.log_text, lambda text: "CC0003" in text, SIGNAL_DEADLINE, "CC0003 (reloaded) logged")
 
     # A broken file is refused and the running configuration kept.
     logs.allow(r"CC0004")
     helper.write_config(active_minutes=5, extra="[sessions]\nactive_minutes = banana\n")
     helper.signal(signal.SIGHUP)
-    wait_for(helper.log_text, lambda text: "CC0004" in text, 2.0, "CC0004 (reload failed) logged")
+    wait_for(helper.log_text, lambda text: "CC0004" in text, SIGNAL_DEADLINE, "CC0004 (reload failed) logged")
     assert helper.running() and helper.pid == pid
     sessions = sessions_of(helper)
     assert sessions["active_minutes"] == 5 and sessions["inactive"]["authenticated"] == 1
@@ -481,7 +500,7 @@ def test_failed_reload_keeps_every_resource_and_the_cut(make_helper, logs):
     other_state = make_dir_for(helper.workdir / "other") / "state"
     config_driven(helper, blocker / "snapshot", other_state, agent.format(second_port))
     helper.signal(signal.SIGHUP)
-    wait_for(helper.log_text, lambda text: "CC0004" in text, 5.0, "CC0004 (reload failed) logged")
+    wait_for(helper.log_text, lambda text: "CC0004" in text, SIGNAL_DEADLINE, "CC0004 (reload failed) logged")
 
     assert agent_answer(first_port) == "drain", "the old agent port must stay bound"
     assert not port_accepts(second_port), "the new agent port must not be opened"
@@ -500,15 +519,17 @@ def test_failed_reload_keeps_every_resource_and_the_cut(make_helper, logs):
         busy_port = taken.getsockname()[1]
         config_driven(helper, helper.snapshot, helper.state, agent.format(busy_port))
         helper.signal(signal.SIGHUP)
-        wait_for(helper.log_text, lambda text: text.count("CC0004") >= 2, 5.0, "second CC0004 logged")
+        wait_for(helper.log_text, lambda text: text.count("CC0004") >= 2, SIGNAL_DEADLINE,
+                 "second CC0004 logged")
         assert agent_answer(first_port) == "drain", "the old listener is kept when the new port is busy"
 
     # And a good reload still moves everything.
     config_driven(helper, helper.snapshot, helper.state, agent.format(second_port))
     helper.signal(signal.SIGHUP)
-    wait_for(lambda: port_accepts(second_port), bool, 5.0, "agent moved to the new port")
+    wait_for(lambda: port_accepts(second_port), bool, SIGNAL_DEADLINE, "agent moved to the new port")
     assert agent_answer(second_port) == "drain"
-    wait_for(lambda: port_accepts(first_port), lambda accepts: not accepts, 5.0, "old agent port closed")
+    wait_for(lambda: port_accepts(first_port), lambda accepts: not accepts, SIGNAL_DEADLINE,
+             "old agent port closed")
 
 
 def make_dir_for(path):
@@ -534,12 +555,29 @@ def test_state_directory_replaced_is_followed(make_helper):
     assert "applied" in result.stdout, result.stdout
     code, document = helper.status()
     assert code == 1 and document["cut"]["reason"] == "apres"
-    # Once watched again, changes are seen through inotify, well within a second.
-    wait_for(helper.log_text, lambda text: "CC0033" in text, 3.0, "state directory watched again (CC0033)")
-    started = time.monotonic()
+    # Watched again: the new directory is among the helper's inotify watches
+    # (asked of the kernel rather than timed: a busy host may delay any tick).
+    wait_for(helper.log_text, lambda text: "CC0033" in text, SIGNAL_DEADLINE,
+             "state directory watched again (CC0033)")
+    new_inode = os.stat(state_dir).st_ino
+    wait_for(lambda: inotify_watched_inodes(helper.pid), lambda inodes: new_inode in inodes, SIGNAL_DEADLINE,
+             "the new state directory in the helper's inotify watches")
     helper.ctl_ok("cut", "off")
-    assert time.monotonic() - started < 1.0
     assert helper.status()[1]["cut"]["active"] is False
+
+
+def inotify_watched_inodes(pid: int) -> set[int]:
+    """Inodes watched by the inotify descriptors of process pid (proc(5), fdinfo)."""
+    inodes = set()
+    for fdinfo in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fdinfo}") as file:
+                text = file.read()
+        except FileNotFoundError:
+            continue
+        inodes.update(int(line.split(" ino:")[1].split()[0], 16) for line in text.splitlines()
+                      if line.startswith("inotify wd:"))
+    return inodes
 
 
 def test_closed_stderr_pipe_does_not_kill_the_helper(make_helper):

@@ -1,11 +1,14 @@
 """The overload experiment's quick mode (bench/overload/run.sh --quick) as a
-test of the whole promise: two nodes behind HAProxy, PostgreSQL limited to 30
-connections, new visitors ramping to 3x the capacity measured at the start.
+test of the whole promise: two nodes behind HAProxy, their PHP sessions in one
+real redis-server (phpredis, counted by each node's coupecircuitd), PostgreSQL
+limited to 30 connections, new visitors ramping to 3x the capacity measured
+at the start.
 
 The shape, whatever the machine's speed or other work (the rates come from
 the capacity measured at the start): with CoupeCircuit (B) no 5xx at all,
-at least 95 % of the logged-in users' requests succeed and new visitors are
-shed; without it (A) the same traffic brings at least one 500 or timeout.
+at least 95 % of the logged-in users' requests succeed, none is sent back to
+the login form, and new visitors are shed; without it (A) the same traffic
+brings at least one 500 or timeout.
 The full run's targets are in docs/OVERLOAD.md.
 """
 
@@ -19,6 +22,7 @@ import sys
 import pytest
 
 from harness import clean_env
+from redis_harness import redis_available
 
 QUICK_BUDGET_SECONDS = 300
 
@@ -31,9 +35,11 @@ def results(paths):
         pytest.skip("the overload experiment runs as root (www-data, postgres)")
     if not os.path.exists("/usr/lib/postgresql/15/bin/postgres"):
         pytest.skip("PostgreSQL 15 is missing (Debian package postgresql)")
+    if not redis_available():
+        pytest.skip("redis-server and redis-cli are needed (Debian package redis-server)")
     out = paths.run_root / "overload-quick"
     command = [sys.executable, str(paths.source_dir / "bench" / "overload" / "overload.py"), "--quick",
-               "--build-dir", str(paths.build_dir), "--out", str(out)]
+               "--sessions", "redis", "--build-dir", str(paths.build_dir), "--out", str(out)]
     try:
         run = subprocess.run(command, capture_output=True, text=True, timeout=QUICK_BUDGET_SECONDS,
                              env=clean_env(PYTHONDONTWRITEBYTECODE="1"))
@@ -71,6 +77,9 @@ def test_with_coupecircuit_nobody_gets_a_5xx(results):
 def test_with_coupecircuit_logged_in_users_keep_working(results):
     users = results["runs"]["B"]["classes"]["logged-in"]
     assert users["success_rate"] >= 0.95, f"run B, logged-in users: {users}\n{results['log']}"
+    # The sessions are in Redis: whichever node answers, nobody is logged out.
+    assert results["sessions"] == "redis"
+    assert users["lost_session"] == 0, f"run B sent logged-in users back to the login form: {users}"
 
 
 def test_with_coupecircuit_new_visitors_are_shed_politely(results):

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server and 
 
 CLASSES = ("empty", "anonymous", "unknown", "authenticated")
 PASS_INTERVAL = 2
-NOTIFICATION_DEADLINE = 1.0
+# Within a tenth of a second on an idle host; generous for a busy one, still
+# far under the 60-s pass of the test that relies on notifications.
+NOTIFICATION_DEADLINE = 5.0
 
 
 def counts(**values: int) -> dict:
@@ -95,7 +97,7 @@ def test_master_killed_replica_promoted_counts_return(make_helper, cluster, logs
     logs.allow(r"CC0070")
     victim = cluster.masters()[0]
     victim.kill()
-    wait_for(lambda: store_of(helper)[1], lambda store: not store["available"], PASS_INTERVAL + 3,
+    wait_for(lambda: store_of(helper)[1], lambda store: not store["available"], PASS_INTERVAL + 5,
              "the store is flagged unavailable while a master is down")
     # cluster-node-timeout 1 s: the replica takes over; the helper finds it
     # with CLUSTER SLOTS and counts again, without a restart.
