@@ -56,8 +56,10 @@ _POOL: dict[int, list[str]] = {}
 
 def filler(length: int, rng: random.Random) -> str:
     """One of 256 random strings of that length (generating 1M values stays fast)."""
-    pool = _POOL.setdefault(length, ["".join(random.Random(length * 1000 + i).choice("abcdefghij")
-                                             for _ in range(length)) for i in range(256)])
+    pool = _POOL.get(length)
+    if pool is None:  # built once (setdefault would rebuild it on every call)
+        pool = _POOL[length] = ["".join(random.Random(length * 1000 + i).choices("abcdefghij", k=length))
+                                for i in range(256)]
     return pool[rng.randrange(256)]
 
 
@@ -100,17 +102,22 @@ class Redis:
 
 
 def fill(redis: Redis, count: int, rng: random.Random) -> list[bytes]:
+    """One pipelined connection (redis-cli --pipe) fed in batches of 10k SETEX."""
     keys = []
+    writer = subprocess.Popen(["redis-cli", "-p", str(redis.port), "--pipe"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)
     batch = []
     for i in range(count):
         key = (PREFIX + "%026x" % rng.getrandbits(104)).encode()
         keys.append(key)
         batch.append(resp(b"SETEX", key, b"1440", session_value(i % 4 == 0, rng)))
-        if len(batch) == 20000:
-            redis.pipe(b"".join(batch))
+        if len(batch) == 10000:
+            writer.stdin.write(b"".join(batch))
             batch = []
-    if batch:
-        redis.pipe(b"".join(batch))
+    writer.stdin.write(b"".join(batch))
+    writer.stdin.close()
+    if writer.wait(600) != 0:
+        raise RuntimeError("redis-cli --pipe failed")
     return keys
 
 
@@ -131,7 +138,9 @@ def run(count: int, build: Path, floor_tool: Path, work: Path, rounds: int) -> d
     rng = random.Random(count)
     redis = Redis(work)
     try:
+        started = time.monotonic()
         keys = fill(redis, count, rng)
+        print(f"filled {count:,} sessions in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
         assert int(redis.cli("DBSIZE")) == count
         daemon, ctl = build / "scanner" / "coupecircuitd", build / "ctl" / "coupecircuitctl"
         config = work / "coupecircuitd.conf"
