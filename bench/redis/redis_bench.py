@@ -127,6 +127,22 @@ def status(ctl: Path, snapshot: Path) -> dict:
     return json.loads(result.stdout)
 
 
+def wait_for_helper(ctl: Path, snapshot: Path, helper: subprocess.Popen, ready, failure: str) -> None:
+    """Polls (2 minutes at most) until this helper published a snapshot whose
+    store ready(store) accepts; raises RuntimeError(failure) past that."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            document = status(ctl, snapshot)
+            if document.get("helper_pid") == helper.pid and ready(document["store"]):
+                return
+        except (json.JSONDecodeError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(failure)
+        time.sleep(0.1)
+
+
 def vm(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -174,17 +190,8 @@ def run(count: int, build: Path, floor_tool: Path, work: Path, rounds: int) -> d
         helper = subprocess.Popen(base + ["--foreground", "--interval", "3600"], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    document = status(ctl, snapshot)
-                    if document.get("helper_pid") == helper.pid and document["store"]["keys_seen"] == count:
-                        break
-                except (json.JSONDecodeError, KeyError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the helper's first pass did not end")
-                time.sleep(0.1)
+            wait_for_helper(ctl, snapshot, helper, lambda store: store["keys_seen"] == count,
+                            "the helper's first pass did not end")
 
             def triggered_pass(prepare=None) -> tuple[int, dict]:
                 previous = status(ctl, snapshot)["last_scan"]["wall_time"], status(ctl, snapshot)["store"]
@@ -247,17 +254,7 @@ def notify_run(count: int, build: Path, work: Path) -> dict:
                                    str(work / "state-notify"), "--foreground"], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    document = status(ctl, snapshot)
-                    if document.get("helper_pid") == helper.pid and document["store"]["notifications"]:
-                        break
-                except (json.JSONDecodeError, KeyError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("no first pass")
-                time.sleep(0.1)
+            wait_for_helper(ctl, snapshot, helper, lambda store: store["notifications"], "no first pass")
             latencies = []
             for _ in range(50):
                 before = status(ctl, snapshot)["sessions"]["active"]["authenticated"]

@@ -53,11 +53,9 @@ def run_dir(paths, request) -> Path:
     return harness.run_dir_for(paths, request.node.name, group=_file_stem(request))
 
 
-@pytest.fixture
-def logs():
-    """Log files of the processes of one test. At teardown (after they have all
-    stopped) any unexpected warning or error line fails the test; a test allows
-    a line it causes on purpose with logs.allow(regex)."""
+def checked_log_scanner():
+    """The body of logs and class_logs: yields a LogScanner, then fails on any
+    unexpected line it found."""
     scanner = harness.LogScanner()
     yield scanner
     problems = scanner.problems()
@@ -65,10 +63,9 @@ def logs():
         pytest.fail("unexpected lines in the logs:\n  " + "\n  ".join(problems), pytrace=False)
 
 
-@pytest.fixture
-def make_helper(paths, run_dir, logs):
-    """make_helper(start=True, name="helper", **Helper options) -> Helper,
-    stopped at teardown (SIGTERM, then SIGKILL)."""
+def helper_factory(paths, run_dir, logs):
+    """The body of make_helper and make_class_helper: yields the factory, then
+    stops every helper it made (SIGTERM, then SIGKILL)."""
     created: list[harness.Helper] = []
 
     def factory(start: bool = True, name: str = "helper", **options) -> harness.Helper:
@@ -85,6 +82,21 @@ def make_helper(paths, run_dir, logs):
 
 
 @pytest.fixture
+def logs():
+    """Log files of the processes of one test. At teardown (after they have all
+    stopped) any unexpected warning or error line fails the test; a test allows
+    a line it causes on purpose with logs.allow(regex)."""
+    yield from checked_log_scanner()
+
+
+@pytest.fixture
+def make_helper(paths, run_dir, logs):
+    """make_helper(start=True, name="helper", **Helper options) -> Helper,
+    stopped at teardown (SIGTERM, then SIGKILL)."""
+    yield from helper_factory(paths, run_dir, logs)
+
+
+@pytest.fixture
 def helper(make_helper) -> harness.Helper:
     """A running coupecircuitd with its own session directory, snapshot and state."""
     return make_helper()
@@ -97,11 +109,9 @@ def module_so(paths) -> Path:
     return paths.module
 
 
-@pytest.fixture
-def make_apache(paths, run_dir, logs):
-    """make_apache(variant, helper, start=True, **Apache options) -> Apache,
-    stopped at teardown (apache2 -k stop, php-fpm SIGQUIT) before the logs are
-    checked."""
+def apache_factory(paths, run_dir, logs):
+    """The body of make_apache and make_class_apache: yields the factory,
+    then stops every Apache it made (apache2 -k stop, php-fpm SIGQUIT)."""
     created: list[harness.Apache] = []
 
     def factory(variant: str, helper: harness.Helper, start: bool = True, name: str | None = None,
@@ -125,6 +135,14 @@ def make_apache(paths, run_dir, logs):
         pytest.fail("stopping Apache failed:\n" + "\n".join(errors), pytrace=False)
 
 
+@pytest.fixture
+def make_apache(paths, run_dir, logs):
+    """make_apache(variant, helper, start=True, **Apache options) -> Apache,
+    stopped at teardown (apache2 -k stop, php-fpm SIGQUIT) before the logs are
+    checked."""
+    yield from apache_factory(paths, run_dir, logs)
+
+
 # ---------------------------------------------------------------- per class
 # Servers shared by the tests of one class (mod_h2's conftest style): the
 # class starts them once, its tests use them in order, and at the class's
@@ -144,30 +162,14 @@ def class_run_dir(paths, request) -> Path:
 @pytest.fixture(scope="class")
 def class_logs():
     """The LogScanner of the class's servers; checked once they have stopped."""
-    scanner = harness.LogScanner()
-    yield scanner
-    problems = scanner.problems()
-    if problems:
-        pytest.fail("unexpected lines in the logs:\n  " + "\n  ".join(problems), pytrace=False)
+    yield from checked_log_scanner()
 
 
 @pytest.fixture(scope="class")
 def make_class_helper(paths, class_run_dir, class_logs):
     """make_class_helper(start=True, name="helper", **Helper options) -> Helper
     shared by the class, stopped at the class's teardown."""
-    created: list[harness.Helper] = []
-
-    def factory(start: bool = True, name: str = "helper", **options) -> harness.Helper:
-        helper = harness.Helper(paths, harness.make_dir(class_run_dir / name), **options)
-        class_logs.watch(helper.log_path, harness.HELPER_BAD_LINE)
-        created.append(helper)
-        if start:
-            helper.start()
-        return helper
-
-    yield factory
-    for helper in created:
-        helper.stop()
+    yield from helper_factory(paths, class_run_dir, class_logs)
 
 
 @pytest.fixture(scope="class")
@@ -181,24 +183,4 @@ def make_class_apache(paths, class_run_dir, class_logs):
     """make_class_apache(variant, helper, start=True, name=None, **Apache
     options) -> Apache shared by the class; stopped at the class's teardown,
     before its logs are checked."""
-    created: list[harness.Apache] = []
-
-    def factory(variant: str, helper: harness.Helper, start: bool = True, name: str | None = None,
-                **options) -> harness.Apache:
-        root = harness.make_dir(class_run_dir / (name or f"apache-{variant}"))
-        options.setdefault("snapshot", helper.snapshot)
-        apache = harness.Apache(paths, root, variant, helper.session_dir, log_scanner=class_logs, **options)
-        created.append(apache)
-        if start:
-            apache.start()
-        return apache
-
-    yield factory
-    errors = []
-    for apache in reversed(created):
-        try:
-            apache.stop()
-        except AssertionError as error:
-            errors.append(str(error))
-    if errors:
-        pytest.fail("stopping Apache failed:\n" + "\n".join(errors), pytrace=False)
+    yield from apache_factory(paths, class_run_dir, class_logs)

@@ -197,3 +197,31 @@ def php_sessions(handler: str, save_path: str, operations: Sequence[tuple[str, s
 
 def new_id() -> str:
     return secrets.token_hex(13)
+
+
+# What the Redis tests read back from coupecircuitctl status --json.
+CLASSES = ("empty", "anonymous", "unknown", "authenticated")
+PASS_INTERVAL = 2  # rescan_interval of the Redis tests' helpers
+# Notifications bring a change within a tenth of a second on an idle host;
+# the tests that rely on them pass every 60 s, so this bound, generous for a
+# busy host, still tells a notification from a full pass.
+NOTIFICATION_DEADLINE = 5.0
+
+
+def counts(**values: int) -> dict:
+    return {name: values.get(name, 0) for name in CLASSES}
+
+
+def store_of(helper) -> tuple[dict, dict]:
+    code, document = helper.status()
+    # 3 with "sessions_unknown": the store cannot be counted now.
+    assert code in (0, 1) or (code == 3 and document.get("status") == "sessions_unknown"), \
+        f"status exit {code}: {document}"
+    return document["sessions"], document["store"]
+
+
+def wait_active(helper, active: dict, timeout: float, what: str) -> float:
+    """Waits until the store is available and its active counts are active."""
+    _, waited = wait_for(lambda: store_of(helper), lambda v: v[0]["active"] == active and v[1]["available"],
+                         timeout, f"{what}: active {active}")
+    return waited

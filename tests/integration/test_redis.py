@@ -13,16 +13,11 @@ import time
 import pytest
 
 from harness import HttpClient, clean_env, wait_for
-from redis_harness import RedisServer, new_id, php_sessions, redis_available
+from redis_harness import (NOTIFICATION_DEADLINE, PASS_INTERVAL, RedisServer, counts, new_id, php_sessions,
+                           redis_available, store_of, wait_active)
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server and redis-cli are needed")
 
-CLASSES = ("empty", "anonymous", "unknown", "authenticated")
-PASS_INTERVAL = 2  # rescan_interval of these tests' helpers
-# Notifications bring a change within a tenth of a second on an idle host;
-# the tests that rely on them pass every 60 s, so this bound, generous for a
-# busy host, still tells a notification from a full pass.
-NOTIFICATION_DEADLINE = 5.0
 # A heartbeat at most this old: the loop ticks every second; a stalled loop
 # (Redis asleep for 5 s) would be older.
 HEARTBEAT_AGE_LIMIT = 3.0
@@ -30,29 +25,11 @@ HEARTBEAT_AGE_LIMIT = 3.0
 SLACK = 5.0
 
 
-def counts(**values: int) -> dict:
-    return {name: values.get(name, 0) for name in CLASSES}
-
-
 def redis_helper(make_helper, server: RedisServer, start: bool = True, extra: str = "", save_path: str | None = None,
                  interval: int = PASS_INTERVAL, **options):
     save_path = save_path or f"tcp://127.0.0.1:{server.port}"
     config = f"\n[sessions]\nsave_handler = redis\nsave_path = {save_path}\n{extra}"
     return make_helper(start=start, interval=interval, config_extra=config, **options)
-
-
-def store_of(helper) -> tuple[dict, dict]:
-    code, document = helper.status()
-    # 3 with "sessions_unknown": the store cannot be counted now.
-    assert code in (0, 1) or (code == 3 and document.get("status") == "sessions_unknown"), \
-        f"status exit {code}: {document}"
-    return document["sessions"], document["store"]
-
-
-def wait_active(helper, active: dict, timeout: float, what: str) -> float:
-    (_, _), waited = wait_for(lambda: store_of(helper), lambda v: v[0]["active"] == active and v[1]["available"],
-                              timeout, f"{what}: active {active}")
-    return waited
 
 
 def write(server: RedisServer, *operations: tuple[str, str], **kwargs) -> None:

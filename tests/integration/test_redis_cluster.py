@@ -11,19 +11,10 @@ import os
 import pytest
 
 from harness import run_dir_for, wait_for
-from redis_harness import RedisCluster, new_id, php_sessions, redis_available
+from redis_harness import (NOTIFICATION_DEADLINE, PASS_INTERVAL, RedisCluster, counts, new_id, php_sessions,
+                           redis_available, store_of, wait_active)
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server and redis-cli are needed")
-
-CLASSES = ("empty", "anonymous", "unknown", "authenticated")
-PASS_INTERVAL = 2
-# Within a tenth of a second on an idle host; generous for a busy one, still
-# far under the 60-s pass of the test that relies on notifications.
-NOTIFICATION_DEADLINE = 5.0
-
-
-def counts(**values: int) -> dict:
-    return {name: values.get(name, 0) for name in CLASSES}
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +27,6 @@ def cluster(paths):
 
 def write(cluster: RedisCluster, *operations: tuple[str, str]) -> None:
     php_sessions("rediscluster", cluster.seeds(), operations)
-
-
-def store_of(helper) -> tuple[dict, dict]:
-    code, document = helper.status()
-    assert code in (0, 1) or (code == 3 and document.get("status") == "sessions_unknown"), \
-        f"status exit {code}: {document}"
-    return document["sessions"], document["store"]
-
-
-def wait_active(helper, active: dict, timeout: float, what: str) -> float:
-    _, waited = wait_for(lambda: store_of(helper), lambda v: v[0]["active"] == active and v[1]["available"],
-                         timeout, f"{what}: active {active}")
-    return waited
 
 
 def cluster_helper(make_helper, cluster: RedisCluster, interval: int = PASS_INTERVAL):

@@ -68,87 +68,79 @@ TEST(History, DecodeRejectsDamagedFiles) {
   EXPECT_FALSE(decode(encode({{20, 1, 100, 0}, {20, 2, 200, 0}})));  // not increasing
 }
 
-TEST(History, RecorderOnePointPerSlotWrittenToTheFile) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/snapshot";
-  Recorder recorder;
-  EXPECT_EQ(recorder.record(snapshot, payload_with(1, 10), 1003), "");
-  EXPECT_EQ(recorder.record(snapshot, payload_with(2, 20), 1009), "");  // same slot: nothing
-  EXPECT_EQ(recorder.record(snapshot, payload_with(3, 30), 1010), "");
-  ASSERT_EQ(recorder.points().size(), 2U);
-  EXPECT_EQ(recorder.points()[0].wall_s, 1000);
-  EXPECT_EQ(recorder.points()[0].sessions, 1U);
-  EXPECT_EQ(recorder.points()[1].wall_s, 1010);
-  auto file = read_file(path_for(snapshot));
+// A recorder whose history file lies beside dir_/snapshot.
+class HistoryRecorder : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  const std::string snapshot_ = dir_.path() + "/snapshot";
+  Recorder recorder_;
+};
+
+TEST_F(HistoryRecorder, OnePointPerSlotWrittenToTheFile) {
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(1, 10), 1003), "");
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(2, 20), 1009), "");  // same slot: nothing
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(3, 30), 1010), "");
+  ASSERT_EQ(recorder_.points().size(), 2U);
+  EXPECT_EQ(recorder_.points()[0].wall_s, 1000);
+  EXPECT_EQ(recorder_.points()[0].sessions, 1U);
+  EXPECT_EQ(recorder_.points()[1].wall_s, 1010);
+  auto file = read_file(path_for(snapshot_));
   ASSERT_TRUE(file) << file.error().message;
   EXPECT_EQ(file->size(), 2U);
   struct stat info {};
-  ASSERT_EQ(::stat(path_for(snapshot).c_str(), &info), 0);
+  ASSERT_EQ(::stat(path_for(snapshot_).c_str(), &info), 0);
   EXPECT_EQ(info.st_mode & 0777, 0644U);
 }
 
-TEST(History, RecorderKeepsOneHourAndDropsOlderPoints) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/snapshot";
-  Recorder recorder;
+TEST_F(HistoryRecorder, KeepsOneHourAndDropsOlderPoints) {
   for (std::int64_t t = 0; t < 2 * kSpanSeconds; t += kIntervalSeconds) {
-    EXPECT_EQ(recorder.record(snapshot, payload_with(static_cast<std::uint64_t>(t), 0), 100000 + t), "");
+    EXPECT_EQ(recorder_.record(snapshot_, payload_with(static_cast<std::uint64_t>(t), 0), 100000 + t), "");
   }
-  ASSERT_EQ(recorder.points().size(), kCapacity);
-  EXPECT_EQ(recorder.points().back().wall_s - recorder.points().front().wall_s, kSpanSeconds - kIntervalSeconds);
+  ASSERT_EQ(recorder_.points().size(), kCapacity);
+  EXPECT_EQ(recorder_.points().back().wall_s - recorder_.points().front().wall_s, kSpanSeconds - kIntervalSeconds);
   // A gap of 30 minutes (helper stopped): the points older than an hour go.
-  const std::int64_t later = recorder.points().back().wall_s + kSpanSeconds / 2;
-  EXPECT_EQ(recorder.record(snapshot, payload_with(1, 0), later), "");
-  EXPECT_EQ(recorder.points().size(), kCapacity / 2 + 1);  // the last half hour and the new point
-  EXPECT_GT(recorder.points().front().wall_s, later - kSpanSeconds);
+  const std::int64_t later = recorder_.points().back().wall_s + kSpanSeconds / 2;
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(1, 0), later), "");
+  EXPECT_EQ(recorder_.points().size(), kCapacity / 2 + 1);  // the last half hour and the new point
+  EXPECT_GT(recorder_.points().front().wall_s, later - kSpanSeconds);
 }
 
-TEST(History, RecorderContinuesFromTheFileAfterARestart) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/snapshot";
+TEST_F(HistoryRecorder, ContinuesFromTheFileAfterARestart) {
   {
     Recorder first;
-    EXPECT_EQ(first.record(snapshot, payload_with(5, 50), 2000), "");
-    EXPECT_EQ(first.record(snapshot, payload_with(6, 60), 2010), "");
+    EXPECT_EQ(first.record(snapshot_, payload_with(5, 50), 2000), "");
+    EXPECT_EQ(first.record(snapshot_, payload_with(6, 60), 2010), "");
   }
   Recorder second;
-  EXPECT_EQ(second.record(snapshot, payload_with(7, 70), 2015), "");  // same slot as the last point
+  EXPECT_EQ(second.record(snapshot_, payload_with(7, 70), 2015), "");  // same slot as the last point
   ASSERT_EQ(second.points().size(), 2U);
-  EXPECT_EQ(second.record(snapshot, payload_with(8, 80), 2020), "");
+  EXPECT_EQ(second.record(snapshot_, payload_with(8, 80), 2020), "");
   ASSERT_EQ(second.points().size(), 3U);
   EXPECT_EQ(second.points()[0].sessions, 5U);
   EXPECT_EQ(second.points()[2].sessions, 8U);
 }
 
-TEST(History, RecorderIgnoresADamagedFileAndReplacesIt) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/snapshot";
-  std::ofstream(path_for(snapshot)) << "garbage";
-  Recorder recorder;
-  EXPECT_EQ(recorder.record(snapshot, payload_with(1, 1), 3000), "");
-  EXPECT_EQ(recorder.points().size(), 1U);
-  auto file = read_file(path_for(snapshot));
+TEST_F(HistoryRecorder, IgnoresADamagedFileAndReplacesIt) {
+  std::ofstream(path_for(snapshot_)) << "garbage";
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(1, 1), 3000), "");
+  EXPECT_EQ(recorder_.points().size(), 1U);
+  auto file = read_file(path_for(snapshot_));
   ASSERT_TRUE(file);
   EXPECT_EQ(file->size(), 1U);
 }
 
-TEST(History, RecorderReportsAWriteFailureOnce) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/missing-dir/snapshot";
-  Recorder recorder;
-  EXPECT_NE(recorder.record(snapshot, payload_with(1, 1), 4000), "");
-  EXPECT_EQ(recorder.record(snapshot, payload_with(1, 1), 4010), "");  // still failing: said already
-  EXPECT_EQ(recorder.points().size(), 2U);                             // kept in memory
+TEST_F(HistoryRecorder, ReportsAWriteFailureOnce) {
+  const std::string snapshot = dir_.path() + "/missing-dir/snapshot";
+  EXPECT_NE(recorder_.record(snapshot, payload_with(1, 1), 4000), "");
+  EXPECT_EQ(recorder_.record(snapshot, payload_with(1, 1), 4010), "");  // still failing: said already
+  EXPECT_EQ(recorder_.points().size(), 2U);                             // kept in memory
 }
 
-TEST(History, RecorderStartsAgainWhenTheClockGoesBack) {
-  TempDir dir;
-  const std::string snapshot = dir.path() + "/snapshot";
-  Recorder recorder;
-  EXPECT_EQ(recorder.record(snapshot, payload_with(1, 1), 5000), "");
-  EXPECT_EQ(recorder.record(snapshot, payload_with(2, 2), 4000), "");
-  ASSERT_EQ(recorder.points().size(), 1U);
-  EXPECT_EQ(recorder.points()[0].wall_s, 4000);
+TEST_F(HistoryRecorder, StartsAgainWhenTheClockGoesBack) {
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(1, 1), 5000), "");
+  EXPECT_EQ(recorder_.record(snapshot_, payload_with(2, 2), 4000), "");
+  ASSERT_EQ(recorder_.points().size(), 1U);
+  EXPECT_EQ(recorder_.points()[0].wall_s, 4000);
 }
 
 TEST(History, ReadFileRefusesWhatIsNotAHistory) {
