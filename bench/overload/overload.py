@@ -375,14 +375,7 @@ backend php
         harness.wait_for(state, bool, 20, "HAProxy accepts connections")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
+        harness.stop_process(self.process)
 
 
 # ---------------------------------------------------------------- one run

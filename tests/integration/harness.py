@@ -144,6 +144,21 @@ def wait_for(fetch: Callable[[], object], condition: Callable[[object], bool], t
         time.sleep(interval)
 
 
+def stop_process(process: subprocess.Popen | None, signo: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    """Sends signo to a running process, then SIGKILL after timeout; returns
+    its exit status (None when it never started)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signo)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    return process.returncode
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -382,16 +397,7 @@ class Helper:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after timeout; returns the exit status."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        return self.process.returncode
+        return stop_process(self.process, signal.SIGTERM, timeout)
 
     def kill9(self) -> None:
         assert self.running(), "coupecircuitd is not running"
@@ -624,14 +630,7 @@ php_admin_flag[display_errors] = off
             self.write_config()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        stop_process(self.process, signal.SIGQUIT, timeout)
 
 
 # ---------------------------------------------------------------- Apache

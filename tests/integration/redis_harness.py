@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from harness import PHP_CLI, SESSION_CONTENT, clean_env, free_port, make_dir, wait_for
+from harness import PHP_CLI, SESSION_CONTENT, clean_env, free_port, make_dir, stop_process, wait_for
 
 REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -93,12 +93,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.running():
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+            stop_process(self.process, signal.SIGTERM, 10)
 
     def cli(self, *args: str, check: bool = True, timeout: float = 15) -> subprocess.CompletedProcess:
         command = [REDIS_CLI, "-h", "127.0.0.1", "-p", str(self.port)]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Apache, Helper, HttpClient, clean_env, free_port, port_accepts, wait_for
+from harness import Apache, Helper, HttpClient, clean_env, free_port, port_accepts, stop_process, wait_for
 
 HAPROXY_BIN = "/usr/sbin/haproxy"
 TOKEN = "cc-lb-" + secrets.token_hex(20)
@@ -154,14 +154,7 @@ frontend www
             shutil.rmtree(self.socket_directory, ignore_errors=True)
 
     def _stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(15)
+        stop_process(self.process)
 
     def command(self, line: str) -> str:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
