@@ -124,7 +124,7 @@ void check_single(std::string_view field) {
   check(!cm::bearer_token_matches(nullptr, field));
 
   cm::ServerSettings settings;
-  cm::set_vhost_identity(settings, field);
+  cm::finish_settings(settings, field);
   const std::size_t length = ::strnlen(settings.vhost_name, sizeof settings.vhost_name);
   check(length < sizeof settings.vhost_name);
   check(length == (field.size() < sizeof settings.vhost_name - 1 ? field.size() : sizeof settings.vhost_name - 1) ||
@@ -162,21 +162,23 @@ void check_threshold(std::string_view kind, std::string_view trip, std::string_v
 
   cm::ServerSettings settings;
   cm::apply_threshold(settings, *parsed);
+  cm::finish_settings(settings, "");
   const auto& set = settings.thresholds;
   if (parsed->is_load) {
-    check(set.has_load == 1 && set.load_centi == parsed->trip && settings.load_release_centi == parsed->release);
+    check(set.has_load == 1 && set.load_centi == parsed->trip && settings.load_release_centi() == parsed->release);
     check(::strnlen(set.load_text, sizeof set.load_text) < sizeof set.load_text);
     // The rendered text parses back to the same value.
     auto again = cm::parse_threshold("load", set.load_text, "");
     check(again && again->trip == parsed->trip);
   } else {
-    check(set.has_sessions == 1 && set.sessions == parsed->trip && settings.sessions_release == parsed->release);
+    check(set.has_sessions == 1 && set.sessions == parsed->trip && settings.sessions_release() == parsed->release);
     check(::strnlen(set.sessions_text, sizeof set.sessions_text) < sizeof set.sessions_text);
     auto again = cm::parse_threshold("sessions", set.sessions_text, "");
     check(again && again->trip == parsed->trip);
   }
   // A vhost without its own threshold inherits this one.
-  const cm::ServerSettings merged = cm::merge_settings(settings, cm::ServerSettings{});
+  cm::ServerSettings merged = cm::merge_settings(settings, cm::ServerSettings{});
+  cm::finish_settings(merged, "");
   check(std::memcmp(&merged.thresholds, &settings.thresholds, sizeof merged.thresholds) == 0);
 }
 
