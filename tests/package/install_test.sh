@@ -497,7 +497,7 @@ if [[ -n $helper_pid ]]; then
   grep -q "\"helper_pid\": $helper_pid," <<<"$status_json" || { echo "$status_json" >&2; fail "the snapshot is not from the helper just started (pid $helper_pid)"; }
 fi
 grep -q '"scan_failed": false' <<<"$status_json" || { echo "$status_json" >&2; fail "the helper cannot read $session_dir"; }
-grep -q 'CC0001: coupecircuitd .*/var/lib/php/sessions -> /run/coupecircuit/snapshot' "$work/helper.log" 2>/dev/null ||
+grep -q 'CC0001: coupecircuitd .*/var/lib/php/sessions .*-> /run/coupecircuit/snapshot' "$work/helper.log" 2>/dev/null ||
   systemd_is_running || fail "coupecircuitd did not log CC0001 with the default paths"
 [[ $(stat -c %a /run/coupecircuit/snapshot) == 644 ]] || fail "/run/coupecircuit/snapshot is not mode 0644"
 pass "coupecircuitd runs with CAP_DAC_READ_SEARCH only, coupecircuitctl status --json: ok"
