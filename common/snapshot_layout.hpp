@@ -26,7 +26,9 @@
 // re-open the path (at most once a second).
 //
 // Layout history: 1 first release; 2 adds the session store (kind, masters,
-// keys seen, notifications, unavailable since) for sessions kept in Redis.
+// keys seen, notifications, unavailable since) for sessions kept in Redis;
+// 3 adds the cluster block (cluster and node names, control-state version,
+// lease) and the dependency probe table.
 #pragma once
 
 #include <atomic>
@@ -37,7 +39,7 @@
 namespace coupecircuit::snapshot {
 
 inline constexpr std::uint32_t kMagic = 0x4343534EU;  // "NSCC" little-endian: CoupeCircuit Snapshot
-inline constexpr std::uint16_t kLayoutVersion = 2;
+inline constexpr std::uint16_t kLayoutVersion = 3;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr const char* kDefaultPath = "/run/coupecircuit/snapshot";
 
@@ -45,6 +47,12 @@ inline constexpr std::size_t kMaxVhostOverrides = 64;
 inline constexpr std::size_t kVhostNameCapacity = 88;  // including the NUL
 inline constexpr std::size_t kCutReasonCapacity = 128;
 inline constexpr std::size_t kTextCapacity = 16;       // pre-rendered numbers
+inline constexpr std::size_t kClusterNameCapacity = 64;  // cluster, node and lease-holder names, with the NUL
+inline constexpr std::size_t kMaxProbes = 16;
+inline constexpr std::size_t kProbeNameCapacity = 32;    // [A-Za-z0-9_-]{1,31}, with the NUL
+inline constexpr std::size_t kProbeErrorCapacity = 80;   // last error, short printable text
+// Comma list of the probes down, pre-rendered for COUPECIRCUIT_INDISPONIBLE.
+inline constexpr std::size_t kProbesDownCapacity = kMaxProbes * kProbeNameCapacity;
 
 // Threshold set, as the helper publishes it. A value is present when its
 // has_* flag is set; text is the value pre-rendered for $_SERVER.
@@ -91,6 +99,61 @@ enum StoreFlags : std::uint32_t {
   kStoreNotifications = 1U << 0,  // following keyspace notifications on every master
 };
 
+// Cluster membership (Payload::cluster.flags). Zero everywhere = not in a
+// cluster, which is what every layout-2 writer meant.
+enum ClusterFlags : std::uint32_t {
+  kClusterJoined = 1U << 0,            // [cluster] is configured
+  kClusterRedisReachable = 1U << 1,    // the last exchange with the cluster's Redis succeeded
+  kClusterLeaseHolder = 1U << 2,       // this node holds the lease: it counts the sessions
+  kClusterCountsFromPeer = 1U << 3,    // session figures are the lease holder's, not ours
+  kClusterCountsStale = 1U << 4,       // the holder's result is older than the limit: counts missing
+  kClusterCutLocal = 1U << 5,          // the cut in force was set on this node only (--local)
+  kClusterLocalChangeUnsynced = 1U << 6,  // a --local change made while Redis was unreachable
+};
+
+struct ClusterState {
+  char cluster_name[kClusterNameCapacity];  // empty when not in a cluster
+  char node_name[kClusterNameCapacity];
+  char lease_holder[kClusterNameCapacity];  // node name of the lease holder, empty when unknown
+  std::uint32_t flags;                      // ClusterFlags
+  std::uint32_t nodes_live;                 // registered nodes whose heartbeat is fresh
+  std::uint64_t control_version;            // cluster control-state version applied here
+  std::uint64_t lease_fencing;              // fencing number of the session counts in use
+  std::int64_t counts_published_wall_ms;    // when the lease holder published those counts
+  std::int64_t redis_last_contact_wall_s;   // last successful exchange with the cluster's Redis
+};
+static_assert(sizeof(ClusterState) == 232);
+
+// Dependency probes (results of coupecircuit-probes, validated by the helper).
+enum ProbeStatus : std::uint32_t {
+  kProbeUnknown = 0,  // no result yet, or the results are stale
+  kProbeUp = 1,
+  kProbeDown = 2,
+};
+
+enum ProbeEntryFlags : std::uint32_t {
+  kProbeCritical = 1U << 0,       // down drains the node's health
+  kProbeHasSaturation = 1U << 1,  // saturation_pct is a measurement (postgresql)
+};
+
+enum ProbeTableFlags : std::uint32_t {
+  kProbesConfigured = 1U << 0,    // [probes] is configured: the table is meaningful
+  kProbesStale = 1U << 1,         // results missing or too old: every entry is unknown
+  kProbesCriticalDown = 1U << 2,  // at least one critical probe is down
+};
+
+struct ProbeEntry {
+  char name[kProbeNameCapacity];
+  std::uint32_t status;        // ProbeStatus
+  std::uint32_t flags;         // ProbeEntryFlags
+  std::int64_t since_wall_s;   // when status last changed
+  std::uint32_t latency_us;    // of the last check
+  std::uint32_t saturation_pct;
+  char saturation_text[kTextCapacity];  // "57", for SATURATION_<NAME>
+  char last_error[kProbeErrorCapacity];
+};
+static_assert(sizeof(ProbeEntry) == 152);
+
 // Everything below is copied as a whole under the seqlock. Plain integers and
 // char arrays only, a multiple of 8 bytes, so it can be stored and loaded as
 // 64-bit words.
@@ -133,6 +196,16 @@ struct Payload {
   // Manual cut.
   std::int64_t cut_since_wall_s;
   char cut_reason[kCutReasonCapacity];
+
+  // Cluster membership and the lease (all zero when not in a cluster).
+  ClusterState cluster;
+
+  // Dependency probes: the first probe_count entries are in use.
+  std::uint32_t probe_flags;  // ProbeTableFlags
+  std::uint32_t probe_count;
+  std::int64_t probes_updated_wall_s;  // written time of the results in use
+  char probes_down_text[kProbesDownCapacity];
+  ProbeEntry probes[kMaxProbes];
 
   // Runtime threshold overrides (from the state file).
   ThresholdSet global_override;

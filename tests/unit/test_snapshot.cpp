@@ -162,6 +162,9 @@ TEST(SnapshotLayout, StaticFacts) {
   EXPECT_EQ(offsetof(Header, total_size), 8U);
   EXPECT_EQ(sizeof(ThresholdSet), 56U);
   EXPECT_EQ(sizeof(VhostOverride), 152U);
+  EXPECT_EQ(sizeof(ClusterState), 232U);
+  EXPECT_EQ(sizeof(ProbeEntry), 152U);
+  EXPECT_EQ(offsetof(Payload, probes) % 8, 0U);
   EXPECT_EQ(sizeof(Payload) % 8, 0U);
   EXPECT_EQ(kHeaderSize + sizeof(Payload) + (kTotalSize - kHeaderSize - sizeof(Payload)), kTotalSize);
   EXPECT_LT(kTotalSize - kHeaderSize - sizeof(Payload), kCacheLine) << "only tail padding after the payload";
@@ -172,7 +175,7 @@ TEST(SnapshotLayout, StaticFacts) {
   EXPECT_TRUE(std::atomic_ref<std::uint64_t>::is_always_lock_free);
   // "NSCC" in file byte order on little-endian machines.
   EXPECT_EQ(kMagic, 0x4343534EU);
-  EXPECT_EQ(kLayoutVersion, 2U);
+  EXPECT_EQ(kLayoutVersion, 3U);
 }
 
 TEST(SnapshotLayout, VhostNameHashIsFnv1a64) {
@@ -733,22 +736,27 @@ TEST(SnapshotWriterReopen, AFullSizeGarbageFileIsReplaced) {
   EXPECT_EQ(test::list_directory(dir.path()), std::vector<std::string>{"snapshot"});
 }
 
-// The upgrade from layout 1 (before the session store fields): a new helper
-// renames a fresh file over the old one; readers of the old inode keep it.
-TEST(SnapshotWriterReopen, ALayoutOneFileIsReplacedNotRewritten) {
+// The upgrade from layout 2 (before the cluster block and the probe table): a
+// new helper renames a fresh file over the old one; readers of the old inode
+// keep it.
+TEST(SnapshotWriterReopen, ALayoutTwoFileIsReplacedNotRewritten) {
   TempDir dir;
   const std::string path = dir / "snapshot";
-  constexpr std::size_t kStoreFieldsBytes = 4 * 4 + 4 * 8;  // added by layout 2
-  const std::size_t old_size = (kHeaderSize + sizeof(Payload) - kStoreFieldsBytes + kCacheLine - 1) / kCacheLine * kCacheLine;
+  constexpr std::size_t kAddedByLayoutThree = sizeof(ClusterState) + 2 * 4 + 8 + kProbesDownCapacity +
+                                              kMaxProbes * sizeof(ProbeEntry);
+  const std::size_t old_size =
+      (kHeaderSize + sizeof(Payload) - kAddedByLayoutThree + kCacheLine - 1) / kCacheLine * kCacheLine;
   std::string old(old_size, '\0');
   Header header{};
   header.magic = kMagic;
-  header.layout_version = 1;
+  header.layout_version = 2;
   header.header_size = static_cast<std::uint16_t>(kHeaderSize);
   header.total_size = static_cast<std::uint32_t>(old_size);
   std::memcpy(old.data(), &header, sizeof header);
   test::write_file(path, old);
-  EXPECT_EQ(read_snapshot(path.c_str()).error(), ReadError::bad_version) << "this build's readers refuse it";
+  const auto refused = read_snapshot(path.c_str());
+  ASSERT_FALSE(refused.has_value()) << "this build's readers refuse it";
+  EXPECT_TRUE(refused.error() == ReadError::bad_size || refused.error() == ReadError::bad_version);
   ASSERT_NO_FATAL_FAILURE(expect_replaced(path, old));
 }
 
