@@ -204,57 +204,82 @@ struct Band {
   Verdict state;
 };
 
+// Consecutive bands of one state are merged into one.
+class BandList {
+ public:
+  void add(std::int64_t from, std::int64_t to, Verdict state) {
+    if (to <= from) return;
+    if (!bands_.empty() && bands_.back().state == state && bands_.back().to == from) {
+      bands_.back().to = to;
+    } else {
+      bands_.push_back({from, to, state});
+    }
+  }
+  std::vector<Band> take() { return std::move(bands_); }
+
+ private:
+  std::vector<Band> bands_;
+};
+
+// The vhost's hysteresis, replayed point by point with the module's own
+// threshold check on a payload holding each point's values in turn.
+class HysteresisReplay {
+ public:
+  HysteresisReplay(const HysteresisReplay&) = delete;  // thresholds_ points into this object
+  HysteresisReplay& operator=(const HysteresisReplay&) = delete;
+  explicit HysteresisReplay(const VhostStatus& vhost)
+      : vhost_(vhost),
+        thresholds_{vhost.has_sessions_limit ? &sessions_set_ : nullptr, vhost.has_load_limit ? &load_set_ : nullptr} {
+    sessions_set_.has_sessions = vhost.has_sessions_limit ? 1 : 0;
+    sessions_set_.sessions = vhost.sessions_trip;
+    load_set_.has_load = vhost.has_load_limit ? 1 : 0;
+    load_set_.load_centi = vhost.load_trip_centi;
+  }
+
+  // The state during the interval that starts at this point.
+  Verdict step(const history::Point& point) {
+    scratch_->sessions_active = point.sessions;
+    scratch_->load_centi[0] = point.load1_centi;
+    scratch_->flags = (point.flags & history::kPointSessionsUnknown) != 0 ? snapshot::kFlagScanFailed : 0U;
+    const ThresholdCheck check =
+        check_thresholds(*scratch_, thresholds_, vhost_.sessions_release, vhost_.load_release_centi);
+    const bool over = check.over;
+    const bool high = !check.under;
+    const bool held = point.wall_s - changed_at_ >= static_cast<std::int64_t>(vhost_.hold_seconds);
+    if ((tripped_ ? !high : over) && held) {
+      tripped_ = !tripped_;
+      changed_at_ = point.wall_s;
+    }
+    if ((point.flags & history::kPointCut) != 0) return Verdict::coupure;
+    return tripped_ ? Verdict::surcharge : Verdict::ok;
+  }
+
+ private:
+  const VhostStatus& vhost_;
+  snapshot::ThresholdSet sessions_set_{};
+  snapshot::ThresholdSet load_set_{};
+  EffectiveThresholds thresholds_;
+  std::unique_ptr<snapshot::Payload> scratch_ = std::make_unique<snapshot::Payload>();
+  bool tripped_ = false;
+  std::int64_t changed_at_ = INT64_MIN / 2;
+};
+
 // The vhost's state at each point: its hysteresis replayed on the 10 s
 // points with its current thresholds and hold; a gap in the points (the
 // helper stopped) is "inconnu".
 std::vector<Band> state_bands(const StatusReport& report, const VhostStatus& vhost, std::int64_t start) {
-  std::vector<Band> bands;
-  const auto add = [&](std::int64_t from, std::int64_t to, Verdict state) {
-    if (to <= from) return;
-    if (!bands.empty() && bands.back().state == state && bands.back().to == from) {
-      bands.back().to = to;
-    } else {
-      bands.push_back({from, to, state});
-    }
-  };
-  // The module's own threshold check, on a payload holding each point's
-  // values in turn.
-  snapshot::ThresholdSet sessions_set{};
-  sessions_set.has_sessions = vhost.has_sessions_limit ? 1 : 0;
-  sessions_set.sessions = vhost.sessions_trip;
-  snapshot::ThresholdSet load_set{};
-  load_set.has_load = vhost.has_load_limit ? 1 : 0;
-  load_set.load_centi = vhost.load_trip_centi;
-  const EffectiveThresholds thresholds{vhost.has_sessions_limit ? &sessions_set : nullptr,
-                                       vhost.has_load_limit ? &load_set : nullptr};
-  const auto scratch = std::make_unique<snapshot::Payload>();
-  bool tripped = false;
-  std::int64_t changed_at = INT64_MIN / 2;
+  BandList bands;
+  HysteresisReplay replay(vhost);
   std::int64_t previous_end = start;
   for (const history::Point& point : report.history) {
     if (point.wall_s < start) continue;
-    if (point.wall_s > previous_end) add(previous_end, point.wall_s, Verdict::inconnu);
-    scratch->sessions_active = point.sessions;
-    scratch->load_centi[0] = point.load1_centi;
-    scratch->flags = (point.flags & history::kPointSessionsUnknown) != 0 ? snapshot::kFlagScanFailed : 0U;
-    const ThresholdCheck check =
-        check_thresholds(*scratch, thresholds, vhost.sessions_release, vhost.load_release_centi);
-    const bool over = check.over;
-    const bool high = !check.under;
-    const bool held = point.wall_s - changed_at >= static_cast<std::int64_t>(vhost.hold_seconds);
-    if ((tripped ? !high : over) && held) {
-      tripped = !tripped;
-      changed_at = point.wall_s;
-    }
-    const Verdict state = (point.flags & history::kPointCut) != 0 ? Verdict::coupure
-                          : tripped                               ? Verdict::surcharge
-                                                                  : Verdict::ok;
+    if (point.wall_s > previous_end) bands.add(previous_end, point.wall_s, Verdict::inconnu);
     const std::int64_t end = point.wall_s + history::kIntervalSeconds;
-    add(point.wall_s, end, state);
+    bands.add(point.wall_s, end, replay.step(point));
     previous_end = end;
   }
-  if (previous_end < report.now_wall_s) add(previous_end, report.now_wall_s, Verdict::inconnu);
-  return bands;
+  if (previous_end < report.now_wall_s) bands.add(previous_end, report.now_wall_s, Verdict::inconnu);
+  return bands.take();
 }
 
 int x_of(std::int64_t wall_s, std::int64_t start) {
@@ -311,6 +336,25 @@ void series(std::string& out, const char* css_class, const StatusReport& report,
   flush();
 }
 
+// State bands: a strip under the plot and a light tint behind it.
+void render_bands(std::string& out, const StatusReport& report, const VhostStatus& vhost, std::int64_t start) {
+  for (const Band& band : state_bands(report, vhost, start)) {
+    const int x = x_of(band.from, start);
+    const int width = x_of(band.to, start) - x;
+    if (width <= 0) continue;
+    const std::string colour = std::string("var(--") + state_word(band.state) + ")";
+    out += "<rect class=\"band " + std::string(state_word(band.state)) + "\" x=\"" + std::to_string(x) + "\" y=\"" +
+           std::to_string(kBandTop) + "\" width=\"" + std::to_string(width) + "\" height=\"" +
+           std::to_string(kBandHeight) + "\" fill=\"" + colour + "\"><title>" + state_word(band.state) + " from " +
+           utc_time(band.from) + " to " + utc_time(band.to) + "</title></rect>\n";
+    if (band.state != Verdict::ok) {
+      out += "<rect x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(kPlotTop) + "\" width=\"" +
+             std::to_string(width) + "\" height=\"" + std::to_string(kPlotBottom - kPlotTop) + "\" fill=\"" + colour +
+             "\" fill-opacity=\"0.12\"/>\n";
+    }
+  }
+}
+
 void render_chart(std::string& out, const StatusReport& report, const VhostStatus& vhost) {
   const std::int64_t start = report.now_wall_s - history::kSpanSeconds;
   std::uint64_t max_sessions = vhost.has_sessions_limit ? vhost.sessions_trip : 1;
@@ -334,22 +378,7 @@ void render_chart(std::string& out, const StatusReport& report, const VhostStatu
          "\" data-sessions-points=\"" + std::to_string(sessions_points) + "\" aria-label=\"Last hour of " +
          html_escape(vhost.name) +
          ": active sessions, load average and state\" xmlns=\"http://www.w3.org/2000/svg\">\n";
-  // State bands: a strip under the plot and a light tint behind it.
-  for (const Band& band : state_bands(report, vhost, start)) {
-    const int x = x_of(band.from, start);
-    const int width = x_of(band.to, start) - x;
-    if (width <= 0) continue;
-    const std::string colour = std::string("var(--") + state_word(band.state) + ")";
-    out += "<rect class=\"band " + std::string(state_word(band.state)) + "\" x=\"" + std::to_string(x) + "\" y=\"" +
-           std::to_string(kBandTop) + "\" width=\"" + std::to_string(width) + "\" height=\"" +
-           std::to_string(kBandHeight) + "\" fill=\"" + colour + "\"><title>" + state_word(band.state) + " from " +
-           utc_time(band.from) + " to " + utc_time(band.to) + "</title></rect>\n";
-    if (band.state != Verdict::ok) {
-      out += "<rect x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(kPlotTop) + "\" width=\"" +
-             std::to_string(width) + "\" height=\"" + std::to_string(kPlotBottom - kPlotTop) + "\" fill=\"" + colour +
-             "\" fill-opacity=\"0.12\"/>\n";
-    }
-  }
+  render_bands(out, report, vhost, start);
   // Frame, time axis (minutes before now), scales.
   out += "<rect x=\"" + std::to_string(kPlotLeft) + "\" y=\"" + std::to_string(kPlotTop) + "\" width=\"" +
          std::to_string(kPlotRight - kPlotLeft) + "\" height=\"" + std::to_string(kPlotBottom - kPlotTop) +
@@ -448,6 +477,101 @@ std::vector<const VhostStatus*> unique_vhosts(const StatusReport& report) {
   return unique;
 }
 
+// The document's head and the page title with the time of the report.
+void render_page_head(std::string& out, const StatusReport& report) {
+  out +=
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  if (report.refresh_seconds != 0) {
+    out += "<meta http-equiv=\"refresh\" content=\"" + std::to_string(report.refresh_seconds) + "\">\n";
+  }
+  out += "<title>CoupeCircuit status</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n<main>\n";
+  out += "<h1>CoupeCircuit</h1>\n<p class=\"muted\">At " + utc_time(report.now_wall_s);
+  if (report.refresh_seconds != 0) out += " · refreshed every " + std::to_string(report.refresh_seconds) + " s";
+  out += "</p>\n";
+}
+
+// The helper's last scan: when and how long, or why the sessions are unknown.
+std::string last_scan_text(const StatusReport& report) {
+  const snapshot::Payload& p = report.payload;
+  if (!snapshot::sessions_known(p)) return "<b>the session store cannot be read</b>: sessions unknown";
+  if (p.last_scan_wall_ns == 0) return "none yet";
+  return time_element(report.now_wall_s, p.last_scan_wall_ns / 1'000'000'000LL) + ", " +
+         number(p.last_scan_duration_us / 1000) + " ms";
+}
+
+// The helper and its snapshot.
+void render_helper(std::string& out, const StatusReport& report) {
+  const auto health = to_string(report.health);
+  const char* css = report.health == Health::fresh ? "ok" : "coupure";
+  out += "<section class=\"card helper " + std::string(css) + "\" data-health=\"" + health +
+         "\">\n<div class=\"head\"><h2>Helper</h2><span class=\"state " + css + "\">snapshot " + health +
+         "</span></div>\n<dl>\n";
+  out += "<dt>Snapshot</dt><dd>" + html_escape(report.snapshot_path) + "</dd>\n";
+  if (report.has_payload) {
+    const auto& p = report.payload;
+    out += "<dt>Age</dt><dd class=\"age\">" + number(report.age_seconds) + " s since the last heartbeat</dd>\n";
+    out += "<dt>coupecircuitd</dt><dd>pid " + number(p.writer_pid) + ", snapshot " + number(p.snapshot_sequence) +
+           "</dd>\n";
+    out += "<dt>Last scan</dt><dd>" + last_scan_text(report) + "</dd>\n";
+    if ((p.flags & snapshot::kFlagStateInvalid) != 0) {
+      out += "<dt>State file</dt><dd><b>unreadable</b>: the last good cut and thresholds are kept</dd>\n";
+    }
+  } else {
+    out += "<dt>Age</dt><dd class=\"age\">no snapshot: every vhost is inconnu</dd>\n";
+  }
+  out += "</dl>\n";
+  if (report.has_payload && report.health != Health::fresh) {
+    out +=
+        "<p><b>The helper has stopped publishing:</b> the values below are the last ones it published, "
+        "every vhost is inconnu until it is back.</p>\n";
+  }
+  out += "</section>\n";
+}
+
+// The manual cut: on or off, and when on its reason and since when.
+void render_cut(std::string& out, const StatusReport& report) {
+  const auto& p = report.payload;
+  const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
+  out += "<section class=\"card cut " + std::string(cut ? "coupure" : "ok") + "\" data-cut=\"" + (cut ? "on" : "off") +
+         "\">\n<div class=\"head\"><h2>Manual cut</h2><span class=\"state " + (cut ? "coupure" : "ok") + "\">" +
+         (cut ? "on" : "off") + "</span></div>\n";
+  if (cut) {
+    out += "<dl><dt>Reason</dt><dd class=\"cut-reason\">" +
+           (p.cut_reason[0] != '\0'
+                ? html_escape(std::string_view(p.cut_reason, ::strnlen(p.cut_reason, sizeof p.cut_reason)))
+                : std::string("(none given)")) +
+           "</dd>\n<dt>Since</dt><dd>" +
+           (p.cut_since_wall_s != 0 ? time_element(report.now_wall_s, p.cut_since_wall_s) : std::string("?")) +
+           "</dd></dl>\n<p class=\"muted\">Ended by <code>coupecircuitctl cut off</code>.</p>\n";
+  }
+  out += "</section>\n";
+}
+
+// The node's signals, the refused requests and the session files by class.
+void render_node(std::string& out, const StatusReport& report) {
+  const auto& p = report.payload;
+  out += "<section class=\"card node ok\">\n<h2>Node</h2>\n<dl>\n<dt>Active sessions</dt><dd>";
+  out += !snapshot::sessions_known(p) ? std::string("unknown") : number(p.sessions_active);
+  out += " (active: modified in the last " + number(p.active_minutes) + " min)</dd>\n<dt>Load average</dt><dd>" +
+         centi(p.load_centi[0]) + " · " + centi(p.load_centi[1]) + " · " + centi(p.load_centi[2]) +
+         "</dd>\n<dt>Memory available</dt><dd>" + centi(p.mem_available_centi_pct) + " %</dd>\n<dt>Swap used</dt><dd>" +
+         centi(p.swap_used_centi_pct) + " %</dd>\n";
+  if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
+    out += "<dt>Pressure (some, 10 s)</dt><dd>cpu " + centi(p.psi_some_avg10_centi[0]) + " % · memory " +
+           centi(p.psi_some_avg10_centi[1]) + " % · io " + centi(p.psi_some_avg10_centi[2]) + " %</dd>\n";
+  }
+  out += "<dt>Requests refused</dt><dd>coupure " + number(report.shed[0]) + " · surcharge " + number(report.shed[1]) +
+         " (since Apache started)</dd>\n</dl>\n";
+  out += "<table>\n<tr><th>Session files</th><th>active</th><th>inactive</th></tr>\n";
+  for (std::size_t i = 0; i < 4; ++i) {
+    out += std::string("<tr><td>") + kClassNames[i] + "</td><td class=\"n\">" + number(p.count_active[i]) +
+           "</td><td class=\"n\">" + number(p.count_inactive[i]) + "</td></tr>\n";
+  }
+  out += "<tr><td>not read</td><td class=\"n\">–</td><td class=\"n\">" + number(p.count_inactive_unread) +
+         "</td></tr>\n</table>\n</section>\n";
+}
+
 }  // namespace
 
 unsigned parse_refresh(std::string_view query) noexcept {
@@ -466,86 +590,12 @@ unsigned parse_refresh(std::string_view query) noexcept {
 std::string render_status_html(const StatusReport& report) {
   std::string out;
   out.reserve(64 * 1024);
-  out +=
-      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  if (report.refresh_seconds != 0) {
-    out += "<meta http-equiv=\"refresh\" content=\"" + std::to_string(report.refresh_seconds) + "\">\n";
-  }
-  out += "<title>CoupeCircuit status</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n<main>\n";
-  out += "<h1>CoupeCircuit</h1>\n<p class=\"muted\">At " + utc_time(report.now_wall_s);
-  if (report.refresh_seconds != 0) out += " · refreshed every " + std::to_string(report.refresh_seconds) + " s";
-  out += "</p>\n";
-
-  // The helper and its snapshot.
-  const auto health = to_string(report.health);
-  out += "<section class=\"card helper " + std::string(report.health == Health::fresh ? "ok" : "coupure") +
-         "\" data-health=\"" + health + "\">\n<div class=\"head\"><h2>Helper</h2><span class=\"state " +
-         (report.health == Health::fresh ? "ok" : "coupure") + "\">snapshot " + health + "</span></div>\n<dl>\n";
-  out += "<dt>Snapshot</dt><dd>" + html_escape(report.snapshot_path) + "</dd>\n";
+  render_page_head(out, report);
+  render_helper(out, report);
   if (report.has_payload) {
-    const auto& p = report.payload;
-    out += "<dt>Age</dt><dd class=\"age\">" + number(report.age_seconds) + " s since the last heartbeat</dd>\n";
-    out += "<dt>coupecircuitd</dt><dd>pid " + number(p.writer_pid) + ", snapshot " + number(p.snapshot_sequence) +
-           "</dd>\n";
-    out += "<dt>Last scan</dt><dd>";
-    out += !snapshot::sessions_known(p)
-               ? std::string("<b>the session store cannot be read</b>: sessions unknown")
-               : (p.last_scan_wall_ns != 0 ? time_element(report.now_wall_s, p.last_scan_wall_ns / 1'000'000'000LL) +
-                                                 ", " + number(p.last_scan_duration_us / 1000) + " ms"
-                                           : std::string("none yet"));
-    out += "</dd>\n";
-    if ((p.flags & snapshot::kFlagStateInvalid) != 0) {
-      out += "<dt>State file</dt><dd><b>unreadable</b>: the last good cut and thresholds are kept</dd>\n";
-    }
-  } else {
-    out += "<dt>Age</dt><dd class=\"age\">no snapshot: every vhost is inconnu</dd>\n";
+    render_cut(out, report);
+    render_node(out, report);
   }
-  out += "</dl>\n";
-  if (report.has_payload && report.health != Health::fresh) {
-    out += "<p><b>The helper has stopped publishing:</b> the values below are the last ones it published, "
-           "every vhost is inconnu until it is back.</p>\n";
-  }
-  out += "</section>\n";
-
-  if (report.has_payload) {
-    const auto& p = report.payload;
-    const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;
-    out += "<section class=\"card cut " + std::string(cut ? "coupure" : "ok") + "\" data-cut=\"" +
-           (cut ? "on" : "off") + "\">\n<div class=\"head\"><h2>Manual cut</h2><span class=\"state " +
-           (cut ? "coupure" : "ok") + "\">" + (cut ? "on" : "off") + "</span></div>\n";
-    if (cut) {
-      out += "<dl><dt>Reason</dt><dd class=\"cut-reason\">" +
-             (p.cut_reason[0] != '\0'
-                  ? html_escape(std::string_view(p.cut_reason, ::strnlen(p.cut_reason, sizeof p.cut_reason)))
-                  : std::string("(none given)")) +
-             "</dd>\n<dt>Since</dt><dd>" +
-             (p.cut_since_wall_s != 0 ? time_element(report.now_wall_s, p.cut_since_wall_s) : std::string("?")) +
-             "</dd></dl>\n<p class=\"muted\">Ended by <code>coupecircuitctl cut off</code>.</p>\n";
-    }
-    out += "</section>\n";
-
-    out += "<section class=\"card node ok\">\n<h2>Node</h2>\n<dl>\n<dt>Active sessions</dt><dd>";
-    out += !snapshot::sessions_known(p) ? std::string("unknown") : number(p.sessions_active);
-    out += " (active: modified in the last " + number(p.active_minutes) + " min)</dd>\n<dt>Load average</dt><dd>" +
-           centi(p.load_centi[0]) + " · " + centi(p.load_centi[1]) + " · " + centi(p.load_centi[2]) +
-           "</dd>\n<dt>Memory available</dt><dd>" + centi(p.mem_available_centi_pct) +
-           " %</dd>\n<dt>Swap used</dt><dd>" + centi(p.swap_used_centi_pct) + " %</dd>\n";
-    if ((p.flags & snapshot::kFlagPsiAvailable) != 0) {
-      out += "<dt>Pressure (some, 10 s)</dt><dd>cpu " + centi(p.psi_some_avg10_centi[0]) + " % · memory " +
-             centi(p.psi_some_avg10_centi[1]) + " % · io " + centi(p.psi_some_avg10_centi[2]) + " %</dd>\n";
-    }
-    out += "<dt>Requests refused</dt><dd>coupure " + number(report.shed[0]) + " · surcharge " + number(report.shed[1]) +
-           " (since Apache started)</dd>\n</dl>\n";
-    out += "<table>\n<tr><th>Session files</th><th>active</th><th>inactive</th></tr>\n";
-    for (std::size_t i = 0; i < 4; ++i) {
-      out += std::string("<tr><td>") + kClassNames[i] + "</td><td class=\"n\">" + number(p.count_active[i]) +
-             "</td><td class=\"n\">" + number(p.count_inactive[i]) + "</td></tr>\n";
-    }
-    out += "<tr><td>not read</td><td class=\"n\">–</td><td class=\"n\">" + number(p.count_inactive_unread) +
-           "</td></tr>\n</table>\n</section>\n";
-  }
-
   out += "<h2>Virtual hosts</h2>\n";
   for (const VhostStatus* vhost : unique_vhosts(report)) render_vhost(out, report, *vhost);
   out +=
