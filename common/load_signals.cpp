@@ -64,26 +64,50 @@ Result<std::uint32_t> parse_psi_some_avg10(std::string_view text) {
   return clamp32(*parsed);
 }
 
+namespace {
+
+// The /proc/meminfo fields the helper reads, in kB.
+struct MeminfoFields {
+  std::optional<std::uint64_t> total;
+  std::optional<std::uint64_t> available;
+  std::optional<std::uint64_t> swap_total;
+  std::optional<std::uint64_t> swap_free;
+
+  std::optional<std::uint64_t>* field(std::string_view key) noexcept {
+    if (key == "MemTotal") return &total;
+    if (key == "MemAvailable") return &available;
+    if (key == "SwapTotal") return &swap_total;
+    if (key == "SwapFree") return &swap_free;
+    return nullptr;
+  }
+};
+
+// One "Key:   value kB" line into its field, if it is one of them.
+Result<void> read_meminfo_line(std::string_view line, MeminfoFields& fields) {
+  const auto colon = line.find(':');
+  if (colon == std::string_view::npos) return {};
+  const std::string_view key = line.substr(0, colon);
+  std::optional<std::uint64_t>* target = fields.field(key);
+  if (target == nullptr) return {};
+  std::string_view rest = line.substr(colon + 1);
+  auto value = parse_unsigned(next_token(rest), ~0ULL / 10000);
+  if (!value) return make_error("unexpected /proc/meminfo " + std::string(key) + ": " + value.error().message);
+  *target = *value;
+  return {};
+}
+
+}  // namespace
+
 Result<MemoryPercent> parse_meminfo(std::string_view text) {
-  std::optional<std::uint64_t> total, available, swap_total, swap_free;
+  MeminfoFields fields;
   while (!text.empty()) {
     const auto line_end = text.find('\n');
-    std::string_view line = text.substr(0, line_end);
+    const std::string_view line = text.substr(0, line_end);
     text.remove_prefix(line_end == std::string_view::npos ? text.size() : line_end + 1);
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    const std::string_view key = line.substr(0, colon);
-    std::string_view rest = line.substr(colon + 1);
-    std::optional<std::uint64_t>* target = key == "MemTotal"       ? &total
-                                           : key == "MemAvailable" ? &available
-                                           : key == "SwapTotal"    ? &swap_total
-                                           : key == "SwapFree"     ? &swap_free
-                                                                   : nullptr;
-    if (target == nullptr) continue;
-    auto value = parse_unsigned(next_token(rest), ~0ULL / 10000);
-    if (!value) return make_error("unexpected /proc/meminfo " + std::string(key) + ": " + value.error().message);
-    *target = *value;
+    auto read = read_meminfo_line(line, fields);
+    if (!read) return read.error();
   }
+  const auto& [total, available, swap_total, swap_free] = fields;
   if (!total || !available || *total == 0) return make_error("unexpected /proc/meminfo: no MemTotal/MemAvailable");
   MemoryPercent result{};
   result.available_centi_pct = clamp32(*available * 10000 / *total);

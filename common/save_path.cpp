@@ -70,36 +70,50 @@ Result<std::uint16_t> parse_port(std::string_view text, std::string_view whole) 
   return static_cast<std::uint16_t>(*parsed);
 }
 
+struct HostPort {
+  std::string_view host;
+  std::string_view port;  // empty when absent
+};
+
+// "[v6]" or "[v6]:port".
+Result<HostPort> split_bracketed(std::string_view text, std::string_view whole) {
+  const auto close = text.find(']');
+  if (close == std::string_view::npos) return make_error("unclosed '[' in " + quoted_part(whole));
+  HostPort parts{text.substr(1, close - 1), {}};
+  const std::string_view rest = text.substr(close + 1);
+  if (rest.empty()) return parts;
+  if (rest.front() != ':') return make_error("unexpected " + quoted_part(rest) + " in " + quoted_part(whole));
+  parts.port = rest.substr(1);
+  return parts;
+}
+
+// "host", "host:port", "[v6]:port".
+Result<HostPort> split_host_port(std::string_view text, std::string_view whole) {
+  if (!text.empty() && text.front() == '[') return split_bracketed(text, whole);
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return HostPort{text, {}};
+  const HostPort parts{text.substr(0, colon), text.substr(colon + 1)};
+  if (parts.host.find(':') != std::string_view::npos) {
+    return make_error("IPv6 address without brackets in " + quoted_part(whole));
+  }
+  return parts;
+}
+
+bool is_host_char(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+         c == '_' || c == ':';
+}
+
 // "host:port", "host" (port 6379), "[v6]:port".
 Result<RedisEndpoint> parse_host_port(std::string_view text, std::string_view whole, bool port_required) {
-  RedisEndpoint endpoint;
-  std::string_view host = text;
-  std::string_view port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos) return make_error("unclosed '[' in " + quoted_part(whole));
-    host = text.substr(1, close - 1);
-    const std::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return make_error("unexpected " + quoted_part(rest) + " in " + quoted_part(whole));
-      port = rest.substr(1);
-    }
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon != std::string_view::npos) {
-      host = text.substr(0, colon);
-      port = text.substr(colon + 1);
-      if (host.find(':') != std::string_view::npos) {
-        return make_error("IPv6 address without brackets in " + quoted_part(whole));
-      }
-    }
-  }
+  auto parts = split_host_port(text, whole);
+  if (!parts) return parts.error();
+  const auto [host, port] = *parts;
   if (host.empty()) return make_error("missing host in " + quoted_part(whole));
   for (const char c : host) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '-' || c == '_' || c == ':';
-    if (!ok) return make_error("bad host " + quoted_part(host) + " in " + quoted_part(whole));
+    if (!is_host_char(c)) return make_error("bad host " + quoted_part(host) + " in " + quoted_part(whole));
   }
+  RedisEndpoint endpoint;
   endpoint.host = std::string(host);
   if (!port.empty() || (port_required && text.find(':') != std::string_view::npos)) {
     auto parsed = parse_port(port, whole);
@@ -189,6 +203,63 @@ Result<SavePath> parse_files(std::string_view text) {
   return path;
 }
 
+// "unix:///path", "file:/path" or "/path": the socket's absolute path.
+Result<RedisEndpoint> parse_socket_location(std::string_view location, std::string_view location_text) {
+  if (location.rfind("unix:", 0) == 0 || location.rfind("file:", 0) == 0) {
+    location.remove_prefix(5);
+    while (location.size() > 1 && location.substr(0, 2) == "//") location.remove_prefix(1);
+  }
+  if (location.empty() || location.front() != '/') {
+    return make_error("socket path of " + quoted_part(location_text) + " is not absolute");
+  }
+  RedisEndpoint endpoint;
+  endpoint.socket_path = std::string(location);
+  return endpoint;
+}
+
+// "[tcp://|redis://]host[:port][/]".
+Result<RedisEndpoint> parse_tcp_location(std::string_view location, std::string_view location_text) {
+  const auto scheme_end = location.find("://");
+  if (scheme_end != std::string_view::npos) {
+    const std::string_view scheme = location.substr(0, scheme_end);
+    if (scheme == "tls" || scheme == "ssl") {
+      return make_error("scheme " + quoted_part(scheme) + " in " + quoted_part(location_text) +
+                        ": TLS is not supported (use a local stunnel or a private network)");
+    }
+    if (scheme != "tcp" && scheme != "redis") {
+      return make_error("unknown scheme " + quoted_part(scheme) + " in " + quoted_part(location_text));
+    }
+    location.remove_prefix(scheme_end + 3);
+  }
+  if (!location.empty() && location.back() == '/') location.remove_suffix(1);
+  if (location.find('@') != std::string_view::npos) {
+    // Never echoed: it may hold a password.
+    return make_error("\"user:password@\" in a redis URL is not read by phpredis: use ?auth=");
+  }
+  return parse_host_port(location, location_text, false);
+}
+
+// A parameter of one redis URL that only the redis handler has.
+Result<void> apply_redis_url_parameter(const QueryItem& item, RedisTarget& target, std::string_view location_text) {
+  if (item.key == "database") {
+    auto database = parse_unsigned(item.value, 1'000'000);
+    if (!database) return make_error("database=" + quoted_part(item.value) + " is not a database number");
+    target.database = static_cast<std::uint32_t>(*database);
+    return {};
+  }
+  if (item.key == "weight") {
+    auto weight = parse_unsigned(item.value, 1'000'000);
+    if (!weight || *weight == 0) return make_error("weight=" + quoted_part(item.value) + " is not a positive number");
+    return {};
+  }
+  if (item.key == "retry_interval") {
+    auto interval = parse_unsigned(item.value, 1'000'000'000);
+    if (!interval) return make_error("retry_interval=" + quoted_part(item.value) + " is not a number");
+    return {};
+  }
+  return make_error("unknown parameter " + quoted_part(item.key) + " in " + quoted_part(location_text) + "?…");
+}
+
 Result<RedisTarget> parse_redis_url(std::string_view url) {
   RedisTarget target;
   target.prefix = std::string(kRedisDefaultPrefix);
@@ -201,60 +272,20 @@ Result<RedisTarget> parse_redis_url(std::string_view url) {
     const auto hash = query.find('#');  // phpredis glues a fragment back on: not ours to keep
     if (hash != std::string_view::npos) query = query.substr(0, hash);
   }
-  RedisEndpoint endpoint;
-  const std::string_view location_text = location;
-  if (location.rfind("unix:", 0) == 0 || location.rfind("file:", 0) == 0) {
-    location.remove_prefix(5);
-    while (location.size() > 1 && location.substr(0, 2) == "//") location.remove_prefix(1);
-    if (location.empty() || location.front() != '/') {
-      return make_error("socket path of " + quoted_part(location_text) + " is not absolute");
-    }
-    endpoint.socket_path = std::string(location);
-  } else if (!location.empty() && location.front() == '/') {
-    endpoint.socket_path = std::string(location);
-  } else {
-    const auto scheme_end = location.find("://");
-    if (scheme_end != std::string_view::npos) {
-      const std::string_view scheme = location.substr(0, scheme_end);
-      if (scheme == "tls" || scheme == "ssl") {
-        return make_error("scheme " + quoted_part(scheme) +
-                          " in " + quoted_part(location_text) + ": TLS is not supported (use a local stunnel or a private network)");
-      }
-      if (scheme != "tcp" && scheme != "redis") {
-        return make_error("unknown scheme " + quoted_part(scheme) + " in " + quoted_part(location_text));
-      }
-      location.remove_prefix(scheme_end + 3);
-    }
-    if (!location.empty() && location.back() == '/') location.remove_suffix(1);
-    if (location.find('@') != std::string_view::npos) {
-      // Never echoed: it may hold a password.
-      return make_error("\"user:password@\" in a redis URL is not read by phpredis: use ?auth=");
-    }
-    auto parsed = parse_host_port(location, location_text, false);
-    if (!parsed) return parsed.error();
-    endpoint = std::move(*parsed);
-  }
-  target.endpoints.push_back(std::move(endpoint));
+  const bool socket = location.rfind("unix:", 0) == 0 || location.rfind("file:", 0) == 0 ||
+                      (!location.empty() && location.front() == '/');
+  auto endpoint = socket ? parse_socket_location(location, location) : parse_tcp_location(location, location);
+  if (!endpoint) return endpoint.error();
+  target.endpoints.push_back(std::move(*endpoint));
 
   bool auth_seen = false;
   for (const auto& item : split_query(query)) {
     bool known = false;
     auto common = apply_common(item, target, &known, &auth_seen);
-    if (!common) return make_error(common.error().message + " in " + quoted_part(location_text) + "?…");
+    if (!common) return make_error(common.error().message + " in " + quoted_part(location) + "?…");
     if (known) continue;
-    if (item.key == "database") {
-      auto database = parse_unsigned(item.value, 1'000'000);
-      if (!database) return make_error("database=" + quoted_part(item.value) + " is not a database number");
-      target.database = static_cast<std::uint32_t>(*database);
-    } else if (item.key == "weight") {
-      auto weight = parse_unsigned(item.value, 1'000'000);
-      if (!weight || *weight == 0) return make_error("weight=" + quoted_part(item.value) + " is not a positive number");
-    } else if (item.key == "retry_interval") {
-      auto interval = parse_unsigned(item.value, 1'000'000'000);
-      if (!interval) return make_error("retry_interval=" + quoted_part(item.value) + " is not a number");
-    } else {
-      return make_error("unknown parameter " + quoted_part(item.key) + " in " + quoted_part(location_text) + "?…");
-    }
+    auto applied = apply_redis_url_parameter(item, target, location);
+    if (!applied) return applied.error();
   }
   return target;
 }
@@ -300,7 +331,8 @@ Result<SavePath> parse_rediscluster(std::string_view text) {
     } else if (item.key == "database") {
       return make_error("database is not available in a Redis Cluster (only database 0)");
     } else {
-      return make_error("unknown parameter " + quoted_part(item.key) + " (expected seed[], prefix, auth, timeout, "
+      return make_error("unknown parameter " + quoted_part(item.key) +
+                        " (expected seed[], prefix, auth, timeout, "
                         "read_timeout, persistent, failover)");
     }
   }
@@ -320,9 +352,12 @@ Result<SaveHandler> parse_save_handler(std::string_view text) {
 
 std::string_view to_string(SaveHandler handler) noexcept {
   switch (handler) {
-    case SaveHandler::files: return "files";
-    case SaveHandler::redis: return "redis";
-    case SaveHandler::rediscluster: return "rediscluster";
+    case SaveHandler::files:
+      return "files";
+    case SaveHandler::redis:
+      return "redis";
+    case SaveHandler::rediscluster:
+      return "rediscluster";
   }
   return "unknown";
 }
@@ -340,9 +375,12 @@ Result<SavePath> parse_save_path(SaveHandler handler, std::string_view text) {
   text.remove_suffix(text.size() - text.find_last_not_of(" \t") - 1);
   if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
   switch (handler) {
-    case SaveHandler::files: return parse_files(text);
-    case SaveHandler::redis: return parse_redis(text);
-    case SaveHandler::rediscluster: return parse_rediscluster(text);
+    case SaveHandler::files:
+      return parse_files(text);
+    case SaveHandler::redis:
+      return parse_redis(text);
+    case SaveHandler::rediscluster:
+      return parse_rediscluster(text);
   }
   return make_error("unknown save_handler");
 }

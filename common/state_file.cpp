@@ -71,40 +71,51 @@ Error errno_error(const std::string& what, const std::string& path) {
   return make_error(what + " " + path + ": " + std::strerror(saved), saved);
 }
 
+// How a UTF-8 sequence starting with `lead` (not ASCII) goes on: its length
+// (0: not a lead byte) and the bounds of its second byte, narrowed to refuse
+// overlong forms, surrogates and code points above U+10FFFF.
+struct Utf8Lead {
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xBF;
+};
+
+Utf8Lead utf8_lead(unsigned char lead) noexcept {
+  if (lead >= 0xC2 && lead <= 0xDF) return {2, 0x80, 0xBF};
+  if (lead == 0xE0) return {3, 0xA0, 0xBF};  // overlong
+  if (lead == 0xED) return {3, 0x80, 0x9F};  // surrogates
+  if (lead >= 0xE1 && lead <= 0xEF) return {3, 0x80, 0xBF};
+  if (lead == 0xF0) return {4, 0x90, 0xBF};  // overlong
+  if (lead == 0xF4) return {4, 0x80, 0x8F};  // above U+10FFFF
+  if (lead >= 0xF1 && lead <= 0xF3) return {4, 0x80, 0xBF};
+  return {};
+}
+
+// Whether the sequence at text[i] with this lead is complete and well formed.
+bool is_valid_sequence(std::string_view text, std::size_t i, const Utf8Lead& lead) noexcept {
+  if (lead.length == 0 || text.size() - i < lead.length) return false;
+  const auto second = static_cast<unsigned char>(text[i + 1]);
+  if (second < lead.low || second > lead.high) return false;
+  for (std::size_t k = 2; k < lead.length; ++k) {
+    const auto next = static_cast<unsigned char>(text[i + k]);
+    if (next < 0x80 || next > 0xBF) return false;
+  }
+  return true;
+}
+
 // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
 // above U+10FFFF. The same rules as the JSON parser and serializer.
 bool is_valid_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
   while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    std::size_t length = 0;
-    unsigned char low = 0x80;
-    unsigned char high = 0xBF;
-    if (lead < 0x80) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x80) {
       ++i;
       continue;
     }
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;   // overlong
-      if (lead == 0xED) high = 0x9F;  // surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;   // overlong
-      if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-    } else {
-      return false;
-    }
-    if (text.size() - i < length) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      const unsigned char min = k == 1 ? low : 0x80;
-      const unsigned char max = k == 1 ? high : 0xBF;
-      if (next < min || next > max) return false;
-    }
-    i += length;
+    const Utf8Lead lead = utf8_lead(byte);
+    if (!is_valid_sequence(text, i, lead)) return false;
+    i += lead.length;
   }
   return true;
 }
@@ -131,10 +142,10 @@ char32_t decode_at(std::string_view text, std::size_t i, std::size_t& length) no
 }  // namespace
 
 bool is_terminal_unsafe(char32_t c) noexcept {
-  return c < 0x20 || (c >= 0x7F && c <= 0x9F) ||  // C0, DEL, C1 (U+009B is CSI)
+  return c < 0x20 || (c >= 0x7F && c <= 0x9F) ||       // C0, DEL, C1 (U+009B is CSI)
          c == 0x061C || c == 0x200E || c == 0x200F ||  // ALM, LRM, RLM
-         (c >= 0x202A && c <= 0x202E) ||              // LRE RLE PDF LRO RLO
-         (c >= 0x2066 && c <= 0x2069);                // LRI RLI FSI PDI
+         (c >= 0x202A && c <= 0x202E) ||               // LRE RLE PDF LRO RLO
+         (c >= 0x2066 && c <= 0x2069);                 // LRI RLI FSI PDI
 }
 
 std::size_t find_terminal_unsafe(std::string_view text) noexcept {
@@ -176,7 +187,8 @@ Result<void> validate_vhost_name(std::string_view name) {
   for (const char c : name) {
     const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                          c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
-    if (!allowed) return make_error("vhost name \"" + std::string(name) + "\" has a character outside [A-Za-z0-9.-_:[]]");
+    if (!allowed)
+      return make_error("vhost name \"" + std::string(name) + "\" has a character outside [A-Za-z0-9.-_:[]]");
   }
   return {};
 }
@@ -217,12 +229,14 @@ Result<void> parse_cut_field(const std::string& key, const json& value, ControlS
   if (key == "reason") {
     if (!value.is_string()) return make_error("cut.reason: expected a string");
     state.cut_reason = value.get<std::string>();
-    if (auto valid = validate_cut_reason(state.cut_reason); !valid) return make_error("cut.reason: " + valid.error().message);
+    if (auto valid = validate_cut_reason(state.cut_reason); !valid)
+      return make_error("cut.reason: " + valid.error().message);
     return {};
   }
   if (key == "since") {
     constexpr auto kMaxSince = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-    const bool fits = value.is_number_integer() && (!value.is_number_unsigned() || value.get<std::uint64_t>() <= kMaxSince);
+    const bool fits =
+        value.is_number_integer() && (!value.is_number_unsigned() || value.get<std::uint64_t>() <= kMaxSince);
     if (!fits) return make_error("cut.since: expected unix seconds");
     state.cut_since = value.get<std::int64_t>();
     return {};
@@ -244,7 +258,8 @@ Result<void> parse_vhost_overrides(const json& node, ControlState& state) {
     return make_error("thresholds.vhosts: more than " + std::to_string(snapshot::kMaxVhostOverrides) + " vhosts");
   }
   for (const auto& [name, vhost_node] : node.items()) {
-    if (auto valid = validate_vhost_name(name); !valid) return make_error("thresholds.vhosts: " + valid.error().message);
+    if (auto valid = validate_vhost_name(name); !valid)
+      return make_error("thresholds.vhosts: " + valid.error().message);
     auto parsed = parse_override(vhost_node, "thresholds.vhosts." + name);
     if (!parsed) return parsed.error();
     if (!parsed->empty()) state.vhosts[normalize_vhost_name(name)] = *parsed;
@@ -323,7 +338,8 @@ Result<ControlState> load_state_file(const std::string& path) {
   struct stat info {};
   if (::fstat(fd.get(), &info) != 0) return errno_error("cannot stat state file", path);
   if (!S_ISREG(info.st_mode)) return make_error("state file " + path + " is not a regular file");
-  if (static_cast<std::size_t>(info.st_size) > kMaxStateBytes) return make_error("state file " + path + " is larger than 1 MiB");
+  if (static_cast<std::size_t>(info.st_size) > kMaxStateBytes)
+    return make_error("state file " + path + " is larger than 1 MiB");
   std::string text(static_cast<std::size_t>(info.st_size), '\0');
   std::size_t done = 0;
   while (done < text.size()) {
