@@ -5,21 +5,10 @@
 
 #include "decimal.hpp"
 #include "snapshot.hpp"
+#include "text.hpp"
 
 
 namespace coupecircuit {
-namespace {
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 Result<ThresholdKind> parse_threshold_kind(std::string_view text) {
   if (equals_ignoring_case(text, "sessions")) return ThresholdKind::sessions;

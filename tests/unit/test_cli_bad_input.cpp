@@ -21,22 +21,14 @@
 #include <vector>
 
 #include "../stress/run_process.hpp"
+#include "session_test_support.hpp"
 #include "snapshot.hpp"
 #include "unit_test_support.hpp"
 
-namespace coupecircuit {
+namespace coupecircuit::test {
 namespace {
 
 using nlohmann::json;
-using test::ProcessResult;
-using test::run_process;
-using test::TempDir;
-
-constexpr const char* kDaemon = COUPECIRCUITD_BINARY;
-constexpr const char* kCtl = COUPECIRCUITCTL_BINARY;
-
-constexpr std::string_view kAuthenticated =
-    R"(Default|a:1:{s:11:"initialized";b:1;}vzn_abc|a:1:{s:7:"storage";s:11:"compte_reel";})";
 
 std::string lowercase(std::string text) {
   for (char& c : text) {
@@ -217,8 +209,7 @@ class CorruptedState : public ::testing::Test {
     test::make_directory(dir_ / "sessions", 0733);
     test::write_file(dir_ / "sessions/sess_abc", kAuthenticated);
     config_ = dir_ / "coupecircuitd.conf";
-    test::write_file(config_, "[sessions]\ndir = " + (dir_ / "sessions") + "\n[snapshot]\npath = " +
-                                  (dir_ / "run/snapshot") + "\n[state]\npath = " + (dir_ / "control/state") + "\n");
+    test::write_file(config_, helper_config_text(dir_));
     test::make_directory(dir_ / "control");
     state_ = dir_ / "control/state";
   }
@@ -377,4 +368,4 @@ TEST(CtlDamagedSnapshot, APathThatIsNotUtf8IsReportedNotAborted) {
 }
 
 }  // namespace
-}  // namespace coupecircuit
+}  // namespace coupecircuit::test

@@ -14,16 +14,10 @@
 #include "../stress/run_process.hpp"
 #include "unit_test_support.hpp"
 
-namespace coupecircuit {
+namespace coupecircuit::test {
 namespace {
 
 using nlohmann::json;
-using test::ProcessResult;
-using test::run_process;
-using test::TempDir;
-
-constexpr const char* kDaemon = COUPECIRCUITD_BINARY;
-constexpr const char* kCtl = COUPECIRCUITCTL_BINARY;
 
 std::string random_text(std::mt19937_64& random, std::size_t length) {
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -68,9 +62,7 @@ TEST(NoSecretLeak, SessionIdsAndContentsStayInTheHelper) {
   test::write_file(dir / "control/state",
                    R"({"version":1,"cut":{"active":true,"reason":"maintenance","since":1700000000}})");
   const std::string config = dir / "coupecircuitd.conf";
-  test::write_file(config, "[sessions]\ndir = " + (dir / "sessions") + "\nmax_depth = 1\n[snapshot]\npath = " +
-                               (dir / "run/snapshot") + "\n[state]\npath = " + (dir / "control/state") +
-                               "\n[log]\nlevel = debug\n");
+  test::write_file(config, helper_config_text(dir, "[sessions]\nmax_depth = 1\n[log]\nlevel = debug\n"));
 
   const ProcessResult once = run_process({kDaemon, "--once", "--config", config});
   ASSERT_EQ(once.exit_code, 0) << once.describe();
@@ -118,4 +110,4 @@ TEST(NoSecretLeak, SessionIdsAndContentsStayInTheHelper) {
 }
 
 }  // namespace
-}  // namespace coupecircuit
+}  // namespace coupecircuit::test

@@ -23,22 +23,10 @@
 #include "status_report.hpp"
 #include "unit_test_support.hpp"
 
-namespace coupecircuit {
+namespace coupecircuit::test {
 namespace {
 
 using nlohmann::json;
-using test::ProcessResult;
-using test::run_process;
-using test::TempDir;
-
-constexpr const char* kDaemon = COUPECIRCUITD_BINARY;
-constexpr const char* kCtl = COUPECIRCUITCTL_BINARY;
-constexpr uid_t kNobody = 65534;
-
-std::string config_text(const TempDir& dir, const std::string& extra = "") {
-  return "[sessions]\ndir = " + (dir / "sessions") + "\n[snapshot]\npath = " + (dir / "run/snapshot") +
-         "\n[state]\npath = " + (dir / "control/state") + "\n" + extra;
-}
 
 class HelperStart : public ::testing::Test {
  protected:
@@ -56,7 +44,7 @@ class HelperStart : public ::testing::Test {
 // ---- 16.7: start-up
 
 TEST_F(HelperStart, ABadConfigExitsTwoBeforeDetaching) {
-  test::write_file(dir_ / "bad.conf", config_text(dir_, "[sessions]\nactive_minutes = banana\n"));
+  test::write_file(dir_ / "bad.conf", helper_config_text(dir_, "[sessions]\nactive_minutes = banana\n"));
   // Neither --foreground nor --once: the classic daemon that detaches.
   const ProcessResult result = run_process({kDaemon, "--config", dir_ / "bad.conf"});
   EXPECT_EQ(result.exit_code, 2) << result.describe();
@@ -64,7 +52,7 @@ TEST_F(HelperStart, ABadConfigExitsTwoBeforeDetaching) {
 }
 
 TEST_F(HelperStart, AnAgentBindThatIsNotAnAddressIsAConfigError) {
-  test::write_file(dir_ / "bad.conf", config_text(dir_, "[agent]\nport = 1\nbind = 999.1.1.1\n"));
+  test::write_file(dir_ / "bad.conf", helper_config_text(dir_, "[agent]\nport = 1\nbind = 999.1.1.1\n"));
   const ProcessResult result = run_process({kDaemon, "--once", "--config", dir_ / "bad.conf"});
   EXPECT_EQ(result.exit_code, 2) << result.describe();
   EXPECT_NE(result.err.find(dir_ / "bad.conf" + ":9:"), std::string::npos) << result.describe();
@@ -72,7 +60,7 @@ TEST_F(HelperStart, AnAgentBindThatIsNotAnAddressIsAConfigError) {
 }
 
 TEST_F(HelperStart, ARelativeConfigPathWorksOnceDetached) {
-  test::write_file(dir_ / "good.conf", config_text(dir_));
+  test::write_file(dir_ / "good.conf", helper_config_text(dir_));
   const ProcessResult started =
       run_process({"/bin/sh", "-c", "cd '" + dir_.path() + "' && exec '" + kDaemon + "' --config good.conf >/dev/null 2>helper.log"});
   ASSERT_EQ(started.exit_code, 0) << started.describe();
@@ -101,7 +89,7 @@ TEST(SnapshotOwnership, AFileOfAnotherUserIsReplacedNotReused) {
     auto first = snapshot::SnapshotWriter::open(path);
     ASSERT_TRUE(first.has_value()) << first.error().message;
   }
-  ASSERT_EQ(::chown(path.c_str(), kNobody, kNobody), 0);
+  ASSERT_EQ(::chown(path.c_str(), kNobodyId, kNobodyId), 0);
   ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
   const struct stat before = test::stat_of(path);
   auto writer = snapshot::SnapshotWriter::open(path);
@@ -143,7 +131,7 @@ TEST(StateDirectory, WritableByOthersIsRefusedByCtlAndHelper) {
   EXPECT_NE(saved.error().message.find("writable by other users"), std::string::npos) << saved.error().message;
   EXPECT_EQ(test::list_directory(dir / "control"), std::vector<std::string>{}) << "nothing written";
 
-  test::write_file(dir / "c.conf", config_text(dir));
+  test::write_file(dir / "c.conf", helper_config_text(dir));
   const ProcessResult once = run_process({kDaemon, "--once", "--config", dir / "c.conf"});
   EXPECT_EQ(once.exit_code, 1) << once.describe();
   EXPECT_NE(once.err.find("writable by other users"), std::string::npos) << once.describe();
@@ -221,7 +209,7 @@ TEST(CutReason, StatusEscapesWhateverTheSnapshotHolds) {
 }
 
 }  // namespace
-}  // namespace coupecircuit
+}  // namespace coupecircuit::test
 
 // ---- One snapshot -> JSON function for coupecircuitctl and the status page
 

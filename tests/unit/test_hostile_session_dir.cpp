@@ -37,40 +37,25 @@
 
 #include "../stress/run_process.hpp"
 #include "session_scanner.hpp"
+#include "session_test_support.hpp"
 #include "snapshot.hpp"
 #include "unit_test_support.hpp"
 
 namespace coupecircuit {
 namespace {
 
+using test::active_counts;
+using test::describe;
+using test::kAnonymous;
+using test::kAuthenticated;
+using test::kUnknown;
 using test::TempDir;
 using Clock = std::chrono::steady_clock;
-
-constexpr std::string_view kAuthenticated =
-    R"(Default|a:1:{s:11:"initialized";b:1;}vzn_abc|a:1:{s:7:"storage";s:11:"compte_reel";})";
-constexpr std::string_view kAnonymous = R"(Default|a:1:{s:11:"initialized";b:1;})";
-constexpr std::string_view kUnknown =
-    R"(Default|a:1:{s:11:"initialized";b:1;}__ZF|a:1:{s:3:"vzn";a:1:{s:3:"ENT";i:1585145718;}})";
 
 constexpr std::size_t kEmptyIndex = static_cast<std::size_t>(SessionClass::empty);
 constexpr std::size_t kAnonymousIndex = static_cast<std::size_t>(SessionClass::anonymous);
 constexpr std::size_t kUnknownIndex = static_cast<std::size_t>(SessionClass::unknown);
 constexpr std::size_t kAuthenticatedIndex = static_cast<std::size_t>(SessionClass::authenticated);
-
-std::string describe(const SessionCounts& counts) {
-  std::string text = "active{";
-  for (const auto value : counts.active) text += std::to_string(value) + " ";
-  text += "} inactive{";
-  for (const auto value : counts.inactive) text += std::to_string(value) + " ";
-  return text + "} files_seen " + std::to_string(counts.files_seen);
-}
-
-SessionCounts active_counts(std::array<std::uint64_t, 4> active) {
-  SessionCounts counts;
-  counts.active = active;
-  for (const auto value : active) counts.files_seen += value;
-  return counts;
-}
 
 // Aborts the test binary when a scan runs past its deadline: a hang is a
 // failure, never a stuck test run.

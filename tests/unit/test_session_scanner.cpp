@@ -22,47 +22,19 @@
 #include <string_view>
 #include <vector>
 
+#include "session_test_support.hpp"
 #include "unit_test_support.hpp"
 
 namespace coupecircuit {
 namespace {
 
+using test::describe;
+using test::kAnonymous;
+using test::kAuthenticated;
+using test::kUnknown;
+using test::make_counts;
 using test::TempDir;
 using Clock = std::chrono::steady_clock;
-
-// Zend Framework sessions as a Voozanoo application writes them.
-constexpr std::string_view kAuthenticated =
-    R"(Default|a:1:{s:11:"initialized";b:1;}vzn_abc|a:1:{s:7:"storage";s:11:"compte_reel";})";
-constexpr std::string_view kAnonymous = R"(Default|a:1:{s:11:"initialized";b:1;})";
-constexpr std::string_view kUnknown =
-    R"(Default|a:1:{s:11:"initialized";b:1;}__ZF|a:1:{s:3:"vzn";a:1:{s:3:"ENT";i:1585145718;}})";
-
-constexpr std::size_t kEmpty = static_cast<std::size_t>(SessionClass::empty);
-constexpr std::size_t kAnon = static_cast<std::size_t>(SessionClass::anonymous);
-constexpr std::size_t kUnk = static_cast<std::size_t>(SessionClass::unknown);
-constexpr std::size_t kAuth = static_cast<std::size_t>(SessionClass::authenticated);
-
-// Counts from {empty, anonymous, unknown, authenticated} per activity, and
-// the non-empty files inactive when first seen (never read).
-SessionCounts make_counts(std::array<std::uint64_t, 4> active, std::array<std::uint64_t, 4> inactive,
-                          std::uint64_t unread = 0) {
-  SessionCounts counts;
-  counts.active = active;
-  counts.inactive = inactive;
-  counts.inactive_unread = unread;
-  counts.files_seen = unread;
-  for (std::size_t i = 0; i < 4; ++i) counts.files_seen += active[i] + inactive[i];
-  return counts;
-}
-
-std::string describe(const SessionCounts& counts) {
-  std::string text = "active{";
-  for (const auto value : counts.active) text += std::to_string(value) + " ";
-  text += "} inactive{";
-  for (const auto value : counts.inactive) text += std::to_string(value) + " ";
-  return text + "} unread " + std::to_string(counts.inactive_unread) + " files_seen " +
-         std::to_string(counts.files_seen);
-}
 
 // An anonymous php-format session of exactly `size` bytes.
 std::string anonymous_of_size(std::size_t size) {

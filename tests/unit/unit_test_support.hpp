@@ -82,6 +82,19 @@ inline void make_directory(const std::string& path, mode_t mode = 0755) {
   ASSERT_EQ(::mkdir(path.c_str(), mode), 0) << "cannot create " << path << ": " << std::strerror(errno);
 }
 
+// The real binaries, for the tests that run them (defined for the unit test
+// binary by tests/stress/CMakeLists.txt).
+inline constexpr const char* kDaemon = COUPECIRCUITD_BINARY;
+inline constexpr const char* kCtl = COUPECIRCUITCTL_BINARY;
+
+// A coupecircuitd configuration that keeps the helper's files inside dir:
+// sessions in dir/sessions, the snapshot in dir/run/snapshot, the state in
+// dir/control/state. extra is appended; it may open a section again.
+inline std::string helper_config_text(const TempDir& dir, std::string_view extra = "") {
+  return "[sessions]\ndir = " + (dir / "sessions") + "\n[snapshot]\npath = " + (dir / "run/snapshot") +
+         "\n[state]\npath = " + (dir / "control/state") + "\n" + std::string(extra);
+}
+
 // Sets both access and modification times to wall_seconds (+ nanoseconds).
 inline void set_mtime(const std::string& path, std::int64_t wall_seconds, long nanoseconds = 0) {
   timespec times[2];
