@@ -388,6 +388,29 @@ struct Head {
   std::uint64_t count = 0;
 };
 
+// The walk both parsers share (PHP's serialize format and igbinary): one
+// value head, a frame for an array or object whose keys play the role the
+// key read last gave, then the next key, until the value given is complete.
+// Parser provides read_value_head(Head&) and next_key(stack, depth, next).
+template <typename Parser>
+Status walk_value(Parser& parser, KeyRole role, std::size_t& tokens) noexcept {
+  FrameStack stack;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+  std::size_t depth = 0;
+  KeyRole next = role;
+  for (;;) {
+    Head head;
+    Status s = parser.read_value_head(head);
+    if (s != Status::complete) return s;
+    ++tokens;
+    if (head.opened) {
+      if ((next.top_level && head.object) || depth == kMaxDepth) return Status::malformed;
+      stack[depth++] = Frame{head.count, next, head.object};
+    }
+    s = parser.next_key(stack, depth, next);
+    if (s != Status::complete || depth == 0) return s;
+  }
+}
+
 bool is_digit(char c) noexcept {
   return c >= '0' && c <= '9';
 }
@@ -485,6 +508,9 @@ class SerializedParser {
   }
 
  private:
+  template <typename Parser>
+  friend Status walk_value(Parser& parser, KeyRole role, std::size_t& tokens) noexcept;
+
   Outcome finish(Status s) noexcept {
     out_.status = s;
     out_.short_read = cur_.short_read();
@@ -780,23 +806,7 @@ class SerializedParser {
 
   // Reads one complete value whose keys (if it is an array or object) play
   // the given role.
-  Status parse_value(KeyRole role) noexcept {
-    FrameStack stack;  // NOLINT(cppcoreguidelines-pro-type-member-init)
-    std::size_t depth = 0;
-    KeyRole next = role;
-    for (;;) {
-      Head head;
-      Status s = read_value_head(head);
-      if (s != Status::complete) return s;
-      ++out_.tokens;
-      if (head.opened) {
-        if ((next.top_level && head.object) || depth == kMaxDepth) return Status::malformed;
-        stack[depth++] = Frame{head.count, next, head.object};
-      }
-      s = next_key(stack, depth, next);
-      if (s != Status::complete || depth == 0) return s;
-    }
-  }
+  Status parse_value(KeyRole role) noexcept { return walk_value(*this, role, out_.tokens); }
 
   Cursor cur_;
   const Matcher& matcher_;
@@ -875,6 +885,9 @@ class IgbinaryParser {
   }
 
  private:
+  template <typename Parser>
+  friend Status walk_value(Parser& parser, KeyRole role, std::size_t& tokens) noexcept;
+
   // A string of the table whose facts differ from those of most names.
   struct Recorded {
     std::uint64_t id;
@@ -1127,23 +1140,7 @@ class IgbinaryParser {
     return Status::complete;
   }
 
-  Status parse_value(KeyRole role) noexcept {
-    FrameStack stack;  // NOLINT(cppcoreguidelines-pro-type-member-init)
-    std::size_t depth = 0;
-    KeyRole next = role;
-    for (;;) {
-      Head head;
-      Status s = read_value_head(head);
-      if (s != Status::complete) return s;
-      ++out_.tokens;
-      if (head.opened) {
-        if ((next.top_level && head.object) || depth == kMaxDepth) return Status::malformed;
-        stack[depth++] = Frame{head.count, next, head.object};
-      }
-      s = next_key(stack, depth, next);
-      if (s != Status::complete || depth == 0) return s;
-    }
-  }
+  Status parse_value(KeyRole role) noexcept { return walk_value(*this, role, out_.tokens); }
 
   Cursor cur_;
   const Matcher& matcher_;
