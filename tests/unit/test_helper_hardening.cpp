@@ -213,7 +213,7 @@ TEST(CutReason, StatusEscapesWhateverTheSnapshotHolds) {
 
 // ---- One snapshot -> JSON function for coupecircuitctl and the status page
 
-namespace coupecircuit {
+namespace coupecircuit::test {
 namespace {
 
 TEST(PayloadJson, CtlAndTheStatusPageShareOneSchema) {
@@ -257,4 +257,4 @@ TEST(PayloadJson, CtlAndTheStatusPageShareOneSchema) {
 }
 
 }  // namespace
-}  // namespace coupecircuit
+}  // namespace coupecircuit::test
