@@ -6,18 +6,6 @@
 #include "thresholds.hpp"
 
 namespace coupecircuit::module {
-namespace {
-
-bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 ServerSettings merge_settings(const ServerSettings& parent, const ServerSettings& child) noexcept {
   ServerSettings merged = child;

@@ -466,17 +466,6 @@ void render_vhost(std::string& out, const StatusReport& report, const VhostStatu
   out += "</article>\n";
 }
 
-// Virtual hosts sharing a ServerName share their state: each name once.
-std::vector<const VhostStatus*> unique_vhosts(const StatusReport& report) {
-  std::vector<const VhostStatus*> unique;
-  for (const auto& vhost : report.vhosts) {
-    bool seen = false;
-    for (const VhostStatus* kept : unique) seen = seen || kept->name == vhost.name;
-    if (!seen) unique.push_back(&vhost);
-  }
-  return unique;
-}
-
 // The document's head and the page title with the time of the report.
 void render_page_head(std::string& out, const StatusReport& report) {
   out +=
@@ -597,7 +586,7 @@ std::string render_status_html(const StatusReport& report) {
     render_node(out, report);
   }
   out += "<h2>Virtual hosts</h2>\n";
-  for (const VhostStatus* vhost : unique_vhosts(report)) render_vhost(out, report, *vhost);
+  for (const VhostStatus* vhost : vhosts_by_name(report)) render_vhost(out, report, *vhost);
   out +=
       "<p class=\"muted\">Counts only: no session id or content is ever shown. Also as <a "
       "href=\"?json\">JSON</a> and <a href=\"?prometheus\">Prometheus</a>; <a href=\"?refresh=10\">refresh every "

@@ -53,6 +53,8 @@ void sample(std::string& out, const std::string& name_and_labels, const std::str
 
 std::string centi(std::uint64_t value) { return centi_to_string(value); }
 
+}  // namespace
+
 // Virtual hosts may share a ServerName (the usual :80 and :443 pair of one
 // site): they share the name's hysteresis slot and runtime overrides, and a
 // Prometheus series must be unique, so each name is reported once (by the
@@ -66,8 +68,6 @@ std::vector<const VhostStatus*> vhosts_by_name(const StatusReport& report) {
   }
   return unique;
 }
-
-}  // namespace
 
 void add_page_details(VhostStatus& vhost, const ServerSettings& settings, bool has_payload,
                       const SharedState& shared) noexcept {

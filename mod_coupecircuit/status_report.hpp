@@ -60,6 +60,10 @@ void add_page_details(VhostStatus& vhost, const ServerSettings& settings, bool h
 // view: requests never touch it).
 void add_history(StatusReport& report);
 
+// The vhosts of the report, each ServerName once (the first with that name):
+// vhosts sharing a name share their state.
+[[nodiscard]] std::vector<const VhostStatus*> vhosts_by_name(const StatusReport& report);
+
 [[nodiscard]] std::string render_status_json(const StatusReport& report);
 [[nodiscard]] std::string render_status_prometheus(const StatusReport& report);
 [[nodiscard]] std::string render_status_html(const StatusReport& report);
