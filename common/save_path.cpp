@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "decimal.hpp"
+#include "text.hpp"
 
 namespace coupecircuit {
 namespace {
@@ -351,15 +352,8 @@ Result<SaveHandler> parse_save_handler(std::string_view text) {
 }
 
 std::string_view to_string(SaveHandler handler) noexcept {
-  switch (handler) {
-    case SaveHandler::files:
-      return "files";
-    case SaveHandler::redis:
-      return "redis";
-    case SaveHandler::rediscluster:
-      return "rediscluster";
-  }
-  return "unknown";
+  constexpr const char* kNames[] = {"files", "redis", "rediscluster"};
+  return enum_name(handler, kNames, "unknown");
 }
 
 std::string to_string(const RedisEndpoint& endpoint) {

@@ -46,36 +46,18 @@
 #include <cstdint>
 #include <cstring>
 
+#include "text.hpp"
+
 namespace coupecircuit {
 
 std::string_view to_string(SessionClass c) noexcept {
-  switch (c) {
-    case SessionClass::empty:
-      return "empty";
-    case SessionClass::anonymous:
-      return "anonymous";
-    case SessionClass::unknown:
-      return "unknown";
-    case SessionClass::authenticated:
-      return "authenticated";
-  }
-  return "unknown";
+  constexpr const char* kNames[] = {"empty", "anonymous", "unknown", "authenticated"};
+  return enum_name(c, kNames, "unknown");
 }
 
 std::string_view to_string(SessionFormat f) noexcept {
-  switch (f) {
-    case SessionFormat::automatic:
-      return "automatic";
-    case SessionFormat::php:
-      return "php";
-    case SessionFormat::php_serialize:
-      return "php_serialize";
-    case SessionFormat::php_binary:
-      return "php_binary";
-    case SessionFormat::igbinary:
-      return "igbinary";
-  }
-  return "automatic";
+  constexpr const char* kNames[] = {"automatic", "php", "php_serialize", "php_binary", "igbinary"};
+  return enum_name(f, kNames, "automatic");
 }
 
 Result<SessionFormat> parse_session_format(std::string_view text) {

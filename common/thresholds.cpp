@@ -7,7 +7,6 @@
 #include "snapshot.hpp"
 #include "text.hpp"
 
-
 namespace coupecircuit {
 
 Result<ThresholdKind> parse_threshold_kind(std::string_view text) {
@@ -19,7 +18,9 @@ Result<ThresholdKind> parse_threshold_kind(std::string_view text) {
   return make_error(std::move(message));
 }
 
-std::string_view to_string(ThresholdKind kind) noexcept { return kind == ThresholdKind::load ? "load" : "sessions"; }
+std::string_view to_string(ThresholdKind kind) noexcept {
+  return kind == ThresholdKind::load ? "load" : "sessions";
+}
 
 Result<std::uint64_t> parse_threshold_number(ThresholdKind kind, std::string_view text) {
   return kind == ThresholdKind::load ? parse_centi(text, kMaxLoadCenti) : parse_unsigned(text, kMaxSessionsValue);
@@ -43,13 +44,7 @@ Result<std::uint64_t> parse_threshold_value(ThresholdKind kind, std::string_view
 }
 
 std::string_view to_string(Verdict verdict) noexcept {
-  switch (verdict) {
-    case Verdict::ok: return "ok";
-    case Verdict::surcharge: return "surcharge";
-    case Verdict::coupure: return "coupure";
-    case Verdict::inconnu: return "inconnu";
-  }
-  return "inconnu";
+  return verdict_word(verdict);
 }
 
 const snapshot::ThresholdSet* find_vhost_override(const snapshot::Payload& payload, std::uint64_t name_hash,

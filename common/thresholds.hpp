@@ -9,6 +9,7 @@
 
 #include "result.hpp"
 #include "snapshot_layout.hpp"
+#include "text.hpp"
 
 namespace coupecircuit {
 
@@ -30,6 +31,12 @@ enum class ThresholdKind : std::uint8_t { sessions, load };
 [[nodiscard]] Result<void> check_threshold_value(ThresholdKind kind, std::uint64_t value);
 
 enum class Verdict : std::uint8_t { ok, surcharge, coupure, inconnu };
+// The verdict's word, as exported (COUPECIRCUIT_ETAT) and shown: a
+// NUL-terminated literal.
+[[nodiscard]] constexpr const char* verdict_word(Verdict verdict) noexcept {
+  constexpr const char* kWords[] = {"ok", "surcharge", "coupure", "inconnu"};
+  return enum_name(verdict, kWords, "inconnu");
+}
 [[nodiscard]] std::string_view to_string(Verdict verdict) noexcept;
 
 // The one verdict rule, for a fresh snapshot: the manual cut first, then
@@ -45,8 +52,8 @@ struct EffectiveThresholds {
 
 // Finds this vhost's override entry in a payload copy (name lowercase).
 [[nodiscard]] const snapshot::ThresholdSet* find_vhost_override(const snapshot::Payload& payload,
-                                                                 std::uint64_t name_hash,
-                                                                 std::string_view name) noexcept;
+                                                                std::uint64_t name_hash,
+                                                                std::string_view name) noexcept;
 
 [[nodiscard]] EffectiveThresholds resolve_thresholds(const snapshot::Payload& payload,
                                                      const snapshot::ThresholdSet* vhost_override,

@@ -68,13 +68,7 @@ ExportText text_of(const ExportedVariable& variable, const ExportInputs& inputs)
 }
 
 const char* verdict_text(Verdict verdict) noexcept {
-  switch (verdict) {
-    case Verdict::ok: return "ok";
-    case Verdict::surcharge: return "surcharge";
-    case Verdict::coupure: return "coupure";
-    case Verdict::inconnu: return "inconnu";
-  }
-  return "inconnu";
+  return verdict_word(verdict);
 }
 
 const char* static_unsigned_text(std::uint64_t value) noexcept {

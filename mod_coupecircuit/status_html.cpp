@@ -86,32 +86,10 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10);
 }
 
-const char* state_word(Verdict verdict) noexcept {
-  switch (verdict) {
-    case Verdict::ok:
-      return "ok";
-    case Verdict::surcharge:
-      return "surcharge";
-    case Verdict::coupure:
-      return "coupure";
-    case Verdict::inconnu:
-      return "inconnu";
-  }
-  return "inconnu";
-}
-
 const char* state_meaning(Verdict verdict) noexcept {
-  switch (verdict) {
-    case Verdict::ok:
-      return "below its thresholds";
-    case Verdict::surcharge:
-      return "tripped: a value reached its TRIP";
-    case Verdict::coupure:
-      return "manual cut";
-    case Verdict::inconnu:
-      return "no fresh snapshot: thresholds cannot be judged";
-  }
-  return "";
+  constexpr const char* kMeanings[] = {"below its thresholds", "tripped: a value reached its TRIP", "manual cut",
+                                       "no fresh snapshot: thresholds cannot be judged"};
+  return enum_name(verdict, kMeanings, "");
 }
 
 constexpr const char* kStyle = R"css(
@@ -342,10 +320,10 @@ void render_bands(std::string& out, const StatusReport& report, const VhostStatu
     const int x = x_of(band.from, start);
     const int width = x_of(band.to, start) - x;
     if (width <= 0) continue;
-    const std::string colour = std::string("var(--") + state_word(band.state) + ")";
-    out += "<rect class=\"band " + std::string(state_word(band.state)) + "\" x=\"" + std::to_string(x) + "\" y=\"" +
+    const std::string colour = std::string("var(--") + verdict_word(band.state) + ")";
+    out += "<rect class=\"band " + std::string(verdict_word(band.state)) + "\" x=\"" + std::to_string(x) + "\" y=\"" +
            std::to_string(kBandTop) + "\" width=\"" + std::to_string(width) + "\" height=\"" +
-           std::to_string(kBandHeight) + "\" fill=\"" + colour + "\"><title>" + state_word(band.state) + " from " +
+           std::to_string(kBandHeight) + "\" fill=\"" + colour + "\"><title>" + verdict_word(band.state) + " from " +
            utc_time(band.from) + " to " + utc_time(band.to) + "</title></rect>\n";
     if (band.state != Verdict::ok) {
       out += "<rect x=\"" + std::to_string(x) + "\" y=\"" + std::to_string(kPlotTop) + "\" width=\"" +
@@ -443,7 +421,7 @@ void render_transitions(std::string& out, const StatusReport& report, const Vhos
 
 void render_vhost(std::string& out, const StatusReport& report, const VhostStatus& vhost) {
   const Verdict verdict = vhost.values.verdict;
-  const char* word = state_word(verdict);
+  const char* word = verdict_word(verdict);
   out += "<article class=\"card vhost " + std::string(word) + "\" data-state=\"" + word + "\">\n<div class=\"head\">";
   out += "<h3 class=\"name\">" + html_escape(vhost.name) + "</h3><span class=\"state " + word + "\">" + word +
          "</span></div>\n<p class=\"muted meaning\">" + state_meaning(verdict) + "</p>\n";

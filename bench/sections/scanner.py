@@ -72,40 +72,39 @@ def warm_first_scans(bench, directory, snapshot, state, tag, reps):
     bench.prewarm(directory)
     once_count(bench, directory, snapshot, state, f"{tag}-warmup")
     shell_count(bench, directory, f"{tag}-warmup")
-    once, shell = [], []
-    for i in range(reps):
-        bench.prewarm(directory)
-        order = ("once", "shell") if i % 2 == 0 else ("shell", "once")
-        for which in order:
-            if which == "once":
-                once.append(once_count(bench, directory, snapshot, state, f"{tag}-{i}"))
-            else:
-                shell.append(shell_count(bench, directory, f"{tag}-{i}"))
-        exp_now = bench.tool_json("expect", directory)
-        check_counts(bench, f"{tag} first scan (warm) round {i + 1}", exp_now["expected_active_authenticated"],
-                          near_boundary=exp_now["near_boundary"], coupecircuitd=once[-1]["count"], shell=shell[-1]["count"])
-        log(f"  {tag} warm: coupecircuitd --once {once[-1]['wall']:.3f} s, shell {shell[-1]['wall']:.3f} s "
-            f"(count {once[-1]['count']} / {shell[-1]['count']}, expected {exp_now['expected_active_authenticated']})")
-    return {"once": once, "shell": shell}
+    return alternating_first_scans(bench, directory, snapshot, state, tag, reps, cold=False)
 
 
 def cold_first_scans(bench, directory, snapshot, state, tag, rounds):
     """The same, page cache dropped before each run."""
     bench.tool_json("retime", directory)
-    once_c, shell_c = [], []
+    return alternating_first_scans(bench, directory, snapshot, state, tag, rounds, cold=True)
+
+
+def alternating_first_scans(bench, directory, snapshot, state, tag, rounds, cold):
+    """`rounds` pairs of first scans, the order alternating, page cache warm
+    (read before each pair) or cold (dropped before each run)."""
+    kind = "cold" if cold else "warm"
+    once, shell = [], []
     for i in range(rounds):
+        if not cold:
+            bench.prewarm(directory)
+        run_tag = f"{tag}-cold-{i}" if cold else f"{tag}-{i}"
         order = ("once", "shell") if i % 2 == 0 else ("shell", "once")
         for which in order:
-            drop_caches()
+            if cold:
+                drop_caches()
             if which == "once":
-                once_c.append(once_count(bench, directory, snapshot, state, f"{tag}-cold-{i}"))
+                once.append(once_count(bench, directory, snapshot, state, run_tag))
             else:
-                shell_c.append(shell_count(bench, directory, f"{tag}-cold-{i}"))
+                shell.append(shell_count(bench, directory, run_tag))
         exp_now = bench.tool_json("expect", directory)
-        check_counts(bench, f"{tag} first scan (cold) round {i + 1}", exp_now["expected_active_authenticated"],
-                          near_boundary=exp_now["near_boundary"], coupecircuitd=once_c[-1]["count"], shell=shell_c[-1]["count"])
-        log(f"  {tag} cold: coupecircuitd --once {once_c[-1]['wall']:.3f} s, shell {shell_c[-1]['wall']:.3f} s")
-    return {"once": once_c, "shell": shell_c}
+        check_counts(bench, f"{tag} first scan ({kind}) round {i + 1}", exp_now["expected_active_authenticated"],
+                     near_boundary=exp_now["near_boundary"], coupecircuitd=once[-1]["count"], shell=shell[-1]["count"])
+        expected = "" if cold else f", expected {exp_now['expected_active_authenticated']}"
+        counts = "" if cold else f" (count {once[-1]['count']} / {shell[-1]['count']}{expected})"
+        log(f"  {tag} {kind}: coupecircuitd --once {once[-1]['wall']:.3f} s, shell {shell[-1]['wall']:.3f} s{counts}")
+    return {"once": once, "shell": shell}
 
 
 def scan_state(s):

@@ -35,6 +35,21 @@ def wait_status(helper, condition, within: float, what: str):
     return document
 
 
+def graceful_restarts_under_load(apache, load: LoadRunner, step: int, within: float) -> LoadRunner:
+    """Three graceful restarts while `load` runs, each followed by `step` more
+    completed requests (within `within` s); returns the stopped runner."""
+    load.start()
+    try:
+        wait_for(load.completed, lambda n: n >= step, within, "load running")
+        for _ in range(3):
+            apache.graceful()
+            done = load.completed()
+            wait_for(load.completed, lambda n, d=done: n >= d + step, within, "load goes on after the graceful restart")
+    finally:
+        load.stop()
+    return load
+
+
 def float_of(text: str | None) -> float:
     assert text is not None and NUMBER.fullmatch(text), f"not a number: {text!r}"
     return float(text)
@@ -78,15 +93,7 @@ def test_harness_without_module(helper, make_apache, variant):
     wait_status(helper, lambda d: d["sessions"]["active"]["authenticated"] == 0, 2.0, "logout counted")
 
     # Graceful restarts under load lose nothing.
-    load = LoadRunner(apache.port, threads=3, max_seconds=90).start()
-    try:
-        wait_for(load.completed, lambda n: n >= 20, 15, "load running")
-        for _ in range(3):
-            apache.graceful()
-            done = load.completed()
-            wait_for(load.completed, lambda n, d=done: n >= d + 20, 15, "load goes on after the graceful restart")
-    finally:
-        load.stop()
+    load = graceful_restarts_under_load(apache, LoadRunner(apache.port, threads=3, max_seconds=90), 20, 15)
     assert load.failures == [], f"{len(load.failures)} failed of {load.count}: {load.failures[:10]}"
 
     # apache2 -t reports a bad directive with the file and line.
@@ -456,15 +463,8 @@ def test_graceful_under_load(helper, make_apache, module_so, variant):
             return f"unexpected values: {env}"
         return None
 
-    load = LoadRunner(apache.port, threads=4, max_seconds=120, check=check).start()
-    try:
-        wait_for(load.completed, lambda n: n >= 50, 20, "load running")
-        for _ in range(3):
-            apache.graceful()
-            done = load.completed()
-            wait_for(load.completed, lambda n, d=done: n >= d + 50, 20, "load goes on after the graceful restart")
-    finally:
-        load.stop()
+    load = graceful_restarts_under_load(apache, LoadRunner(apache.port, threads=4, max_seconds=120, check=check), 50,
+                                        20)
     assert load.count >= 200
     assert load.failures == [], f"{len(load.failures)} failed of {load.count}: {load.failures[:10]}"
 
