@@ -12,6 +12,7 @@
 
 #include "atomic_file.hpp"
 #include "decimal.hpp"
+#include "read_file.hpp"
 #include "snapshot.hpp"
 #include "thresholds.hpp"
 #include "unique_fd.hpp"
@@ -335,22 +336,9 @@ Result<ControlState> load_state_file(const std::string& path) {
     if (errno == ENOENT) return ControlState{};
     return errno_error("cannot open state file", path);
   }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) return errno_error("cannot stat state file", path);
-  if (!S_ISREG(info.st_mode)) return make_error("state file " + path + " is not a regular file");
-  if (static_cast<std::size_t>(info.st_size) > kMaxStateBytes)
-    return make_error("state file " + path + " is larger than 1 MiB");
-  std::string text(static_cast<std::size_t>(info.st_size), '\0');
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t got = ::read(fd.get(), text.data() + done, text.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return errno_error("cannot read state file", path);
-    if (got == 0) break;
-    done += static_cast<std::size_t>(got);
-  }
-  text.resize(done);
-  auto state = parse_state(text);
+  const auto text = read_regular_file(fd.get(), "state file", path, kMaxStateBytes);
+  if (!text) return text.error();
+  auto state = parse_state(*text);
   if (!state) return make_error("state file " + path + ": " + state.error().message);
   return state;
 }

@@ -65,28 +65,31 @@ Result<AgentListener> AgentListener::open(const AgentSettings& settings) {
   if (!fd) return make_error(std::string("agent socket: ") + std::strerror(errno), errno);
   const int yes = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  int status = -1;
+  // One sockaddr of the family the address is written in.
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  void* ip = nullptr;
   if (v6) {
-    sockaddr_in6 address{};
-    address.sin6_family = AF_INET6;
-    address.sin6_port = htons(settings.port);
-    if (::inet_pton(AF_INET6, settings.bind.c_str(), &address.sin6_addr) != 1) {
-      return make_error("agent bind address \"" + settings.bind + "\" is not an IP address");
-    }
-    status = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);  // NOLINT
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&address);  // NOLINT
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(settings.port);
+    ip = &in6->sin6_addr;
+    length = sizeof *in6;
   } else {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(settings.port);
-    if (::inet_pton(AF_INET, settings.bind.c_str(), &address.sin_addr) != 1) {
-      return make_error("agent bind address \"" + settings.bind + "\" is not an IP address");
-    }
-    status = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address);  // NOLINT
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&address);  // NOLINT
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(settings.port);
+    ip = &in4->sin_addr;
+    length = sizeof *in4;
   }
+  if (::inet_pton(v6 ? AF_INET6 : AF_INET, settings.bind.c_str(), ip) != 1) {
+    return make_error("agent bind address \"" + settings.bind + "\" is not an IP address");
+  }
+  const int status = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length);  // NOLINT
   if (status != 0 || ::listen(fd.get(), 64) != 0) {
-    return make_error("agent cannot listen on " + settings.bind + ":" + std::to_string(settings.port) + ": " +
-                          std::strerror(errno),
-                      errno);
+    return make_error(
+        "agent cannot listen on " + settings.bind + ":" + std::to_string(settings.port) + ": " + std::strerror(errno),
+        errno);
   }
   AgentListener listener;
   listener.listener_ = std::move(fd);

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "decimal.hpp"
+#include "read_file.hpp"
 #include "text.hpp"
 #include "thresholds.hpp"
 #include "unique_fd.hpp"
@@ -359,24 +360,9 @@ Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) 
     if (!required && errno == ENOENT) return DaemonConfig{};
     return failure("cannot open");
   }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0) return failure("cannot stat");
-  // A directory or a device would otherwise read as an empty configuration.
-  if (!S_ISREG(info.st_mode)) return make_error("config file " + path + " is not a regular file");
-  if (static_cast<std::size_t>(info.st_size) > kMaxConfigBytes) {
-    return make_error("config file " + path + " is larger than 1 MiB");
-  }
-  std::string text(static_cast<std::size_t>(info.st_size), '\0');
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t got = ::read(fd.get(), text.data() + done, text.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return failure("cannot read");
-    if (got == 0) break;
-    done += static_cast<std::size_t>(got);
-  }
-  text.resize(done);
-  return parse_daemon_config_text(text, path);
+  const auto text = read_regular_file(fd.get(), "config file", path, kMaxConfigBytes);
+  if (!text) return text.error();
+  return parse_daemon_config_text(*text, path);
 }
 
 }  // namespace coupecircuit

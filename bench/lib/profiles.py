@@ -4,18 +4,24 @@ import re
 import subprocess
 
 
+def callgrind_rows(path, inclusive):
+    """(cost, location) of each function row of callgrind_annotate's report
+    (self or inclusive cost), with the PROGRAM TOTALS row."""
+    result = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100",
+                             path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\))?\s*(.*)$", line)
+        if match:
+            yield int(match.group(1).replace(",", "")), match.group(2).strip()
+
+
 def callgrind_functions(path):
     """Self instruction cost per function of one callgrind output."""
-    result = subprocess.run(["callgrind_annotate", "--threshold=100", "--inclusive=no", path],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     costs = {}
-    for line in result.stdout.splitlines():
-        match = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\))?\s*(\S.*:.*)$", line)
-        if not match:
+    for cost, location in callgrind_rows(path, inclusive=False):
+        if ":" not in location:
             continue
-        location = match.group(2).strip()
-        file_part, _, rest = location.partition(":")
-        function = re.sub(r"'\d+", "", rest)
+        function = re.sub(r"'\d+", "", location.partition(":")[2])
         library = ""
         m = re.search(r"\[(.*)\]\s*$", function)
         if m:
@@ -27,7 +33,7 @@ def callgrind_functions(path):
         if function.startswith("0x"):
             function = "(anonymous code)"
         key = f"{function} [{library}]" if library else function
-        costs[key] = costs.get(key, 0) + int(match.group(1).replace(",", ""))
+        costs[key] = costs.get(key, 0) + cost
     return costs
 
 
@@ -57,15 +63,8 @@ def parse_strace_c(path):
 
 
 def callgrind_inclusive(path):
-    result = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     costs = {}
-    for line in result.stdout.splitlines():
-        match = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\))?\s*(.*)$", line)
-        if not match:
-            continue
-        location = match.group(2).strip()
-        cost = int(match.group(1).replace(",", ""))
+    for cost, location in callgrind_rows(path, inclusive=True):
         if location.startswith("PROGRAM TOTALS"):
             costs["PROGRAM TOTALS"] = cost
             continue

@@ -501,23 +501,46 @@ class HttpClient:
         return response.json()
 
 
-class LoadRunner:
+class WorkerThreads:
+    """`threads` daemon threads running self._loop until stop(); self.lock
+    guards what they record."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+        self.workers: list[threading.Thread] = []
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._loop, daemon=True)
+            worker.start()
+            self.workers.append(worker)
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for worker in self.workers:
+            worker.join(60)
+
+
+class LoadRunner(WorkerThreads):
     """Threads sending GET requests (new connection each) until stopped; bounded
     by max_seconds and max_requests. Records every failure."""
 
     def __init__(self, port: int, path: str = "/env.php", threads: int = 4, max_seconds: float = 120.0,
                  max_requests: int = 200_000, check: Callable[[Response], str | None] | None = None):
+        super().__init__(threads)
         self.port = port
         self.path = path
-        self.threads = threads
         self.max_seconds = max_seconds
         self.max_requests = max_requests
         self.check = check
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
         self.count = 0
         self.failures: list[str] = []
-        self.workers: list[threading.Thread] = []
 
     def _loop(self) -> None:
         client = HttpClient(self.port, timeout=30.0)
@@ -540,21 +563,9 @@ class LoadRunner:
                 with self.lock:
                     self.failures.append(problem)
 
-    def start(self) -> "LoadRunner":
-        for _ in range(self.threads):
-            worker = threading.Thread(target=self._loop, daemon=True)
-            worker.start()
-            self.workers.append(worker)
-        return self
-
     def completed(self) -> int:
         with self.lock:
             return self.count
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for worker in self.workers:
-            worker.join(60)
 
 
 # ---------------------------------------------------------------- php-fpm

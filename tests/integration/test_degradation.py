@@ -16,7 +16,6 @@ import json
 import re
 import secrets
 import socket
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import prometheus_parser
-from harness import HttpClient, Response, VirtualHost, free_port, php_session, wait_for
+from harness import HttpClient, Response, VirtualHost, WorkerThreads, free_port, php_session, wait_for
 
 MODULE_WARNING = r"\[coupecircuit:warn\].*CC03\d\d"
 # The coarse clock lags the precise one by at most a tick or two.
@@ -104,20 +103,17 @@ class Observation:
         return None if self.env is None else self.env["SESSIONS_ACTIVES"]
 
 
-class Poller:
+class Poller(WorkerThreads):
     """Threads requesting /env.php without pause (a new connection each, so
     that several Apache children answer); every answer is kept with the time
     it was sent and received."""
 
     def __init__(self, port: int, threads: int = 3, host: str | None = None):
+        super().__init__(threads)
         self.port = port
         self.host = host
-        self.threads = threads
-        self.lock = threading.Lock()
-        self.stop_event = threading.Event()
         self.observations: list[Observation] = []
         self.errors: list[str] = []
-        self.workers: list[threading.Thread] = []
 
     def _loop(self) -> None:
         client = HttpClient(self.port, host=self.host, timeout=30.0)
@@ -134,18 +130,6 @@ class Poller:
             with self.lock:
                 self.observations.append(observation)
             self.stop_event.wait(0.005)
-
-    def start(self) -> "Poller":
-        for _ in range(self.threads):
-            worker = threading.Thread(target=self._loop, daemon=True)
-            worker.start()
-            self.workers.append(worker)
-        return self
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for worker in self.workers:
-            worker.join(60)
 
     def snapshot(self) -> list[Observation]:
         with self.lock:

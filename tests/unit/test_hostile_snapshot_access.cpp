@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,12 +116,22 @@ TEST(SnapshotAccess, TheWebServersUserReadsButNeverWritesReplacesOrPlants) {
   EXPECT_EQ(test::stat_of(snapshot_path).st_ino, snapshot_info.st_ino);
 }
 
-TEST(SnapshotAccess, AStoreThroughAReadersMappingFaults) {
+// A snapshot with one payload published, its writer still open.
+class PublishedSnapshot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = snapshot::SnapshotWriter::open(path);
+    ASSERT_TRUE(opened.has_value()) << opened.error().message;
+    writer.emplace(std::move(*opened));
+    writer->publish(snapshot::Payload{});
+  }
+
   TempDir dir;
   const std::string path = dir / "snapshot";
-  auto writer = snapshot::SnapshotWriter::open(path);
-  ASSERT_TRUE(writer.has_value()) << writer.error().message;
-  writer->publish(snapshot::Payload{});
+  std::optional<snapshot::SnapshotWriter> writer;
+};
+
+TEST_F(PublishedSnapshot, AStoreThroughAReadersMappingFaults) {
   auto mapping = snapshot::ReadOnlyMapping::open(path.c_str());
   ASSERT_TRUE(mapping.has_value());
   std::fflush(nullptr);
@@ -142,12 +153,7 @@ TEST(SnapshotAccess, AStoreThroughAReadersMappingFaults) {
 // The writer's side of a truncated file: storing into the missing pages
 // would raise SIGBUS in coupecircuitd; publish and heartbeat check the size
 // first, do nothing, and ask to re-open.
-TEST(SnapshotAccess, TheWriterSurvivesAFileTruncatedUnderItsMapping) {
-  TempDir dir;
-  const std::string path = dir / "snapshot";
-  auto writer = snapshot::SnapshotWriter::open(path);
-  ASSERT_TRUE(writer.has_value()) << writer.error().message;
-  writer->publish(snapshot::Payload{});
+TEST_F(PublishedSnapshot, TheWriterSurvivesAFileTruncatedUnderItsMapping) {
   for (const off_t size : {off_t{0}, static_cast<off_t>(snapshot::kTotalSize / 2)}) {
     ASSERT_EQ(::truncate(path.c_str(), size), 0);
     writer->publish(snapshot::Payload{});  // would be SIGBUS without the check

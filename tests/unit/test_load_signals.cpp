@@ -191,29 +191,27 @@ TEST(ReadLoadSignals, OneBadPressureFileMakesPsiUnavailableAndClearsValues) {
   EXPECT_FALSE(missing_io->psi_available);
 }
 
-TEST(ReadLoadSignals, MissingOrBadLoadavgIsAnErrorNamingTheFile) {
+// A file of a fake /proc root missing (an error naming it, ENOENT), then
+// holding `bad` (an error).
+void expect_missing_or_bad_is_an_error(const char* name, bool with_psi, const char* bad) {
   TempDir root;
-  ASSERT_NO_FATAL_FAILURE(make_fake_proc(root, true));
-  ASSERT_EQ(::unlink((root / "loadavg").c_str()), 0);
+  ASSERT_NO_FATAL_FAILURE(make_fake_proc(root, with_psi));
+  ASSERT_EQ(::unlink((root / name).c_str()), 0);
   const auto missing = read_load_signals(root.path());
   ASSERT_FALSE(missing.has_value());
-  EXPECT_NE(missing.error().message.find(root / "loadavg"), std::string::npos) << missing.error().message;
+  EXPECT_NE(missing.error().message.find(root / name), std::string::npos) << missing.error().message;
   EXPECT_EQ(missing.error().code, ENOENT);
 
-  write_file(root / "loadavg", "not a load average\n");
+  write_file(root / name, bad);
   EXPECT_FALSE(read_load_signals(root.path()).has_value());
 }
 
-TEST(ReadLoadSignals, MissingOrBadMeminfoIsAnError) {
-  TempDir root;
-  ASSERT_NO_FATAL_FAILURE(make_fake_proc(root, false));
-  ASSERT_EQ(::unlink((root / "meminfo").c_str()), 0);
-  const auto missing = read_load_signals(root.path());
-  ASSERT_FALSE(missing.has_value());
-  EXPECT_NE(missing.error().message.find(root / "meminfo"), std::string::npos) << missing.error().message;
+TEST(ReadLoadSignals, MissingOrBadLoadavgIsAnErrorNamingTheFile) {
+  expect_missing_or_bad_is_an_error("loadavg", true, "not a load average\n");
+}
 
-  write_file(root / "meminfo", "MemFree: 10 kB\n");
-  EXPECT_FALSE(read_load_signals(root.path()).has_value());
+TEST(ReadLoadSignals, MissingOrBadMeminfoIsAnErrorNamingTheFile) {
+  expect_missing_or_bad_is_an_error("meminfo", false, "MemFree: 10 kB\n");
 }
 
 TEST(ReadLoadSignals, MissingProcRootIsAnError) {

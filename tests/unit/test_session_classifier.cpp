@@ -415,10 +415,12 @@ TEST(SessionClassifierRule, ParseSessionFormat) {
 }
 
 TEST(SessionClassifierRule, ClassNames) {
-  EXPECT_EQ(to_string(SessionClass::empty), "empty");
-  EXPECT_EQ(to_string(SessionClass::anonymous), "anonymous");
-  EXPECT_EQ(to_string(SessionClass::unknown), "unknown");
-  EXPECT_EQ(to_string(SessionClass::authenticated), "authenticated");
+  const std::string_view names[] = {"empty", "anonymous", "unknown", "authenticated"};
+  for (const SessionClass c :
+       {SessionClass::empty, SessionClass::anonymous, SessionClass::unknown, SessionClass::authenticated}) {
+    EXPECT_EQ(to_string(c), names[static_cast<std::size_t>(c)]);
+  }
+  EXPECT_EQ(to_string(static_cast<SessionClass>(kSessionClassCount)), "unknown");
 }
 
 // ---------------------------------------------------------------------------

@@ -279,10 +279,12 @@ TEST(ComputeVerdict, EitherThresholdTrips) {
 }
 
 TEST(Verdict, Names) {
-  EXPECT_EQ(to_string(Verdict::ok), "ok");
-  EXPECT_EQ(to_string(Verdict::surcharge), "surcharge");
-  EXPECT_EQ(to_string(Verdict::coupure), "coupure");
-  EXPECT_EQ(to_string(Verdict::inconnu), "inconnu");
+  const std::string_view names[] = {"ok", "surcharge", "coupure", "inconnu"};
+  for (const Verdict verdict : {Verdict::ok, Verdict::surcharge, Verdict::coupure, Verdict::inconnu}) {
+    EXPECT_EQ(to_string(verdict), names[static_cast<std::size_t>(verdict)]);
+    EXPECT_EQ(std::string_view(verdict_word(verdict)), to_string(verdict));
+  }
+  EXPECT_STREQ(verdict_word(static_cast<Verdict>(4)), "inconnu");  // beyond the table: never a null pointer
 }
 
 // snapshot::sessions_known: a scan that could not read the session store
