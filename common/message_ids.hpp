@@ -46,6 +46,11 @@ inline constexpr MessageId kMessageIds[] = {
     {"CC0071", "coupecircuitd", "notice", "the sessions in Redis are counted again"},
     {"CC0072", "coupecircuitd", "notice", "Redis keyspace notifications: off (full passes only) or followed"},
     {"CC0073", "coupecircuitd", "info", "the masters of the Redis Cluster, at start and after a change"},
+    {"CC0450", "coupecircuitd", "notice", "this node took the cluster's session lease: it counts the sessions in Redis"},
+    {"CC0451", "coupecircuitd", "notice", "this node lost, released or was refused the session lease: it uses the holder's counts"},
+    {"CC0452", "coupecircuitd", "warning", "the lease holder's session counts are stale or missing: sessions unknown"},
+    {"CC0453", "coupecircuitd", "notice", "the cluster's session counts are fresh again"},
+    {"CC0454", "coupecircuitd", "warning", "the session counts published in Redis are invalid: ignored"},
     {"CC0100", "coupecircuitctl", "error", "reserved: state file errors of coupecircuitctl"},
     {"CC0301", "mod_coupecircuit", "warning", "the snapshot is stale"},
     {"CC0302", "mod_coupecircuit", "warning", "the snapshot cannot be used"},
@@ -115,6 +120,16 @@ inline constexpr std::string_view kRedisNotifications = "CC0072";
 static_assert(is_registered(kRedisNotifications));
 inline constexpr std::string_view kRedisTopology = "CC0073";
 static_assert(is_registered(kRedisTopology));
+inline constexpr std::string_view kLeaseAcquired = "CC0450";
+static_assert(is_registered(kLeaseAcquired));
+inline constexpr std::string_view kLeaseLost = "CC0451";
+static_assert(is_registered(kLeaseLost));
+inline constexpr std::string_view kLeaseCountsStale = "CC0452";
+static_assert(is_registered(kLeaseCountsStale));
+inline constexpr std::string_view kLeaseCountsFresh = "CC0453";
+static_assert(is_registered(kLeaseCountsFresh));
+inline constexpr std::string_view kLeaseCountsInvalid = "CC0454";
+static_assert(is_registered(kLeaseCountsInvalid));
 inline constexpr std::string_view kCtlStateError = "CC0100";
 static_assert(is_registered(kCtlStateError));
 inline constexpr std::string_view kModuleSnapshotStale = "CC0301";

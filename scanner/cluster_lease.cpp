@@ -158,6 +158,8 @@ std::string counts_to_json(const ClusterCounts& c) {
       {"values_read", c.values_read},
       {"bytes_read", c.bytes_read},
       {"notifications", c.notifications},
+      {"available", c.available},
+      {"unavailable_since_wall_s", c.unavailable_since_wall_s},
   };
   return out.dump();
 }
@@ -209,7 +211,8 @@ Result<ClusterCounts> counts_from_json(std::string_view text) {
                   take(parsed, "last_pass_wall_ns", &c.last_pass_wall_ns) &&
                   take(parsed, "last_pass_duration_us", &c.last_pass_duration_us) &&
                   take(parsed, "values_read", &c.values_read) && take(parsed, "bytes_read", &c.bytes_read) &&
-                  take(parsed, "notifications", &c.notifications);
+                  take(parsed, "notifications", &c.notifications) && take(parsed, "available", &c.available) &&
+                  take(parsed, "unavailable_since_wall_s", &c.unavailable_since_wall_s);
   if (!ok) return make_error("counts lack a field or hold a wrong type");
   if (c.masters_reached > c.masters_total) return make_error("counts: more masters reached than there are");
   return c;

@@ -107,6 +107,11 @@ struct ClusterCounts {
   std::uint64_t values_read = 0;
   std::uint64_t bytes_read = 0;
   bool notifications = false;
+  // The holder could not count (its session store is unreachable): every
+  // node flags sessions unknown at once instead of waiting for the counts
+  // to go stale.
+  bool available = true;
+  std::int64_t unavailable_since_wall_s = 0;
   bool operator==(const ClusterCounts&) const = default;
 };
 [[nodiscard]] std::string counts_to_json(const ClusterCounts& counts);
@@ -143,6 +148,7 @@ class Lease {
   Result<void> release(const ScriptRunner& run);
 
   [[nodiscard]] bool holding(std::uint64_t now_ms) const noexcept { return holding_ && now_ms < valid_until_ms_; }
+  [[nodiscard]] std::uint64_t valid_until_ms() const noexcept { return holding_ ? valid_until_ms_ : 0; }
   [[nodiscard]] std::uint64_t fencing() const noexcept { return fencing_; }
   // The holder's node name as last seen ("" when nobody holds it).
   [[nodiscard]] const std::string& holder() const noexcept { return holder_; }

@@ -203,6 +203,11 @@ class RedisSessionStore::Worker {
     std::uint64_t next_pass = 0;
     std::uint64_t backoff_ms = kMinBackoffMs;
     while (!stop_.load()) {
+      if (!counting_.load()) {
+        idle();
+        next_pass = 0;
+        continue;
+      }
       std::uint64_t now = mono_ms();
       if (pass_requested_.exchange(false) || now >= next_pass) {
         const bool ok = full_pass();
@@ -247,6 +252,9 @@ class RedisSessionStore::Worker {
   void request_pass() {
     pass_requested_.store(true);
     wake();
+  }
+  void set_counting(bool counting) {
+    if (counting_.exchange(counting) != counting) wake();
   }
 
   bool full_pass();
@@ -293,6 +301,17 @@ class RedisSessionStore::Worker {
 
   const RedisTarget& target_of(const Master& master) const { return options_.save_path.targets[master.target]; }
 
+  // Not counting (another node holds the session lease): no subscription,
+  // no traffic, until woken.
+  void idle() {
+    for (auto& master : masters_) master.subscriber.reset();
+    pending_.clear();
+    pollfd fd{wake_fd_.get(), POLLIN, 0};
+    if (::poll(&fd, 1, 60'000) > 0) {
+      std::uint64_t value = 0;
+      [[maybe_unused]] const auto got = ::read(wake_fd_.get(), &value, sizeof value);
+    }
+  }
   void wake() {
     const std::uint64_t one = 1;
     [[maybe_unused]] const auto written = ::write(wake_fd_.get(), &one, sizeof one);
@@ -400,6 +419,7 @@ class RedisSessionStore::Worker {
   UniqueFd wake_fd_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> pass_requested_{false};
+  std::atomic<bool> counting_{true};
 
   std::vector<Master> masters_;
   std::vector<RedisEndpoint> cluster_nodes_;  // every node CLUSTER SLOTS named, for the next discovery
@@ -1017,6 +1037,8 @@ void RedisSessionStore::start() {
 bool RedisSessionStore::run_pass_now() { return worker_->full_pass(); }
 
 void RedisSessionStore::request_pass() { worker_->request_pass(); }
+
+void RedisSessionStore::set_counting(bool counting) { worker_->set_counting(counting); }
 
 void RedisSessionStore::consume_change() noexcept {
   std::uint64_t value = 0;

@@ -78,6 +78,10 @@ class RedisSessionStore {
   bool run_pass_now();
   // A full pass as soon as possible (SIGHUP).
   void request_pass();
+  // In a cluster, only the holder of the session lease counts: a store that
+  // may not count makes no pass and follows no notification (thread-safe;
+  // true by default, set before start() to begin idle).
+  void set_counting(bool counting);
 
   // Readable when counts or availability changed; consume() clears it.
   [[nodiscard]] int change_fd() const noexcept { return change_fd_.get(); }

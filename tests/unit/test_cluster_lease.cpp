@@ -2,6 +2,7 @@
 // free port of 127.0.0.1: acquire, compare-and-renew, compare-and-release,
 // fencing, publish refusals and the readers' rules.
 #include "cluster_lease.hpp"
+#include "cluster_lease_task.hpp"
 
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <thread>
 
+#include "snapshot.hpp"
 #include "unit_test_support.hpp"
 
 namespace coupecircuit::cluster {
@@ -347,6 +349,126 @@ TEST_F(RedisLease, ConnectionLossIsAnError) {
   ASSERT_FALSE(stepped);
   EXPECT_FALSE(a.holding(0));
   EXPECT_NE(stepped.error().message, "");
+}
+
+// ---- SessionLease: what the snapshot shows on the holder and on the others.
+
+RedisStoreStatus pass_done(std::uint64_t authenticated, bool available = true) {
+  RedisStoreStatus own;
+  own.counts.active = {0, 1, 0, authenticated};
+  own.counts.inactive = {0, 0, 2, 3};
+  own.counts.files_seen = authenticated + 6;
+  own.available = available;
+  own.unavailable_since_wall_s = available ? 0 : 1'700'000'000;
+  own.last_good_pass_wall_ns = snapshot::realtime_now_ns();
+  own.masters_reached = 1;
+  own.masters_total = 1;
+  own.passes = 1;
+  return own;
+}
+
+// What Daemon::publish_store() leaves in the payload and working counts.
+void from_store(const RedisStoreStatus& own, snapshot::Payload& payload, SessionCounts& counts) {
+  counts = own.counts;
+  payload.keys_seen = counts.files_seen;
+  counts.files_seen = 0;
+  payload.store_masters_reached = own.masters_reached;
+  payload.store_masters_total = own.masters_total;
+  if (!own.available) {
+    payload.flags |= snapshot::kFlagSessionsUnavailable;
+    payload.sessions_unavailable_since_wall_s = own.unavailable_since_wall_s;
+  }
+}
+
+TEST_F(RedisLease, OneNodeCountsTheOthersShowItsCounts) {
+  SessionLease a(LeaseSettings{cluster_, "web-1", 6000, "a"}, 3000);
+  SessionLease b(LeaseSettings{cluster_, "web-2", 6000, "b"}, 3000);
+  // Nothing published yet: b flags sessions unknown (fail open).
+  b.run(run_, 0);
+  snapshot::Payload pb{};
+  SessionCounts cb;
+  from_store(RedisStoreStatus{}, pb, cb);
+  b.apply(RedisStoreStatus{}, pb, cb, 0);
+  EXPECT_FALSE(snapshot::sessions_known(pb));
+  EXPECT_NE(pb.cluster.flags & snapshot::kClusterCountsStale, 0U);
+
+  // b stepped first: it holds the lease and counts.
+  SessionLease& holder = b;
+  SessionLease& reader = a;
+  EXPECT_LE(reader.run(run_, 0), 2000U);
+  const RedisStoreStatus own = pass_done(42);
+  snapshot::Payload ph{};
+  SessionCounts ch;
+  from_store(own, ph, ch);
+  holder.apply(own, ph, ch, 10);
+  EXPECT_NE(ph.cluster.flags & snapshot::kClusterLeaseHolder, 0U);
+  EXPECT_EQ(ph.cluster.flags & snapshot::kClusterCountsFromPeer, 0U);
+  EXPECT_STREQ(ph.cluster.lease_holder, "web-2");
+  EXPECT_EQ(ph.cluster.lease_fencing, 1U);
+  EXPECT_EQ(ch.active_authenticated(), 42U);
+  EXPECT_TRUE(snapshot::sessions_known(ph));
+  EXPECT_EQ(holder.run(run_, 20), kHolderPollMs);  // publishes what apply() offered
+
+  // The reader reads at its next period and shows the holder's counts.
+  reader.run(run_, 1000);
+  snapshot::Payload pr{};
+  SessionCounts cr;
+  from_store(RedisStoreStatus{}, pr, cr);  // its idle store: never counted
+  reader.apply(RedisStoreStatus{}, pr, cr, 1000);
+  EXPECT_TRUE(snapshot::sessions_known(pr));
+  EXPECT_EQ(pr.cluster.flags & snapshot::kClusterLeaseHolder, 0U);
+  EXPECT_NE(pr.cluster.flags & snapshot::kClusterCountsFromPeer, 0U);
+  EXPECT_STREQ(pr.cluster.lease_holder, "web-2");
+  EXPECT_EQ(pr.cluster.lease_fencing, 1U);
+  EXPECT_GT(pr.cluster.counts_published_wall_ms, 0);
+  EXPECT_EQ(cr.active_authenticated(), 42U);
+  EXPECT_EQ(pr.keys_seen, 48U);
+  EXPECT_EQ(pr.store_masters_total, 1U);
+
+  // No read for longer than the limit (Redis unreachable): stale, unknown.
+  reader.unreachable(5000);
+  snapshot::Payload late{};
+  SessionCounts cl;
+  reader.apply(RedisStoreStatus{}, late, cl, 1000 + 3001);
+  EXPECT_FALSE(snapshot::sessions_known(late));
+  EXPECT_NE(late.cluster.flags & snapshot::kClusterCountsStale, 0U);
+  EXPECT_EQ(cl.active_authenticated(), 0U);
+  EXPECT_EQ(late.cluster.lease_fencing, 1U);  // the last counts seen are still named
+}
+
+TEST_F(RedisLease, HolderWhoseStoreFailsFlagsEveryNode) {
+  SessionLease holder(LeaseSettings{cluster_, "web-1", 6000, "a"}, 3000);
+  SessionLease reader(LeaseSettings{cluster_, "web-2", 6000, "b"}, 3000);
+  holder.run(run_, 0);
+  reader.run(run_, 0);
+  const RedisStoreStatus down = pass_done(0, false);
+  snapshot::Payload ph{};
+  SessionCounts ch;
+  from_store(down, ph, ch);
+  holder.apply(down, ph, ch, 0);
+  EXPECT_FALSE(snapshot::sessions_known(ph));
+  holder.run(run_, 10);
+  reader.run(run_, 1000);
+  snapshot::Payload pr{};
+  SessionCounts cr;
+  reader.apply(RedisStoreStatus{}, pr, cr, 1000);
+  EXPECT_FALSE(snapshot::sessions_known(pr));
+  EXPECT_EQ(pr.cluster.flags & snapshot::kClusterCountsStale, 0U);  // fresh news: unavailable
+  EXPECT_EQ(pr.sessions_unavailable_since_wall_s, 1'700'000'000);
+}
+
+TEST_F(RedisLease, HolderUsesPeerCountsUntilItsFirstPass) {
+  SessionLease holder(LeaseSettings{cluster_, "web-1", 6000, "a"}, 3000);
+  holder.run(run_, 0);
+  RedisStoreStatus before = pass_done(5);
+  before.last_good_pass_wall_ns = 1;  // a pass of an earlier term
+  snapshot::Payload p{};
+  SessionCounts c;
+  from_store(before, p, c);
+  holder.apply(before, p, c, 0);
+  EXPECT_NE(p.cluster.flags & snapshot::kClusterLeaseHolder, 0U);
+  EXPECT_FALSE(snapshot::sessions_known(p));  // nothing published by anyone: unknown, not stale numbers
+  EXPECT_EQ(c.active_authenticated(), 0U);
 }
 
 }  // namespace
