@@ -539,6 +539,61 @@ void render_node(std::string& out, const StatusReport& report) {
          "</td></tr>\n</table>\n</section>\n";
 }
 
+template <std::size_t N>
+std::string fixed_html(const char (&text)[N]) {
+  return html_escape(std::string_view(text, ::strnlen(text, N)));
+}
+
+// Where this node's session counts come from in a cluster: counted here
+// (files, or the lease holder), the holder's, or none (stale).
+std::string counts_source_text(const StatusReport& report) {
+  const auto& c = report.payload.cluster;
+  const bool stale = (c.flags & snapshot::kClusterCountsStale) != 0;
+  std::string text;
+  if ((c.flags & snapshot::kClusterLeaseHolder) != 0 && !stale) {
+    text = "counted here (this node holds the session lease)";
+  } else if ((c.flags & snapshot::kClusterCountsFromPeer) != 0) {
+    text = "from the lease holder " + fixed_html(c.lease_holder);
+  } else if (stale) {
+    text = "<b>missing</b>: the lease holder's counts are stale or not published, sessions unknown";
+  } else {
+    return "counted here (session files: each node counts its own)";
+  }
+  if (c.counts_published_wall_ms > 0) {
+    text += ", published " + time_element(report.now_wall_s, c.counts_published_wall_ms / 1000) + " (fencing " +
+            number(c.lease_fencing) + ")";
+  }
+  return text;
+}
+
+// The cluster this node belongs to: Redis, control state, the lease.
+void render_cluster(std::string& out, const StatusReport& report) {
+  const auto& c = report.payload.cluster;
+  if ((c.flags & snapshot::kClusterJoined) == 0) return;
+  const bool reachable = (c.flags & snapshot::kClusterRedisReachable) != 0;
+  const bool stale = (c.flags & snapshot::kClusterCountsStale) != 0;
+  const char* css = reachable && !stale ? "ok" : "coupure";
+  out += "<section class=\"card cluster " + std::string(css) + "\" data-cluster=\"" + fixed_html(c.cluster_name) +
+         "\">\n<div class=\"head\"><h2>Cluster " + fixed_html(c.cluster_name) + "</h2><span class=\"state " + css +
+         "\">" + (reachable ? "Redis reachable" : "Redis unreachable") + "</span></div>\n<dl>\n";
+  out += "<dt>This node</dt><dd>" + fixed_html(c.node_name) + "</dd>\n";
+  out += "<dt>Nodes live</dt><dd class=\"nodes\">" + number(c.nodes_live) + "</dd>\n";
+  out += "<dt>Control state</dt><dd>version " + number(c.control_version) +
+         ((c.flags & snapshot::kClusterCutLocal) != 0 ? ", cut set on this node only (--local)" : "") +
+         ((c.flags & snapshot::kClusterLocalChangeUnsynced) != 0 ? ", <b>a local change made while Redis was "
+                                                                   "unreachable</b>"
+                                                                 : "") +
+         "</dd>\n";
+  if (!reachable && c.redis_last_contact_wall_s > 0) {
+    out += "<dt>Last contact</dt><dd>" + time_element(report.now_wall_s, c.redis_last_contact_wall_s) +
+           ": the last known cut and thresholds are kept</dd>\n";
+  }
+  out += "<dt>Lease holder</dt><dd class=\"lease-holder\">" +
+         (c.lease_holder[0] != '\0' ? fixed_html(c.lease_holder) : std::string("none seen")) + "</dd>\n";
+  out += "<dt>Session counts</dt><dd class=\"counts-source\">" + counts_source_text(report) + "</dd>\n";
+  out += "</dl>\n</section>\n";
+}
+
 }  // namespace
 
 unsigned parse_refresh(std::string_view query) noexcept {
@@ -561,6 +616,7 @@ std::string render_status_html(const StatusReport& report) {
   render_helper(out, report);
   if (report.has_payload) {
     render_cut(out, report);
+    render_cluster(out, report);
     render_node(out, report);
   }
   out += "<h2>Virtual hosts</h2>\n";

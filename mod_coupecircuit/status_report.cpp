@@ -1,5 +1,7 @@
 #include "status_report.hpp"
 
+#include <cstring>
+
 #include <nlohmann/json.hpp>
 
 #include "decimal.hpp"
@@ -68,6 +70,56 @@ std::vector<const VhostStatus*> vhosts_by_name(const StatusReport& report) {
   }
   return unique;
 }
+
+namespace {
+
+template <std::size_t N>
+std::string_view fixed_text(const char (&text)[N]) noexcept {
+  return {text, ::strnlen(text, N)};
+}
+
+// The cluster block (only in a cluster): membership, control state and the
+// session lease as this node sees them. Counts and names only.
+void render_cluster_prometheus(std::string& out, const snapshot::Payload& p, std::int64_t now_wall_ms) {
+  const auto& c = p.cluster;
+  if ((c.flags & snapshot::kClusterJoined) == 0) return;
+  const std::string cluster = label(fixed_text(c.cluster_name));
+  const std::string node = label(fixed_text(c.node_name));
+  metric(out, "coupecircuit_cluster_info", "gauge", "The cluster this node belongs to ([cluster] of coupecircuitd.conf).");
+  sample(out, "coupecircuit_cluster_info{cluster=\"" + cluster + "\",node=\"" + node + "\"}", "1");
+  metric(out, "coupecircuit_cluster_redis_up", "gauge", "1 when the last exchange with the cluster's Redis succeeded.");
+  sample(out, "coupecircuit_cluster_redis_up", (c.flags & snapshot::kClusterRedisReachable) != 0 ? "1" : "0");
+  metric(out, "coupecircuit_cluster_nodes", "gauge", "Registered nodes whose heartbeat is fresh, as this node last read them.");
+  sample(out, "coupecircuit_cluster_nodes", std::to_string(c.nodes_live));
+  metric(out, "coupecircuit_cluster_control_version", "gauge", "Version of the cluster control state applied on this node.");
+  sample(out, "coupecircuit_cluster_control_version", std::to_string(c.control_version));
+  const std::string_view holder = fixed_text(c.lease_holder);
+  const bool holds = (c.flags & snapshot::kClusterLeaseHolder) != 0;
+  metric(out, "coupecircuit_cluster_lease_holder", "gauge",
+         "1 for the node holding the session lease, as this node sees it (0 for this node when another holds it).");
+  if (!holder.empty()) {
+    sample(out, "coupecircuit_cluster_lease_holder{cluster=\"" + cluster + "\",node=\"" + label(holder) + "\"}", "1");
+  }
+  if (!holds && holder != fixed_text(c.node_name)) {
+    sample(out, "coupecircuit_cluster_lease_holder{cluster=\"" + cluster + "\",node=\"" + node + "\"}", "0");
+  }
+  if (c.lease_fencing == 0 && c.counts_published_wall_ms == 0 && (c.flags & snapshot::kClusterCountsStale) == 0) {
+    return;  // sessions in files: each node counts its own, no lease
+  }
+  metric(out, "coupecircuit_cluster_lease_fencing", "gauge", "Fencing number of the session counts in use.");
+  sample(out, "coupecircuit_cluster_lease_fencing", std::to_string(c.lease_fencing));
+  metric(out, "coupecircuit_cluster_counts_stale", "gauge",
+         "1 when the lease holder's session counts are missing or older than the limit: sessions unknown.");
+  sample(out, "coupecircuit_cluster_counts_stale", (c.flags & snapshot::kClusterCountsStale) != 0 ? "1" : "0");
+  if (c.counts_published_wall_ms > 0) {
+    metric(out, "coupecircuit_cluster_counts_age_seconds", "gauge",
+           "Seconds since the lease holder published the session counts in use (Redis's clock against this node's).");
+    const std::int64_t age_ms = now_wall_ms > c.counts_published_wall_ms ? now_wall_ms - c.counts_published_wall_ms : 0;
+    sample(out, "coupecircuit_cluster_counts_age_seconds", std::to_string(static_cast<double>(age_ms) / 1000.0));
+  }
+}
+
+}  // namespace
 
 void add_page_details(VhostStatus& vhost, const ServerSettings& settings, bool has_payload,
                       const SharedState& shared) noexcept {
@@ -211,6 +263,7 @@ std::string render_status_prometheus(const StatusReport& report) {
     metric(out, "coupecircuit_cut_since_timestamp_seconds", "gauge", "When the manual cut went on (Unix time).");
     sample(out, "coupecircuit_cut_since_timestamp_seconds", std::to_string(p.cut_since_wall_s));
   }
+  render_cluster_prometheus(out, p, snapshot::realtime_now_ns() / 1'000'000);
   return out;
 }
 

@@ -97,5 +97,63 @@ TEST(StatusPage, ChartHasOnePointPerPointOfTheLastHour) {
   EXPECT_EQ(count(html, "class=\"band ok\""), 1U);  // unknown sessions do not release
 }
 
+// ---- The cluster block: status page and Prometheus.
+
+StatusReport cluster_report(std::uint32_t flags) {
+  StatusReport report = sample_report();
+  auto& c = report.payload.cluster;
+  snapshot::copy_text(c.cluster_name, "prod-web");
+  snapshot::copy_text(c.node_name, "web-2");
+  snapshot::copy_text(c.lease_holder, "web-<1>");
+  c.flags = snapshot::kClusterJoined | snapshot::kClusterRedisReachable | flags;
+  c.nodes_live = 3;
+  c.control_version = 17;
+  c.lease_fencing = 4;
+  c.counts_published_wall_ms = (report.now_wall_s - 5) * 1000;
+  return report;
+}
+
+TEST(StatusPage, ClusterSectionNamesTheLeaseHolderAndWhereCountsComeFrom) {
+  EXPECT_EQ(render_status_html(sample_report()).find("card cluster"), std::string::npos);  // not in a cluster
+  const std::string html = render_status_html(cluster_report(snapshot::kClusterCountsFromPeer));
+  EXPECT_NE(html.find("<section class=\"card cluster ok\" data-cluster=\"prod-web\">"), std::string::npos);
+  EXPECT_NE(html.find("<dd class=\"lease-holder\">web-&lt;1&gt;</dd>"), std::string::npos);
+  EXPECT_NE(html.find("<dd class=\"nodes\">3</dd>"), std::string::npos);
+  EXPECT_NE(html.find("version 17"), std::string::npos);
+  EXPECT_NE(html.find("from the lease holder web-&lt;1&gt;"), std::string::npos);
+  EXPECT_NE(html.find("(fencing 4)"), std::string::npos);
+  const std::string stale = render_status_html(
+      cluster_report(snapshot::kClusterCountsStale));
+  EXPECT_NE(stale.find("card cluster coupure"), std::string::npos);
+  EXPECT_NE(stale.find("<b>missing</b>"), std::string::npos);
+}
+
+TEST(StatusPrometheus, ClusterMetricsAndLeaseHolderAsThisNodeSeesIt) {
+  EXPECT_EQ(render_status_prometheus(sample_report()).find("coupecircuit_cluster"), std::string::npos);
+  const std::string peer = render_status_prometheus(cluster_report(snapshot::kClusterCountsFromPeer));
+  EXPECT_NE(peer.find("coupecircuit_cluster_info{cluster=\"prod-web\",node=\"web-2\"} 1\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_nodes 3\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_control_version 17\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_redis_up 1\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_lease_holder{cluster=\"prod-web\",node=\"web-<1>\"} 1\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_lease_holder{cluster=\"prod-web\",node=\"web-2\"} 0\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_lease_fencing 4\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_counts_stale 0\n"), std::string::npos);
+  EXPECT_NE(peer.find("coupecircuit_cluster_counts_age_seconds "), std::string::npos);
+  StatusReport holder = cluster_report(snapshot::kClusterLeaseHolder);
+  snapshot::copy_text(holder.payload.cluster.lease_holder, "web-2");
+  const std::string held = render_status_prometheus(holder);
+  EXPECT_EQ(count(held, "coupecircuit_cluster_lease_holder{"), 1U);
+  EXPECT_NE(held.find("coupecircuit_cluster_lease_holder{cluster=\"prod-web\",node=\"web-2\"} 1\n"), std::string::npos);
+  const std::string stale = render_status_prometheus(cluster_report(snapshot::kClusterCountsStale));
+  EXPECT_NE(stale.find("coupecircuit_cluster_counts_stale 1\n"), std::string::npos);
+  // Files: each node counts its own, no lease figures.
+  StatusReport files = cluster_report(0);
+  files.payload.cluster.lease_fencing = 0;
+  files.payload.cluster.counts_published_wall_ms = 0;
+  files.payload.cluster.lease_holder[0] = '\0';
+  EXPECT_EQ(render_status_prometheus(files).find("coupecircuit_cluster_counts_stale"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace coupecircuit::module
