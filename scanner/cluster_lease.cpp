@@ -371,41 +371,48 @@ std::string flatten_one(const redisReply* reply) {
   }
 }
 
+// A script's reply: an array's elements, or the one value.
+ScriptReply flatten(const redisReply* reply) {
+  ScriptReply out;
+  if (reply->type != REDIS_REPLY_ARRAY) {
+    out.push_back(flatten_one(reply));
+    return out;
+  }
+  for (std::size_t i = 0; i < reply->elements; ++i) out.push_back(flatten_one(reply->element[i]));
+  return out;
+}
+
 }  // namespace
+
+std::string HiredisScripts::failure() const {
+  return context_->errstr[0] != '\0' ? std::string(context_->errstr) : std::string("connection lost");
+}
+
+Result<std::string> HiredisScripts::sha_of(const LuaScript& script) {
+  if (const auto known = loaded_.find(script.name); known != loaded_.end()) return known->second;
+  ++commands_sent_;
+  const Reply loaded = command_argv(context_, {"SCRIPT", "LOAD", std::string(script.source)});
+  if (!loaded) return make_error(failure());
+  if (loaded->type != REDIS_REPLY_STRING) return make_error("SCRIPT LOAD refused: " + text_of(loaded.get()));
+  return loaded_.emplace(script.name, text_of(loaded.get())).first->second;
+}
 
 Result<ScriptReply> HiredisScripts::run(const LuaScript& script, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args) {
   if (context_ == nullptr) return make_error("not connected");
   for (int attempt = 0; attempt < 2; ++attempt) {
-    auto sha = loaded_.find(script.name);
-    if (sha == loaded_.end()) {
-      ++commands_sent_;
-      Reply loaded = command_argv(context_, {"SCRIPT", "LOAD", std::string(script.source)});
-      if (!loaded) return make_error(context_->errstr[0] != '\0' ? std::string(context_->errstr) : "connection lost");
-      if (loaded->type != REDIS_REPLY_STRING) return make_error("SCRIPT LOAD refused: " + text_of(loaded.get()));
-      sha = loaded_.emplace(script.name, text_of(loaded.get())).first;
-    }
-    std::vector<std::string> words{"EVALSHA", sha->second, std::to_string(keys.size())};
+    auto sha = sha_of(script);
+    if (!sha) return sha.error();
+    std::vector<std::string> words{"EVALSHA", *sha, std::to_string(keys.size())};
     words.insert(words.end(), keys.begin(), keys.end());
     words.insert(words.end(), args.begin(), args.end());
     ++commands_sent_;
-    Reply reply = command_argv(context_, words);
-    if (!reply) return make_error(context_->errstr[0] != '\0' ? std::string(context_->errstr) : "connection lost");
-    if (reply->type == REDIS_REPLY_ERROR) {
-      const std::string error = text_of(reply.get());
-      if (error.rfind("NOSCRIPT", 0) == 0) {
-        loaded_.erase(sha);
-        continue;
-      }
-      return make_error("lease script " + std::string(script.name) + ": " + error);
-    }
-    ScriptReply out;
-    if (reply->type == REDIS_REPLY_ARRAY) {
-      for (std::size_t i = 0; i < reply->elements; ++i) out.push_back(flatten_one(reply->element[i]));
-    } else {
-      out.push_back(flatten_one(reply.get()));
-    }
-    return out;
+    const Reply reply = command_argv(context_, words);
+    if (!reply) return make_error(failure());
+    if (reply->type != REDIS_REPLY_ERROR) return flatten(reply.get());
+    const std::string error = text_of(reply.get());
+    if (error.rfind("NOSCRIPT", 0) != 0) return make_error("lease script " + std::string(script.name) + ": " + error);
+    loaded_.erase(script.name);  // the server forgot it (restart, failover, SCRIPT FLUSH)
   }
   return make_error("lease script " + std::string(script.name) + ": NOSCRIPT twice");
 }

@@ -91,6 +91,9 @@ class HiredisScripts {
   [[nodiscard]] std::uint64_t commands_sent() const noexcept { return commands_sent_; }
 
  private:
+  [[nodiscard]] Result<std::string> sha_of(const LuaScript& script);
+  [[nodiscard]] std::string failure() const;
+
   redisContext* context_;
   std::map<std::string_view, std::string> loaded_;  // script name -> SHA-1
   std::uint64_t commands_sent_ = 0;

@@ -39,10 +39,9 @@ void SessionLease::attach_store(RedisSessionStore* store) {
 }
 
 void SessionLease::set_holding(bool holding, std::uint64_t now_ms) {
-  std::string holder = lease_.holder();
   {
     const std::lock_guard lock(mutex_);
-    holder_ = holding ? lease_.settings().node : std::move(holder);
+    holder_ = holding ? lease_.settings().node : lease_.holder();
     fencing_ = holding ? lease_.fencing() : fencing_;
     valid_until_ms_ = holding ? lease_.valid_until_ms() : 0;
     if (holding == holding_) return;
