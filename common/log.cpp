@@ -28,6 +28,14 @@ void set_program_name(std::string_view name) noexcept {
 
 void set_min_priority(Priority priority) noexcept { g_min_priority = priority; }
 
+Priority priority_from_name(std::string_view name) noexcept {
+  if (name == "error") return Priority::error;
+  if (name == "warning") return Priority::warning;
+  if (name == "notice") return Priority::notice;
+  if (name == "debug") return Priority::debug;
+  return Priority::info;
+}
+
 void write(Priority priority, std::string_view message_id, std::string_view text) noexcept {
   if (static_cast<int>(priority) > static_cast<int>(g_min_priority)) return;
   try {

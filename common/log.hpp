@@ -16,6 +16,8 @@ enum class Priority : int { error = 3, warning = 4, notice = 5, info = 6, debug 
 
 void set_program_name(std::string_view name) noexcept;
 void set_min_priority(Priority priority) noexcept;
+// [log] level: error, warning, notice, info (also for anything else), debug.
+[[nodiscard]] Priority priority_from_name(std::string_view name) noexcept;
 void write(Priority priority, std::string_view message_id, std::string_view text) noexcept;
 
 inline void error(std::string_view message_id, std::string_view text) noexcept { write(Priority::error, message_id, text); }

@@ -1,8 +1,8 @@
 // The one registry of log message IDs (httpd's APLOGNO discipline): every
-// line logged by coupecircuitd, coupecircuitctl and mod_coupecircuit carries
-// one of these IDs, each with one meaning. Never reuse a number for another
-// meaning, never log an ID that is not listed here; each is documented in
-// docs/man (coupecircuitd(8), coupecircuit.conf(5)).
+// line logged by coupecircuitd, coupecircuit-probes, coupecircuitctl and mod_coupecircuit
+// carries one of these IDs, each with one meaning. Never reuse a number for another
+// meaning, never log an ID that is not listed here; each is documented in docs/man
+// (coupecircuitd(8), coupecircuit-probes(8), coupecircuit.conf(5)).
 // tests/unit/test_message_ids.cpp checks the sources and the man pages
 // against this table.
 #pragma once
@@ -52,6 +52,16 @@ inline constexpr MessageId kMessageIds[] = {
     {"CC0453", "coupecircuitd", "notice", "the cluster's session counts are fresh again"},
     {"CC0454", "coupecircuitd", "warning", "the session counts published in Redis are invalid: ignored"},
     {"CC0100", "coupecircuitctl", "error", "reserved: state file errors of coupecircuitctl"},
+    {"CC0500", "coupecircuit-probes", "info", "started: version, probes, results file"},
+    {"CC0501", "coupecircuit-probes", "info", "stopping on a signal"},
+    {"CC0502", "coupecircuit-probes", "info", "configuration reloaded: probes kept, started, stopped"},
+    {"CC0503", "coupecircuit-probes", "error", "reload failed: the running probes are kept"},
+    {"CC0504", "coupecircuit-probes", "error", "configuration error at start: exit 2"},
+    {"CC0505", "coupecircuit-probes", "error", "cannot run (results directory, signals, main loop): exit 1"},
+    {"CC0510", "coupecircuit-probes", "notice", "a probe is up (rise reached)"},
+    {"CC0511", "coupecircuit-probes", "warning", "a probe is down (fall reached), with the last error"},
+    {"CC0520", "coupecircuit-probes", "error", "the results file cannot be written"},
+    {"CC0521", "coupecircuit-probes", "notice", "the results file is written again"},
     {"CC0301", "mod_coupecircuit", "warning", "the snapshot is stale"},
     {"CC0302", "mod_coupecircuit", "warning", "the snapshot cannot be used"},
     {"CC0303", "mod_coupecircuit", "info", "the snapshot is fresh again"},
@@ -142,6 +152,26 @@ inline constexpr std::string_view kModuleNoSharedMemory = "CC0304";
 static_assert(is_registered(kModuleNoSharedMemory));
 inline constexpr std::string_view kModuleStatusRenderFailed = "CC0305";
 static_assert(is_registered(kModuleStatusRenderFailed));
+inline constexpr std::string_view kProbesStarted = "CC0500";
+static_assert(is_registered(kProbesStarted));
+inline constexpr std::string_view kProbesStopping = "CC0501";
+static_assert(is_registered(kProbesStopping));
+inline constexpr std::string_view kProbesReloaded = "CC0502";
+static_assert(is_registered(kProbesReloaded));
+inline constexpr std::string_view kProbesReloadFailed = "CC0503";
+static_assert(is_registered(kProbesReloadFailed));
+inline constexpr std::string_view kProbesConfigError = "CC0504";
+static_assert(is_registered(kProbesConfigError));
+inline constexpr std::string_view kProbesCannotRun = "CC0505";
+static_assert(is_registered(kProbesCannotRun));
+inline constexpr std::string_view kProbeUp = "CC0510";
+static_assert(is_registered(kProbeUp));
+inline constexpr std::string_view kProbeDown = "CC0511";
+static_assert(is_registered(kProbeDown));
+inline constexpr std::string_view kProbeResultsError = "CC0520";
+static_assert(is_registered(kProbeResultsError));
+inline constexpr std::string_view kProbeResultsRecovered = "CC0521";
+static_assert(is_registered(kProbeResultsRecovered));
 }  // namespace id
 
 }  // namespace coupecircuit::log

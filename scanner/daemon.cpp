@@ -52,14 +52,6 @@ std::string base_name_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-log::Priority priority_from_name(const std::string& name) {
-  if (name == "error") return log::Priority::error;
-  if (name == "warning") return log::Priority::warning;
-  if (name == "notice") return log::Priority::notice;
-  if (name == "debug") return log::Priority::debug;
-  return log::Priority::info;
-}
-
 // What is known of the state file when it was last read: a change of any of
 // these makes the periodic pass read it again, whatever inotify said.
 struct FileIdentity {
@@ -234,7 +226,7 @@ void Daemon::commit(Resources&& resources) {
   if (state_watch_ >= 0 && state_watch_ != resources.state_watch) ::inotify_rm_watch(inotify_.get(), state_watch_);
   state_watch_ = resources.state_watch;
   config_ = std::move(resources.config);
-  log::set_min_priority(priority_from_name(config_.log_level));
+  log::set_min_priority(log::priority_from_name(config_.log_level));
   if (scanner_) {
     scanner_->reconfigure(config_.scan);
   } else {

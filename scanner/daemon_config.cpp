@@ -1,67 +1,21 @@
 #include "daemon_config.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <ini.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
+#include "config_text.hpp"
 #include "decimal.hpp"
-#include "read_file.hpp"
 #include "text.hpp"
 #include "thresholds.hpp"
-#include "unique_fd.hpp"
 
 namespace coupecircuit {
 namespace {
-
-constexpr std::size_t kMaxConfigBytes = 1U << 20;
-
-// Hands the text to inih one line at a time, so that the number of the line
-// being parsed is known when a setting is rejected. A line that does not fit
-// inih's line buffer is replaced by an empty line and remembered: inih would
-// otherwise cut it and parse the rest as a line of its own.
-struct LineReader {
-  std::string_view rest;
-  int line = 0;           // number of the last line handed to inih
-  int overlong_line = 0;  // first line too long for inih's buffer, 0 if none
-  std::size_t longest_allowed = 0;
-  bool indented = false;  // the last line starts with a blank: inih reads it as a continuation
-};
-
-char* read_line(char* buffer, int size, void* stream) {
-  auto* reader = static_cast<LineReader*>(stream);
-  if (reader->rest.empty() || size < 2) return nullptr;
-  const auto newline = reader->rest.find('\n');
-  std::string_view line = reader->rest.substr(0, newline);
-  reader->rest.remove_prefix(newline == std::string_view::npos ? reader->rest.size() : newline + 1);
-  ++reader->line;
-  reader->indented = !line.empty() && (line.front() == ' ' || line.front() == '\t');
-  const auto capacity = static_cast<std::size_t>(size) - 1;
-  reader->longest_allowed = capacity;
-  if (line.size() > capacity) {
-    const auto first = line.find_first_not_of(" \t");
-    const bool comment = first != std::string_view::npos && (line[first] == ';' || line[first] == '#');
-    if (comment) {
-      line = line.substr(0, capacity);  // still a comment once cut
-    } else {
-      if (reader->overlong_line == 0) reader->overlong_line = reader->line;
-      line = {};
-    }
-  }
-  if (!line.empty()) std::memcpy(buffer, line.data(), line.size());
-  buffer[line.size()] = '\0';
-  return buffer;
-}
 
 struct ParseContext {
   DaemonConfig config;
   std::string first_error;
   int first_error_line = 0;
-  const LineReader* reader = nullptr;
+  const IniLineReader* reader = nullptr;
   bool after_authenticated = false;  // the previous setting was [sessions] authenticated
   int empty_authenticated_line = 0;  // "authenticated =" with no rule (yet), 0 if none
   int save_path_line = 0;            // for errors found once the whole file is read
@@ -95,39 +49,6 @@ std::string apply_authenticated(ParseContext& context, std::string_view value) {
     context.config.scan.rule = std::move(*parsed);
   }
   context.empty_authenticated_line = 0;
-  return {};
-}
-
-Result<std::uint32_t> parse_bounded(std::string_view value, std::uint64_t min, std::uint64_t max) {
-  auto parsed = parse_unsigned(value, max);
-  if (!parsed) return parsed.error();
-  if (*parsed < min) return make_error(quoted(value) + " is below the minimum " + std::to_string(min));
-  return static_cast<std::uint32_t>(*parsed);
-}
-
-Result<bool> parse_boolean(std::string_view value) {
-  for (const std::string_view yes : {"yes", "true", "on", "1"}) {
-    if (value == yes) return true;
-  }
-  for (const std::string_view no : {"no", "false", "off", "0"}) {
-    if (value == no) return false;
-  }
-  return make_error(quoted(value) + " is not yes or no");
-}
-
-constexpr const char* kUnknownSetting = "unknown setting";
-
-// The setters below return an empty string when accepted, else why not.
-std::string apply_bounded(std::string_view value, std::uint64_t min, std::uint64_t max, auto assign) {
-  auto parsed = parse_bounded(value, min, max);
-  if (!parsed) return parsed.error().message;
-  assign(*parsed);
-  return {};
-}
-
-std::string apply_absolute_path(std::string_view key, std::string_view value, std::string& out) {
-  if (value.empty() || value.front() != '/') return std::string(key) + " must be an absolute path";
-  out = std::string(value);
   return {};
 }
 
@@ -234,6 +155,8 @@ std::string apply_log_level(DaemonConfig& config, std::string_view value) {
 
 std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
                           std::string_view value) {
+  // [probes] and [probe NAME] belong to coupecircuit-probes (common/probe_config.*).
+  if (section == "probes" || section.starts_with("probe ")) return {};
   if (section == "sessions") return apply_sessions_setting(config, key, value);
   if (section == "agent") return apply_agent_setting(config.agent, key, value);
   if (section == "snapshot" && key == "path") return apply_absolute_path(key, value, config.snapshot_path);
@@ -266,20 +189,11 @@ int on_setting(void* user, const char* section, const char* name, const char* va
 
 Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name,
                                               DaemonConfig base) {
-  LineReader reader{text};
+  IniLineReader reader{text};
   ParseContext context{std::move(base), {}, 0, &reader};
-  int line = ::ini_parse_stream(read_line, &reader, on_setting, &context);
-  if (line < 0) return make_error(source_name + ": cannot read");
-  // inih returns the first line with an error of any kind: a rejected
-  // setting, or a syntax error (which does not reach on_setting).
-  std::string why = "syntax error";
-  if (reader.overlong_line != 0 && (line == 0 || reader.overlong_line < line)) {
-    line = reader.overlong_line;
-    why = "line longer than " + std::to_string(reader.longest_allowed) + " characters";
-  } else if (line != 0 && line == context.first_error_line) {
-    why = context.first_error;
-  }
-  if (line > 0) return make_error(source_name + ":" + std::to_string(line) + ": " + why);
+  const int line = ::ini_parse_stream(ini_read_line, &reader, on_setting, &context);
+  const std::string error = ini_error(reader, source_name, line, context.first_error_line, context.first_error);
+  if (!error.empty()) return make_error(error);
   if (context.empty_authenticated_line != 0) {
     return make_error(source_name + ":" + std::to_string(context.empty_authenticated_line) +
                       ": [sessions] authenticated: no rule given (rules follow on the same line or on "
@@ -294,29 +208,6 @@ Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::
     }
   }
   return context.config;
-}
-
-Result<std::string> read_password_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    const int saved = errno;
-    return make_error("auth_file " + path + ": " + std::strerror(saved), saved);
-  }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) return make_error("auth_file " + path + " is not a regular file");
-  if (info.st_uid != 0 && info.st_uid != ::geteuid()) return make_error("auth_file " + path + " is not owned by root");
-  if ((info.st_mode & 077) != 0) {
-    return make_error("auth_file " + path + " is readable or writable by group or others (chmod 600 it)");
-  }
-  if (info.st_size > 4096) return make_error("auth_file " + path + " is larger than 4 KiB");
-  std::string text(static_cast<std::size_t>(info.st_size), '\0');
-  const ssize_t got = ::read(fd.get(), text.data(), text.size());
-  if (got < 0) return make_error("auth_file " + path + ": cannot read");
-  text.resize(static_cast<std::size_t>(got));
-  const auto newline = text.find_first_of("\r\n");
-  if (newline != std::string::npos) text.resize(newline);
-  if (text.empty()) return make_error("auth_file " + path + " is empty (its first line is the password)");
-  return text;
 }
 
 Result<void> resolve_session_store(DaemonConfig& config, const std::string& where) {
@@ -351,18 +242,10 @@ Result<void> resolve_session_store(DaemonConfig& config, const std::string& wher
 }
 
 Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) {
-  const auto failure = [&path](const char* what) {
-    const int saved = errno;
-    return make_error(std::string(what) + " config file " + path + ": " + std::strerror(saved), saved);
-  };
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (!fd) {
-    if (!required && errno == ENOENT) return DaemonConfig{};
-    return failure("cannot open");
-  }
-  const auto text = read_regular_file(fd.get(), "config file", path, kMaxConfigBytes);
+  auto text = read_config_file(path, required);
   if (!text) return text.error();
-  return parse_daemon_config_text(*text, path);
+  if (!*text) return DaemonConfig{};
+  return parse_daemon_config_text(**text, path);
 }
 
 }  // namespace coupecircuit

@@ -9,13 +9,12 @@
 #include <string_view>
 
 #include "agent.hpp"
+#include "config_text.hpp"  // kDefaultConfigPath, read_password_file
 #include "result.hpp"
 #include "save_path.hpp"
 #include "session_scanner.hpp"
 
 namespace coupecircuit {
-
-inline constexpr const char* kDefaultConfigPath = "/etc/coupecircuit/coupecircuitd.conf";
 
 inline constexpr std::uint32_t kFilesRescanIntervalS = 60;
 inline constexpr std::uint32_t kRedisRescanIntervalS = 10;
@@ -46,9 +45,6 @@ struct DaemonConfig {
 // scan.session_dir), reads auth_file, and picks the store's default
 // rescan_interval. `where` prefixes errors ("file:line", "--save-path").
 [[nodiscard]] Result<void> resolve_session_store(DaemonConfig& config, const std::string& where);
-// Reads a password file: a regular file owned by root (or the caller), not
-// readable by group or others; its first line is the password.
-[[nodiscard]] Result<std::string> read_password_file(const std::string& path);
 
 // A missing file is an error only when required (an explicit --config).
 [[nodiscard]] Result<DaemonConfig> load_daemon_config(const std::string& path, bool required);

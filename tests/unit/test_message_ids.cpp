@@ -32,7 +32,7 @@ std::string read_text(const fs::path& path) {
 std::map<std::string, std::string> ids_in_sources() {
   std::map<std::string, std::string> found;
   const std::regex pattern("CC[0-9]{4}");
-  for (const char* directory : {"common", "scanner", "ctl", "mod_coupecircuit"}) {
+  for (const char* directory : {"common", "scanner", "probes", "ctl", "mod_coupecircuit"}) {
     for (const auto& entry : fs::recursive_directory_iterator(kSourceRoot / directory)) {
       const auto extension = entry.path().extension();
       if (!entry.is_regular_file() || (extension != ".cpp" && extension != ".hpp")) continue;

@@ -1,0 +1,85 @@
+// coupecircuit-probes: checks the dependencies declared in the [probe NAME]
+// sections of coupecircuitd.conf (HTTP, TCP, Redis, PostgreSQL), without
+// privilege, and hands their status to coupecircuitd in the results file.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+
+#include "config_text.hpp"
+#include "prepare.hpp"
+#include "program.hpp"
+
+namespace {
+
+struct CommandLine {
+  std::string config_path = coupecircuit::kDefaultConfigPath;
+  bool config_given = false;
+  std::optional<std::string> results_path;
+  bool foreground = false;
+  bool once = false;
+};
+
+coupecircuit::Result<coupecircuit::probes::ProbesConfig> load_effective_config(const CommandLine& line) {
+  auto config = coupecircuit::probes::load_probes_config(line.config_path, line.config_given);
+  if (!config) return config;
+  if (line.results_path) config->results_path = *line.results_path;
+  if (auto prepared = coupecircuit::probes::prepare_probes(*config, line.config_path); !prepared) return prepared.error();
+  return config;
+}
+
+// Paths typed on the command line are relative to the starting directory;
+// the program moves to "/" when it detaches and reads the configuration
+// again on SIGHUP.
+void make_absolute(std::string& path) {
+  std::error_code ignored;
+  const auto absolute = std::filesystem::absolute(path, ignored);
+  if (!absolute.empty()) path = absolute.lexically_normal().string();
+}
+
+bool detach() {
+  const pid_t child = ::fork();
+  if (child < 0) return false;
+  if (child > 0) std::_Exit(0);
+  if (::setsid() < 0) return false;
+  if (::chdir("/") != 0) return false;
+  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, STDIN_FILENO);
+    ::close(null_fd);
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CommandLine line;
+  CLI::App app{"coupecircuit-probes: checks the dependencies named in [probe NAME] sections and writes their status "
+               "for coupecircuitd",
+               "coupecircuit-probes"};
+  app.set_version_flag("--version", COUPECIRCUIT_VERSION);
+  auto* config_option = app.add_option("-c,--config", line.config_path, "Configuration file")->capture_default_str();
+  app.add_option("--results", line.results_path, "Results file (overrides [probes] results)");
+  app.add_flag("--foreground", line.foreground, "Do not detach (systemd, tests)");
+  app.add_flag("--once", line.once, "Check every probe once, write the results, exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int status = app.exit(error);
+    return status == 0 ? 0 : 2;
+  }
+  line.config_given = config_option->count() > 0;
+  make_absolute(line.config_path);
+  if (line.results_path) make_absolute(*line.results_path);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  coupecircuit::probes::ProgramOptions options;
+  options.once = line.once;
+  options.load_config = [&line] { return load_effective_config(line); };
+  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) options.detach = detach;
+  return coupecircuit::probes::run_probes_program(options);
+}
