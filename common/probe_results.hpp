@@ -33,7 +33,7 @@
 namespace coupecircuit::probes {
 
 inline constexpr std::string_view kResultsFormat = "coupecircuit-probes/1";
-inline constexpr const char* kDefaultResultsPath = "/run/coupecircuit/probes.json";
+inline constexpr const char* kDefaultResultsPath = "/run/coupecircuit/probes/probes.json";
 inline constexpr std::size_t kMaxResultsBytes = std::size_t{64} * 1024;
 inline constexpr std::size_t kMaxProbes = snapshot::kMaxProbes;
 inline constexpr std::size_t kMaxNameLength = snapshot::kProbeNameCapacity - 1;   // 31
