@@ -1,9 +1,10 @@
 # Install rules for the files that are not build targets: the manual pages
-# and the systemd unit of coupecircuitd. (coupecircuitd.conf is installed by
+# and the systemd units of coupecircuitd and coupecircuit-probes. (coupecircuitd.conf is installed by
 # the top-level CMakeLists.txt; the Apache mods-available files by the Debian
 # packaging, through dh_apache2.)
 #
-#   COUPECIRCUIT_INSTALL_SYSTEMD_UNIT  ON: install coupecircuitd.service
+#   COUPECIRCUIT_INSTALL_SYSTEMD_UNIT  ON: install coupecircuitd.service and
+#                                      coupecircuit-probes.service
 #   COUPECIRCUIT_SYSTEMD_UNIT_DIR      where to; default: systemd's
 #                                      systemdsystemunitdir (pkg-config), else
 #                                      <prefix>/lib/systemd/system
@@ -15,13 +16,14 @@ set(_coupecircuit_source_dir "${CMAKE_CURRENT_LIST_DIR}/..")
 install(FILES
   "${_coupecircuit_source_dir}/docs/man/coupecircuitd.8"
   "${_coupecircuit_source_dir}/docs/man/coupecircuitctl.8"
+  "${_coupecircuit_source_dir}/docs/man/coupecircuit-probes.8"
   DESTINATION "${CMAKE_INSTALL_MANDIR}/man8")
 install(FILES
   "${_coupecircuit_source_dir}/docs/man/coupecircuitd.conf.5"
   "${_coupecircuit_source_dir}/docs/man/coupecircuit.conf.5"
   DESTINATION "${CMAKE_INSTALL_MANDIR}/man5")
 
-option(COUPECIRCUIT_INSTALL_SYSTEMD_UNIT "Install the systemd unit of coupecircuitd" ON)
+option(COUPECIRCUIT_INSTALL_SYSTEMD_UNIT "Install the systemd units of coupecircuitd and coupecircuit-probes" ON)
 set(COUPECIRCUIT_SYSTEMD_UNIT_DIR "" CACHE PATH
     "Directory for coupecircuitd.service (empty: systemd's systemdsystemunitdir)")
 
@@ -39,5 +41,6 @@ if(COUPECIRCUIT_INSTALL_SYSTEMD_UNIT)
   # The unit starts /usr/sbin/coupecircuitd: with another prefix, adjust
   # ExecStart= in a drop-in.
   install(FILES "${_coupecircuit_source_dir}/conf.d/coupecircuitd.service"
+                "${_coupecircuit_source_dir}/conf.d/coupecircuit-probes.service"
           DESTINATION "${_coupecircuit_unit_dir}")
 endif()

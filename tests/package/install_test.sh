@@ -6,8 +6,11 @@
 #   - lintian finds no error in the .debs and the .changes;
 #   - the files are where the manual pages say (dpkg -L), the manual pages
 #     are found by man, the configuration is a conffile;
-#   - the systemd unit passes systemd-analyze verify, and its
-#     systemd-analyze security exposure is at most 2.5;
+#   - the systemd units pass systemd-analyze verify, and their
+#     systemd-analyze security exposure is at most 2.5 (coupecircuitd) and
+#     2.0 (coupecircuit-probes, unprivileged);
+#   - the package creates the system user coupecircuit (sysusers.d), and the
+#     installed coupecircuit-probes --once, as that user, writes its results;
 #   - Apache loads mod_coupecircuit (apache2ctl -M) and configtest passes;
 #   - the installed coupecircuitd, with the installed configuration, scans
 #     /var/lib/php/sessions and coupecircuitctl status --json reports it;
@@ -359,8 +362,9 @@ pass "apt-get install ${packages[*]}"
 
 # The files, where the manual pages say they are.
 files=$(dpkg -L "${packages[@]}")
-for path in /usr/sbin/coupecircuitd /usr/sbin/coupecircuitctl /etc/coupecircuit/coupecircuitd.conf \
-  /lib/systemd/system/coupecircuitd.service /var/lib/coupecircuit \
+for path in /usr/sbin/coupecircuitd /usr/sbin/coupecircuitctl /usr/sbin/coupecircuit-probes \
+  /etc/coupecircuit/coupecircuitd.conf /lib/systemd/system/coupecircuitd.service \
+  /lib/systemd/system/coupecircuit-probes.service /usr/lib/sysusers.d/coupecircuit.conf /var/lib/coupecircuit \
   /usr/lib/apache2/modules/mod_coupecircuit.so \
   /etc/apache2/mods-available/coupecircuit.load /etc/apache2/mods-available/coupecircuit.conf; do
   grep -qx -- "$path" <<<"$files" || fail "dpkg -L does not list $path"
@@ -371,7 +375,7 @@ dpkg-query -W -f='${Conffiles}\n' coupecircuit | grep -q ' /etc/coupecircuit/cou
   fail "/etc/coupecircuit/coupecircuitd.conf is not a conffile"
 pass "/etc/coupecircuit/coupecircuitd.conf is a conffile"
 
-declare -A man_pages=([coupecircuitd]=8 [coupecircuitctl]=8 [coupecircuitd.conf]=5 [coupecircuit.conf]=5)
+declare -A man_pages=([coupecircuitd]=8 [coupecircuitctl]=8 [coupecircuit-probes]=8 [coupecircuitd.conf]=5 [coupecircuit.conf]=5)
 for page in "${!man_pages[@]}"; do
   section=${man_pages[$page]}
   found=$(man -w "$section" "$page" 2>/dev/null) || fail "man -w $section $page finds nothing"
@@ -385,25 +389,46 @@ for page in "${!man_pages[@]}"; do
     grep -qx -- "$named" <<<"$files" || fail "$page($section) names $named, which the packages do not install"
   done < <(zcat "$found" | sed -n '/^\.SH FILES/,/^\.SH /p' | sed -n 's/^\.I \(\/[^ ]*\).*/\1/p' | sed 's/\\-/-/g')
 done
-pass "man finds coupecircuitd(8), coupecircuitctl(8), coupecircuitd.conf(5), coupecircuit.conf(5); their FILES are installed"
+pass "man finds coupecircuitd(8), coupecircuitctl(8), coupecircuit-probes(8), coupecircuitd.conf(5), coupecircuit.conf(5); their FILES are installed"
 
 # ---------------------------------------------------------------- systemd unit
 
-unit=/lib/systemd/system/coupecircuitd.service
-verify_output=$(systemd-analyze verify "$unit" 2>&1) || { echo "$verify_output" >&2; fail "systemd-analyze verify $unit"; }
-if grep -q 'coupecircuitd' <<<"$verify_output"; then
-  echo "$verify_output" >&2
-  fail "systemd-analyze verify reports problems in $unit"
-fi
-pass "systemd-analyze verify $unit"
-security_output=$(systemd-analyze security --offline=yes --no-pager "$unit" 2>&1) ||
-  { echo "$security_output" >&2; fail "systemd-analyze security --offline=yes $unit"; }
-exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$security_output")
-[[ -n $exposure ]] || { echo "$security_output" >&2; fail "no exposure level in systemd-analyze security output"; }
-log "systemd-analyze security exposure: $exposure"
-grep '✗' <<<"$security_output" | sed 's/  */ /g; s/^/install_test:      /' || true
-awk -v e="$exposure" 'BEGIN { exit !(e <= 2.5) }' || fail "exposure $exposure is above 2.5"
-pass "systemd-analyze security exposure $exposure <= 2.5"
+# check_unit UNIT MAX_EXPOSURE: systemd-analyze verify is clean and the
+# security exposure is at most MAX_EXPOSURE.
+check_unit() {
+  local unit=/lib/systemd/system/$1 max=$2 verify_output security_output exposure
+  verify_output=$(systemd-analyze verify "$unit" 2>&1) || { echo "$verify_output" >&2; fail "systemd-analyze verify $unit"; }
+  if grep -q 'coupecircuit' <<<"$verify_output"; then
+    echo "$verify_output" >&2
+    fail "systemd-analyze verify reports problems in $unit"
+  fi
+  pass "systemd-analyze verify $unit"
+  security_output=$(systemd-analyze security --offline=yes --no-pager "$unit" 2>&1) ||
+    { echo "$security_output" >&2; fail "systemd-analyze security --offline=yes $unit"; }
+  exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$security_output")
+  [[ -n $exposure ]] || { echo "$security_output" >&2; fail "no exposure level in systemd-analyze security output"; }
+  log "systemd-analyze security exposure of $1: $exposure"
+  grep '✗' <<<"$security_output" | sed 's/  */ /g; s/^/install_test:      /' || true
+  awk -v e="$exposure" -v m="$max" 'BEGIN { exit !(e <= m) }' || fail "exposure of $1 $exposure is above $max"
+  pass "systemd-analyze security exposure of $1 $exposure <= $max"
+}
+check_unit coupecircuitd.service 2.5
+check_unit coupecircuit-probes.service 2.0
+
+# coupecircuit-probes runs as the package's system user, without privilege.
+getent passwd coupecircuit >/dev/null || fail "the package did not create the system user coupecircuit"
+# Under /tmp: the work directory may not be traversable by that user.
+probes_dir=$(mktemp -d /tmp/coupecircuit-probes-test.XXXXXX)
+chown coupecircuit: "$probes_dir"
+printf '[probes]\nresults = %s/probes.json\n[probe self]\ntype = tcp\naddress = 127.0.0.1:9\n' "$probes_dir" >"$probes_dir/probes.conf"
+chmod 644 "$probes_dir/probes.conf"
+setpriv --reuid=coupecircuit --regid=coupecircuit --init-groups --bounding-set=-all --no-new-privs -- \
+  /usr/sbin/coupecircuit-probes --config "$probes_dir/probes.conf" --once 2>"$probes_dir/probes.log" ||
+  { cat "$probes_dir/probes.log" >&2; fail "coupecircuit-probes --once as the user coupecircuit"; }
+grep -q '"format":"coupecircuit-probes/1".*"name":"self"' "$probes_dir/probes.json" ||
+  { cat "$probes_dir/probes.json" >&2; fail "coupecircuit-probes --once wrote no results"; }
+rm -rf "$probes_dir"
+pass "coupecircuit-probes --once as the unprivileged user coupecircuit writes its results"
 
 # ---------------------------------------------------------------- Apache
 
@@ -574,8 +599,10 @@ done
 for path in "$apache_conf/mods-enabled/coupecircuit.load" "$apache_conf/mods-enabled/coupecircuit.conf" \
   "$apache_conf/mods-available/coupecircuit.load" "$apache_conf/mods-available/coupecircuit.conf" \
   /usr/lib/apache2/modules/mod_coupecircuit.so /usr/sbin/coupecircuitd /usr/sbin/coupecircuitctl \
-  /etc/coupecircuit /var/lib/coupecircuit /run/coupecircuit /lib/systemd/system/coupecircuitd.service \
-  /etc/systemd/system/multi-user.target.wants/coupecircuitd.service; do
+  /usr/sbin/coupecircuit-probes /etc/coupecircuit /var/lib/coupecircuit /run/coupecircuit \
+  /lib/systemd/system/coupecircuitd.service /lib/systemd/system/coupecircuit-probes.service \
+  /etc/systemd/system/multi-user.target.wants/coupecircuitd.service \
+  /etc/systemd/system/multi-user.target.wants/coupecircuit-probes.service; do
   [[ -e $path || -L $path ]] && fail "$path remains after purge"
 done
 apache2ctl -M 2>/dev/null | grep -q coupecircuit_module && fail "apache2ctl -M still lists coupecircuit_module"

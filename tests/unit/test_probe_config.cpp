@@ -5,9 +5,15 @@
 #include "probe_config.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -211,6 +217,56 @@ TEST(ProbeState, RiseAndFall) {
   EXPECT_EQ(failing.status, ProbeStatus::unknown);
   failing.record(ko, 2, 3, 3);
   EXPECT_EQ(failing.status, ProbeStatus::down);
+}
+
+std::string shipped_unit_text() {
+  std::ifstream in((std::filesystem::path(__FILE__).parent_path() / "../../conf.d/coupecircuit-probes.service").lexically_normal());
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> unit_values(const std::string& unit, const std::string& key) {
+  std::vector<std::string> values;
+  std::istringstream lines(unit);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(key + "=", 0) == 0) values.push_back(line.substr(key.size() + 1));
+  }
+  return values;
+}
+
+TEST(ShippedProbesUnit, UnprivilegedWithNetworkAndItsOwnRuntimeDirectory) {
+  const std::string unit = shipped_unit_text();
+  ASSERT_FALSE(unit.empty());
+  EXPECT_EQ(unit_values(unit, "User"), std::vector<std::string>{"coupecircuit"});
+  EXPECT_EQ(unit_values(unit, "DynamicUser"), std::vector<std::string>{"yes"});
+  EXPECT_EQ(unit_values(unit, "CapabilityBoundingSet"), std::vector<std::string>{""});
+  EXPECT_EQ(unit_values(unit, "NoNewPrivileges"), std::vector<std::string>{"yes"});
+  EXPECT_EQ(unit_values(unit, "ProtectSystem"), std::vector<std::string>{"strict"});
+  EXPECT_EQ(unit_values(unit, "RestrictAddressFamilies"), std::vector<std::string>{"AF_UNIX AF_INET AF_INET6"});
+  // The results file's directory is the default of [probes] results.
+  EXPECT_EQ(unit_values(unit, "RuntimeDirectory"), std::vector<std::string>{"coupecircuit/probes"});
+  EXPECT_EQ(unit_values(unit, "RuntimeDirectoryMode"), std::vector<std::string>{"0755"});
+  EXPECT_EQ(std::string(kDefaultResultsPath), "/run/coupecircuit/probes/probes.json");
+}
+
+// systemd-analyze security of the shipped unit (ExecStart pointed at an
+// existing binary, the check looks at the settings only): at most 2.0.
+TEST(ShippedProbesUnit, SecurityExposureAtMostTwo) {
+  if (::access("/usr/bin/systemd-analyze", X_OK) != 0) GTEST_SKIP() << "systemd-analyze is not installed";
+  TempDir dir;
+  const std::string path = dir / "coupecircuit-probes.service";
+  test::write_file(path, std::regex_replace(shipped_unit_text(), std::regex("/usr/sbin/coupecircuit-probes"), "/bin/true"));
+  const std::string command = "/usr/bin/systemd-analyze security --offline=yes --no-pager " + path + " 2>&1";
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) output += buffer;
+  ::pclose(pipe);
+  std::smatch found;
+  ASSERT_TRUE(std::regex_search(output, found, std::regex("Overall exposure level for [^:]*: ([0-9.]+)"))) << output;
+  EXPECT_LE(std::stod(found[1].str()), 2.0) << output;
 }
 
 }  // namespace
