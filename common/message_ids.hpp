@@ -51,6 +51,9 @@ inline constexpr MessageId kMessageIds[] = {
     {"CC0452", "coupecircuitd", "warning", "the lease holder's session counts are stale or missing: sessions unknown"},
     {"CC0453", "coupecircuitd", "notice", "the cluster's session counts are fresh again"},
     {"CC0454", "coupecircuitd", "warning", "the session counts published in Redis are invalid: ignored"},
+    {"CC0550", "coupecircuitd", "warning", "the probe results file is invalid: ignored, the last valid results kept"},
+    {"CC0551", "coupecircuitd", "warning", "no fresh probe results: every probe unknown"},
+    {"CC0552", "coupecircuitd", "notice", "fresh probe results again"},
     {"CC0100", "coupecircuitctl", "error", "reserved: state file errors of coupecircuitctl"},
     {"CC0500", "coupecircuit-probes", "info", "started: version, probes, results file"},
     {"CC0501", "coupecircuit-probes", "info", "stopping on a signal"},
@@ -140,6 +143,12 @@ inline constexpr std::string_view kLeaseCountsFresh = "CC0453";
 static_assert(is_registered(kLeaseCountsFresh));
 inline constexpr std::string_view kLeaseCountsInvalid = "CC0454";
 static_assert(is_registered(kLeaseCountsInvalid));
+inline constexpr std::string_view kProbeResultsInvalid = "CC0550";
+static_assert(is_registered(kProbeResultsInvalid));
+inline constexpr std::string_view kProbeResultsStale = "CC0551";
+static_assert(is_registered(kProbeResultsStale));
+inline constexpr std::string_view kProbeResultsFresh = "CC0552";
+static_assert(is_registered(kProbeResultsFresh));
 inline constexpr std::string_view kCtlStateError = "CC0100";
 static_assert(is_registered(kCtlStateError));
 inline constexpr std::string_view kModuleSnapshotStale = "CC0301";

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "decimal.hpp"
+#include "probe_table.hpp"
 #include "snapshot.hpp"
 
 namespace coupecircuit {
@@ -96,6 +97,31 @@ json thresholds_json(const snapshot::Payload& p) {
   return {{"global", threshold_set_json(p.global_override)}, {"vhosts", vhosts}};
 }
 
+// The probe table: one object per probe in the order of the configuration.
+json probes_json(const snapshot::Payload& p) {
+  const bool configured = probe_table::configured(p);
+  json checks = json::array();
+  json down = json::array();
+  for (std::uint32_t i = 0; configured && i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    json check = {{"name", std::string(probe_table::text(entry.name))},
+                  {"status", probe_table::status_name(entry.status)},
+                  {"critical", (entry.flags & snapshot::kProbeCritical) != 0},
+                  {"since", entry.since_wall_s},
+                  {"latency_us", entry.latency_us},
+                  {"error", std::string(probe_table::text(entry.last_error))}};
+    if (probe_table::has_saturation(entry)) check["saturation_percent"] = entry.saturation_pct;
+    if (entry.status == snapshot::kProbeDown) down.push_back(check["name"]);
+    checks.push_back(std::move(check));
+  }
+  return {{"configured", configured},
+          {"stale", configured && !probe_table::fresh(p)},
+          {"critical_down", (p.probe_flags & snapshot::kProbesCriticalDown) != 0},
+          {"updated", p.probes_updated_wall_s},
+          {"down", down},
+          {"checks", checks}};
+}
+
 }  // namespace
 
 json payload_to_json(const snapshot::Payload& p) {
@@ -116,6 +142,7 @@ json payload_to_json(const snapshot::Payload& p) {
                 {"since", cut ? p.cut_since_wall_s : 0}};
   out["thresholds"] = thresholds_json(p);
   out["state_file_invalid"] = (p.flags & snapshot::kFlagStateInvalid) != 0;
+  out["probes"] = probes_json(p);
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include "atomic_file.hpp"
 #include "decimal.hpp"
 #include "snapshot.hpp"
+#include "probe_table.hpp"
 #include "snapshot_json.hpp"
 #include "state_file.hpp"
 #include "thresholds.hpp"
@@ -220,6 +221,7 @@ void print_status_text(const GlobalOptions& options, const StatusView& view) {
   print_sessions_text(view);
   print_load_text(view.payload);
   print_control_text(view);
+  std::fputs(probe_table::status_lines(view.payload, snapshot::realtime_now_ns() / 1'000'000'000LL).c_str(), stdout);
 }
 
 int command_status(const GlobalOptions& options, bool as_json) {

@@ -23,6 +23,7 @@
 #include "history.hpp"
 #include "load_signals.hpp"
 #include "log.hpp"
+#include "probe_reader.hpp"
 #include "redis_store.hpp"
 #include "snapshot.hpp"
 #include "state_file.hpp"
@@ -141,6 +142,7 @@ class Daemon {
   std::uint64_t next_rescan_ = 0;
   std::uint64_t inotify_pending_since_ = 0;  // 0: not waiting to read events
   history::Recorder history_;  // the status page's last hour, in a file of its own
+  ProbeResultsReader probes_;   // what coupecircuit-probes hands over
 };
 
 // The configured session directory may itself be a symbolic link (the
@@ -233,6 +235,7 @@ void Daemon::commit(Resources&& resources) {
     scanner_.emplace(config_.scan);
   }
   configure_store();
+  probes_.configure(config_.probes_configured, config_.probes_results_path);
 }
 
 // Sessions in Redis: a store with its own worker thread, kept across a
@@ -514,6 +517,7 @@ void Daemon::publish(bool force) {
   if (scan_failed_) payload.flags |= snapshot::kFlagScanFailed;
   if (state_invalid_) payload.flags |= snapshot::kFlagStateInvalid;
   apply_state_to_payload(state_, payload);
+  probes_.fill(payload, snapshot::realtime_now_ns() / 1'000'000LL);
 
   payload.snapshot_sequence = snapshot_sequence_;
   if (!force && has_published_ && std::memcmp(&payload, &published_, sizeof payload) == 0) {
@@ -579,6 +583,7 @@ int Daemon::start() {
   }
   full_scan();
   wait_first_store_pass();
+  probes_.refresh(snapshot::realtime_now_ns() / 1'000'000LL);
   publish(true);
   const std::string source = redis_ ? "sessions in " + std::string(to_string(config_.save_handler)) + " (" +
                                           std::to_string(published_.store_masters_reached) + "/" +
@@ -605,7 +610,8 @@ void Daemon::tick() {
   check_snapshot_file();
   refresh_load_signals();
   check_state_file();
-  publish(false);  // also ages sessions out of the active window
+  probes_.refresh(snapshot::realtime_now_ns() / 1'000'000LL);
+  publish(false);  // also ages sessions out of the active window; probe results too
   const std::string history_error =
       history_.record(config_.snapshot_path, published_, snapshot::realtime_now_ns() / 1'000'000'000LL);
   if (!history_error.empty()) log::warning(log::id::kHistoryError, history_error);

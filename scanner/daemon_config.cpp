@@ -153,10 +153,18 @@ std::string apply_log_level(DaemonConfig& config, std::string_view value) {
   return "level must be one of error, warning, notice, info, debug";
 }
 
+// [probes] results is read here too; the rest of [probes] and every
+// [probe NAME] is checked by coupecircuit-probes (common/probe_config.*).
+std::string apply_probes_setting(DaemonConfig& config, std::string_view section, std::string_view key,
+                                 std::string_view value) {
+  config.probes_configured = true;
+  if (section == "probes" && key == "results") return apply_absolute_path(key, value, config.probes_results_path);
+  return {};
+}
+
 std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
                           std::string_view value) {
-  // [probes] and [probe NAME] belong to coupecircuit-probes (common/probe_config.*).
-  if (section == "probes" || section.starts_with("probe ")) return {};
+  if (section == "probes" || section.starts_with("probe ")) return apply_probes_setting(config, section, key, value);
   if (section == "sessions") return apply_sessions_setting(config, key, value);
   if (section == "agent") return apply_agent_setting(config.agent, key, value);
   if (section == "snapshot" && key == "path") return apply_absolute_path(key, value, config.snapshot_path);

@@ -10,6 +10,7 @@
 
 #include "agent.hpp"
 #include "config_text.hpp"  // kDefaultConfigPath, read_password_file
+#include "probe_results.hpp"
 #include "result.hpp"
 #include "save_path.hpp"
 #include "session_scanner.hpp"
@@ -36,6 +37,11 @@ struct DaemonConfig {
   std::string state_path = "/var/lib/coupecircuit/state";    // [state] path
   std::string log_level = "info";         // [log] level: error|warning|notice|info|debug
   AgentSettings agent;                    // [agent] port, bind, sessions, load
+  // [probes] and [probe NAME] belong to coupecircuit-probes, except the path
+  // of the results file both programs use. Either section present: the
+  // snapshot's probe table is in use (else it stays empty, all zero).
+  bool probes_configured = false;
+  std::string probes_results_path = probes::kDefaultResultsPath;  // [probes] results
 };
 
 // Applies the file's settings over `base`. Errors name the file and line.
