@@ -46,6 +46,15 @@ inline constexpr MessageId kMessageIds[] = {
     {"CC0071", "coupecircuitd", "notice", "the sessions in Redis are counted again"},
     {"CC0072", "coupecircuitd", "notice", "Redis keyspace notifications: off (full passes only) or followed"},
     {"CC0073", "coupecircuitd", "info", "the masters of the Redis Cluster, at start and after a change"},
+    {"CC0400", "coupecircuitd", "info", "joined a cluster: cluster and node names, Redis server, control state in force"},
+    {"CC0401", "coupecircuitd", "error", "the cluster's Redis cannot be reached or refused us: the last known control state is kept"},
+    {"CC0402", "coupecircuitd", "notice", "the cluster's Redis is reachable (again): the node is registered"},
+    {"CC0403", "coupecircuitd", "notice", "a cluster control state was applied: version, cut, who changed it"},
+    {"CC0404", "coupecircuitd", "warning", "a control state found in Redis is invalid: ignored, the last good one is kept"},
+    {"CC0405", "coupecircuitd", "warning", "a node-local change was made while the cluster's Redis was unreachable"},
+    {"CC0406", "coupecircuitd", "notice", "Redis is back: a node-local change made during the outage is kept on this node"},
+    {"CC0407", "coupecircuitd", "error", "the cluster mirror file cannot be read or written"},
+    {"CC0408", "coupecircuitd", "notice", "Redis had no or an older control state: the one in force here was written back"},
     {"CC0450", "coupecircuitd", "notice", "this node took the cluster's session lease: it counts the sessions in Redis"},
     {"CC0451", "coupecircuitd", "notice", "this node lost, released or was refused the session lease: it uses the holder's counts"},
     {"CC0452", "coupecircuitd", "warning", "the lease holder's session counts are stale or missing: sessions unknown"},
@@ -133,6 +142,24 @@ inline constexpr std::string_view kRedisNotifications = "CC0072";
 static_assert(is_registered(kRedisNotifications));
 inline constexpr std::string_view kRedisTopology = "CC0073";
 static_assert(is_registered(kRedisTopology));
+inline constexpr std::string_view kClusterJoined = "CC0400";
+static_assert(is_registered(kClusterJoined));
+inline constexpr std::string_view kClusterUnreachable = "CC0401";
+static_assert(is_registered(kClusterUnreachable));
+inline constexpr std::string_view kClusterReachable = "CC0402";
+static_assert(is_registered(kClusterReachable));
+inline constexpr std::string_view kClusterControlApplied = "CC0403";
+static_assert(is_registered(kClusterControlApplied));
+inline constexpr std::string_view kClusterControlInvalid = "CC0404";
+static_assert(is_registered(kClusterControlInvalid));
+inline constexpr std::string_view kClusterLocalUnsynced = "CC0405";
+static_assert(is_registered(kClusterLocalUnsynced));
+inline constexpr std::string_view kClusterLocalReported = "CC0406";
+static_assert(is_registered(kClusterLocalReported));
+inline constexpr std::string_view kClusterMirrorError = "CC0407";
+static_assert(is_registered(kClusterMirrorError));
+inline constexpr std::string_view kClusterControlRestored = "CC0408";
+static_assert(is_registered(kClusterControlRestored));
 inline constexpr std::string_view kLeaseAcquired = "CC0450";
 static_assert(is_registered(kLeaseAcquired));
 inline constexpr std::string_view kLeaseLost = "CC0451";

@@ -122,6 +122,29 @@ json probes_json(const snapshot::Payload& p) {
           {"checks", checks}};
 }
 
+// Cluster membership: names, control-state version, Redis reachability and
+// the session lease. {"joined": false} outside a cluster.
+json cluster_json(const snapshot::Payload& p) {
+  const snapshot::ClusterState& c = p.cluster;
+  const auto flag = [&c](std::uint32_t bit) { return (c.flags & bit) != 0; };
+  if (!flag(snapshot::kClusterJoined)) return {{"joined", false}};
+  return {{"joined", true},
+          {"name", field_text(c.cluster_name)},
+          {"node", field_text(c.node_name)},
+          {"redis_reachable", flag(snapshot::kClusterRedisReachable)},
+          {"redis_last_contact", c.redis_last_contact_wall_s},
+          {"nodes_live", c.nodes_live},
+          {"control_version", c.control_version},
+          {"cut_local", flag(snapshot::kClusterCutLocal)},
+          {"local_change_unsynced", flag(snapshot::kClusterLocalChangeUnsynced)},
+          {"lease_holder", field_text(c.lease_holder)},
+          {"lease_held_here", flag(snapshot::kClusterLeaseHolder)},
+          {"lease_fencing", c.lease_fencing},
+          {"counts_from_peer", flag(snapshot::kClusterCountsFromPeer)},
+          {"counts_stale", flag(snapshot::kClusterCountsStale)},
+          {"counts_published_ms", c.counts_published_wall_ms}};
+}
+
 }  // namespace
 
 json payload_to_json(const snapshot::Payload& p) {
@@ -143,6 +166,7 @@ json payload_to_json(const snapshot::Payload& p) {
   out["thresholds"] = thresholds_json(p);
   out["state_file_invalid"] = (p.flags & snapshot::kFlagStateInvalid) != 0;
   out["probes"] = probes_json(p);
+  out["cluster"] = cluster_json(p);
   return out;
 }
 

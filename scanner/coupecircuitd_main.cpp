@@ -49,6 +49,7 @@ coupecircuit::Result<coupecircuit::DaemonConfig> load_effective_config(const Com
   }
   auto resolved = coupecircuit::resolve_session_store(*config, where);
   if (!resolved) return resolved.error();
+  if (auto password = coupecircuit::read_cluster_password(config->cluster); !password) return password.error();
   if (line.session_dir) config->scan.session_dir = *line.session_dir;
   // The command line is visible to every user (ps, /proc): no password there.
   if (line.save_path && coupecircuit::save_path_has_password(config->store)) {

@@ -19,6 +19,7 @@
 
 #include "agent.hpp"
 #include "atomic_file.hpp"
+#include "cluster_node.hpp"
 #include "decimal.hpp"
 #include "history.hpp"
 #include "load_signals.hpp"
@@ -45,8 +46,9 @@ constexpr std::uint32_t kSessionMask =
 constexpr std::uint32_t kStateMask =
     IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
 constexpr std::uint32_t kWatchGone = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED;
-// Polled descriptors: signals, inotify, agent listener, Redis store changes.
-constexpr nfds_t kPollCount = 4;
+// Polled descriptors: signals, inotify, agent listener, Redis store changes,
+// cluster link changes.
+constexpr nfds_t kPollCount = 5;
 
 std::string base_name_of(const std::string& path) {
   const auto slash = path.rfind('/');
@@ -116,6 +118,7 @@ class Daemon {
   DaemonConfig config_;
   std::optional<SessionScanner> scanner_;
   std::unique_ptr<RedisSessionStore> redis_;  // save_handler redis or rediscluster, else null
+  ClusterNode cluster_;                       // [cluster]: the shared control state
   snapshot::SnapshotWriter writer_;
   snapshot::Payload published_{};
   bool has_published_ = false;
@@ -236,6 +239,7 @@ void Daemon::commit(Resources&& resources) {
   }
   configure_store();
   probes_.configure(config_.probes_configured, config_.probes_results_path);
+  cluster_.configure(config_.cluster, config_.state_path, !options_.once);
 }
 
 // Sessions in Redis: a store with its own worker thread, kept across a
@@ -310,8 +314,10 @@ void Daemon::load_state(bool at_start) {
     log::notice(log::id::kCutChanged, std::string("manual cut ") + (loaded->cut_active ? "on" : "off") +
                                           (loaded->cut_reason.empty() ? "" : ": " + loaded->cut_reason));
   }
+  const bool changed = !at_start && *loaded != state_;
   state_ = std::move(*loaded);
   state_invalid_ = false;
+  cluster_.local_state_read(state_, changed);
   if (at_start) {
     log::info(log::id::kStateLoaded, "state " + config_.state_path + ": cut " + (state_.cut_active ? "on" : "off") +
                                          ", " + std::to_string(state_.vhosts.size()) + " vhost override(s)");
@@ -516,12 +522,13 @@ void Daemon::publish(bool force) {
   if (signals_.psi_available) payload.flags |= snapshot::kFlagPsiAvailable;
   if (scan_failed_) payload.flags |= snapshot::kFlagScanFailed;
   if (state_invalid_) payload.flags |= snapshot::kFlagStateInvalid;
-  apply_state_to_payload(state_, payload);
+  cluster_.fill(state_, payload);  // the local state, under the cluster's when in one
   probes_.fill(payload, snapshot::realtime_now_ns() / 1'000'000LL);
 
   payload.snapshot_sequence = snapshot_sequence_;
   if (!force && has_published_ && std::memcmp(&payload, &published_, sizeof payload) == 0) {
     writer_.heartbeat();
+    cluster_.published(published_);
     return;
   }
   payload.snapshot_sequence = ++snapshot_sequence_;
@@ -529,6 +536,7 @@ void Daemon::publish(bool force) {
   published_ = payload;
   has_published_ = true;
   last_publish_ns_ = snapshot::monotonic_now_ns();
+  cluster_.published(published_);
 }
 
 void Daemon::check_snapshot_file() {
@@ -626,6 +634,10 @@ bool Daemon::handle_ready(const pollfd (&fds)[kPollCount]) {
     redis_->consume_change();
     content_dirty_ = true;
   }
+  if (cluster_.joined() && (fds[4].revents & POLLIN) != 0 && cluster_.handle_change()) {
+    content_dirty_ = true;
+    last_publish_ns_ = 0;  // control changes go out at once
+  }
   if ((fds[1].revents & POLLIN) != 0) inotify_pending_since_ = snapshot::monotonic_now_ns();
   if (inotify_pending_since_ != 0 && snapshot::monotonic_now_ns() >= inotify_pending_since_ + kInotifyGatherNs) {
     inotify_pending_since_ = 0;
@@ -664,7 +676,8 @@ int Daemon::loop() {
     pollfd fds[kPollCount] = {{signals_fd_.get(), POLLIN, 0},
                               {inotify_fd, POLLIN, 0},
                               {agent_ ? agent_->fd() : -1, POLLIN, 0},
-                              {redis_ ? redis_->change_fd() : -1, POLLIN, 0}};
+                              {redis_ ? redis_->change_fd() : -1, POLLIN, 0},
+                              {cluster_.change_fd(), POLLIN, 0}};
     if (::poll(fds, kPollCount, poll_timeout_ms(snapshot::monotonic_now_ns())) < 0 && errno != EINTR) {
       log::error(log::id::kLoopFailed, std::string("poll failed: ") + std::strerror(errno));
       return 1;

@@ -19,11 +19,13 @@ struct ParseContext {
   bool after_authenticated = false;  // the previous setting was [sessions] authenticated
   int empty_authenticated_line = 0;  // "authenticated =" with no rule (yet), 0 if none
   int save_path_line = 0;            // for errors found once the whole file is read
+  int cluster_line = 0;              // first [cluster] setting, 0 if none
 };
 
 // Settings whose value is never repeated in an error message.
 bool is_secret_setting(std::string_view section, std::string_view key) {
-  return section == "sessions" && (key == "save_path" || key == "auth_file");
+  return (section == "sessions" && (key == "save_path" || key == "auth_file")) ||
+         (section == "cluster" && (key == "redis" || key == "auth_file"));
 }
 
 // "authenticated" takes rules separated by commas, and more on indented
@@ -162,10 +164,29 @@ std::string apply_probes_setting(DaemonConfig& config, std::string_view section,
   return {};
 }
 
+std::string apply_cluster_setting(ClusterConfig& cluster, std::string_view key, std::string_view value) {
+  if (key == "name" || key == "node") {
+    if (auto valid = validate_cluster_name(key, value); !valid) return valid.error().message;
+    (key == "name" ? cluster.name : cluster.node) = std::string(value);
+    return {};
+  }
+  if (key == "redis") {
+    auto parsed = parse_cluster_redis(value);
+    if (!parsed) return parsed.error().message;
+    cluster.redis_text = std::string(value);
+    cluster.redis = std::move(*parsed);
+    return {};
+  }
+  if (key == "auth_file") return apply_absolute_path(key, value, cluster.auth_file);
+  if (key == "timeout_ms") return apply_bounded(value, 50, 60'000, [&](auto v) { cluster.timeout_ms = v; });
+  return kUnknownSetting;
+}
+
 std::string apply_setting(DaemonConfig& config, std::string_view section, std::string_view key,
                           std::string_view value) {
   if (section == "probes" || section.starts_with("probe ")) return apply_probes_setting(config, section, key, value);
   if (section == "sessions") return apply_sessions_setting(config, key, value);
+  if (section == "cluster") return apply_cluster_setting(config.cluster, key, value);
   if (section == "agent") return apply_agent_setting(config.agent, key, value);
   if (section == "snapshot" && key == "path") return apply_absolute_path(key, value, config.snapshot_path);
   if (section == "state" && key == "path") return apply_absolute_path(key, value, config.state_path);
@@ -183,6 +204,10 @@ int on_setting(void* user, const char* section, const char* name, const char* va
     if (std::string_view(section) == "sessions" && std::string_view(name) == "save_path") {
       context->save_path_line = context->reader->line;
     }
+    if (std::string_view(section) == "cluster") {
+      if (context->cluster_line == 0) context->cluster_line = context->reader->line;
+      if (std::string_view(name) == "redis") context->config.cluster.where = std::to_string(context->reader->line);
+    }
     return 1;
   }
   if (context->first_error.empty()) {
@@ -193,7 +218,68 @@ int on_setting(void* user, const char* section, const char* name, const char* va
   return 0;  // inih reports the line of the first rejected setting
 }
 
+// [cluster] as a whole, once the file is read: name and redis go together.
+Result<void> finish_cluster(ParseContext& context, const std::string& source_name) {
+  ClusterConfig& cluster = context.config.cluster;
+  if (context.cluster_line == 0) return {};
+  const std::string at = source_name + ":" + std::to_string(context.cluster_line) + ": [cluster] ";
+  if (cluster.name.empty()) return make_error(at + "name is required (the cluster's name, e.g. prod-web)");
+  if (cluster.redis_text.empty()) {
+    return make_error(at + "redis is required (tcp://host:port, unix:///path or seed[]=host:port&seed[]=…)");
+  }
+  // The line number alone was kept while parsing: the file's name is known now.
+  cluster.where = source_name + ":" + cluster.where;
+  if (cluster.node.empty()) cluster.node = default_node_name();
+  return {};
+}
+
 }  // namespace
+
+Result<void> validate_cluster_name(std::string_view what, std::string_view name) {
+  constexpr std::size_t kMax = 63;
+  if (name.empty() || name.size() > kMax) {
+    return make_error(std::string(what) + " must be 1 to " + std::to_string(kMax) + " characters");
+  }
+  for (const char c : name) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                         c == '.' || c == '-';
+    if (!allowed) {
+      return make_error(std::string(what) + " " + quoted(name) +
+                        " has a character outside [A-Za-z0-9_.-] (no spaces, slashes or braces: it goes into Redis keys)");
+    }
+  }
+  return {};
+}
+
+Result<SavePath> parse_cluster_redis(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t\"");
+  const bool cluster = first != std::string_view::npos && text.substr(first).rfind("seed[", 0) == 0;
+  auto parsed = parse_save_path(cluster ? SaveHandler::rediscluster : SaveHandler::redis, text);
+  if (!parsed) return parsed.error();
+  if (!cluster && parsed->targets.size() != 1) {
+    return make_error("one Redis server (or seed[]=host:port&… for a Redis Cluster), not a list of " +
+                      std::to_string(parsed->targets.size()));
+  }
+  return parsed;
+}
+
+std::string default_node_name() {
+  char buffer[256] = {};
+  if (::gethostname(buffer, sizeof buffer - 1) != 0 || buffer[0] == '\0') return "localhost";
+  std::string name(buffer);
+  if (!validate_cluster_name("node", name)) name = name.substr(0, name.find('.'));
+  if (!validate_cluster_name("node", name)) name = "localhost";
+  return name;
+}
+
+Result<void> read_cluster_password(ClusterConfig& cluster) {
+  cluster.auth_password.clear();
+  if (cluster.auth_file.empty()) return {};
+  auto password = read_password_file(cluster.auth_file);
+  if (!password) return make_error("[cluster] " + password.error().message);
+  cluster.auth_password = std::move(*password);
+  return {};
+}
 
 Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name,
                                               DaemonConfig base) {
@@ -207,6 +293,7 @@ Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::
                       ": [sessions] authenticated: no rule given (rules follow on the same line or on "
                       "indented lines below)");
   }
+  if (auto cluster = finish_cluster(context, source_name); !cluster) return cluster.error();
   if (!context.config.save_path_text.empty()) {
     // Checked once both save_handler and save_path are known.
     auto store = parse_save_path(context.config.save_handler, context.config.save_path_text);

@@ -20,6 +20,34 @@ namespace coupecircuit {
 inline constexpr std::uint32_t kFilesRescanIntervalS = 60;
 inline constexpr std::uint32_t kRedisRescanIntervalS = 10;
 
+// [cluster]: the nodes sharing one control state (cut, threshold
+// overrides) through Redis. Without a name, the node stays on its own.
+inline constexpr std::uint32_t kClusterHeartbeatMs = 1000;  // node registry refresh
+inline constexpr std::uint32_t kClusterRereadS = 5;         // control state re-read, the safety net of pub/sub
+
+struct ClusterConfig {
+  std::string name;        // [cluster] name, [A-Za-z0-9_.-]{1,63}; empty: not in a cluster
+  std::string node;        // [cluster] node, same characters; default: the host name
+  std::string redis_text;  // [cluster] redis, as [sessions] save_path; never logged (may hold a password)
+  SavePath redis;          // parsed: handler redis (one server) or rediscluster (its seeds)
+  std::string auth_file;   // [cluster] auth_file: the Redis password, root-only file
+  std::string auth_password;  // read from auth_file by read_cluster_password; never logged
+  std::uint32_t timeout_ms = 1000;  // [cluster] timeout_ms: connect and command
+  std::string where;       // "file:line" of [cluster] redis, for the errors met when connecting
+  [[nodiscard]] bool enabled() const noexcept { return !name.empty(); }
+  bool operator==(const ClusterConfig&) const = default;
+};
+
+// Checks a cluster or node name: [A-Za-z0-9_.-]{1,63} (it goes into Redis
+// keys, the snapshot and logs).
+[[nodiscard]] Result<void> validate_cluster_name(std::string_view what, std::string_view name);
+// Parses [cluster] redis: "seed[]=host:port&…" is a Redis Cluster, anything
+// else one server as a phpredis URL (tcp://host:port?auth=…&database=N,
+// unix:///path).
+[[nodiscard]] Result<SavePath> parse_cluster_redis(std::string_view text);
+// The host name, cut at the first dot when longer than a node name may be.
+[[nodiscard]] std::string default_node_name();
+
 struct DaemonConfig {
   ScanOptions scan;                       // [sessions]
   std::uint32_t rescan_interval_s = kFilesRescanIntervalS;  // [sessions] rescan_interval: full rescan period
@@ -42,6 +70,7 @@ struct DaemonConfig {
   // snapshot's probe table is in use (else it stays empty, all zero).
   bool probes_configured = false;
   std::string probes_results_path = probes::kDefaultResultsPath;  // [probes] results
+  ClusterConfig cluster;                  // [cluster]
 };
 
 // Applies the file's settings over `base`. Errors name the file and line.
@@ -51,6 +80,9 @@ struct DaemonConfig {
 // scan.session_dir), reads auth_file, and picks the store's default
 // rescan_interval. `where` prefixes errors ("file:line", "--save-path").
 [[nodiscard]] Result<void> resolve_session_store(DaemonConfig& config, const std::string& where);
+
+// Reads [cluster] auth_file into cluster.auth_password (no auth_file: nothing).
+[[nodiscard]] Result<void> read_cluster_password(ClusterConfig& cluster);
 
 // A missing file is an error only when required (an explicit --config).
 [[nodiscard]] Result<DaemonConfig> load_daemon_config(const std::string& path, bool required);

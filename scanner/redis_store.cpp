@@ -16,13 +16,13 @@
 #include <vector>
 
 #include "log.hpp"
+#include "redis_connection.hpp"
 #include "snapshot.hpp"
 
 namespace coupecircuit {
 namespace {
 
 constexpr std::size_t kScanCount = 1000;
-constexpr std::uint32_t kClusterSlots = 16384;
 // A known key's derived write time may drift this much between passes
 // (round trips, PTTL's rounding) without meaning a new write.
 constexpr std::int64_t kActivityToleranceMs = 500;
@@ -31,15 +31,15 @@ constexpr std::int64_t kNever = INT64_MIN / 2;    // no expiry, empty: never act
 constexpr std::string_view kLockSuffix = "_LOCK";
 constexpr std::uint64_t kMinBackoffMs = 250;
 
-struct ContextDeleter {
-  void operator()(redisContext* context) const noexcept { redisFree(context); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+using redis::append;
+using redis::command;
+using redis::connection_error;
+using redis::Context;
+using redis::is_redirect;
+using redis::is_wrong_type;
+using redis::next_reply;
+using redis::Reply;
+using redis::reply_text;
 
 std::uint64_t key_hash(std::string_view key) noexcept {
   std::uint64_t hash = 0xcbf29ce484222325ULL;
@@ -62,22 +62,6 @@ bool ends_with(std::string_view text, std::string_view suffix) noexcept {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
 }
 
-bool is_redirect(const redisReply* reply) noexcept {
-  if (reply == nullptr || reply->type != REDIS_REPLY_ERROR || reply->str == nullptr) return false;
-  const std::string_view text(reply->str, reply->len);
-  return text.rfind("MOVED ", 0) == 0 || text.rfind("ASK ", 0) == 0;
-}
-
-bool is_wrong_type(const redisReply* reply) noexcept {
-  return reply != nullptr && reply->type == REDIS_REPLY_ERROR && reply->str != nullptr &&
-         std::string_view(reply->str, reply->len).rfind("WRONGTYPE", 0) == 0;
-}
-
-std::string reply_text(const redisReply* reply) {
-  if (reply == nullptr || reply->str == nullptr) return {};
-  return std::string(reply->str, reply->len);
-}
-
 // Glob-escapes a prefix for SCAN MATCH and PSUBSCRIBE.
 std::string glob_escape(std::string_view text) {
   std::string out;
@@ -86,50 +70,6 @@ std::string glob_escape(std::string_view text) {
     out.push_back(c);
   }
   return out;
-}
-
-timeval timeval_of(std::uint32_t ms) noexcept {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
-  return tv;
-}
-
-Reply command(redisContext* context, const std::vector<std::string_view>& words) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lengths;
-  argv.reserve(words.size());
-  lengths.reserve(words.size());
-  for (const auto word : words) {
-    argv.push_back(word.data());
-    lengths.push_back(word.size());
-  }
-  return Reply(static_cast<redisReply*>(
-      redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-}
-
-void append(redisContext* context, std::initializer_list<std::string_view> words) {
-  std::array<const char*, 8> argv{};
-  std::array<std::size_t, 8> lengths{};
-  std::size_t count = 0;
-  for (const auto word : words) {
-    argv[count] = word.data();
-    lengths[count] = word.size();
-    ++count;
-  }
-  redisAppendCommandArgv(context, static_cast<int>(count), argv.data(), lengths.data());
-}
-
-Reply next_reply(redisContext* context) {
-  void* raw = nullptr;
-  if (redisGetReply(context, &raw) != REDIS_OK) return nullptr;
-  return Reply(static_cast<redisReply*>(raw));
-}
-
-std::string connection_error(const redisContext* context) {
-  if (context == nullptr) return "out of memory";
-  if (context->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) return "timed out";
-  return context->errstr[0] != '\0' ? std::string(context->errstr) : "connection error";
 }
 
 enum class NotifyMode : std::uint8_t { off, keyspace, keyevent };
@@ -201,7 +141,7 @@ class RedisSessionStore::Worker {
 
   void run() {
     std::uint64_t next_pass = 0;
-    std::uint64_t backoff_ms = kMinBackoffMs;
+    redis::Backoff backoff(kMinBackoffMs, static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000);
     while (!stop_.load()) {
       if (!counting_.load()) {
         idle();
@@ -212,37 +152,35 @@ class RedisSessionStore::Worker {
       if (pass_requested_.exchange(false) || now >= next_pass) {
         const bool ok = full_pass();
         now = mono_ms();
-        if (ok) {
-          backoff_ms = kMinBackoffMs;
-          next_pass = now + static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000;
-        } else {
-          next_pass = now + backoff_ms;
-          backoff_ms = std::min<std::uint64_t>(backoff_ms * 2, static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000);
-        }
-      }
-      std::vector<pollfd> fds;
-      fds.push_back({wake_fd_.get(), POLLIN, 0});
-      std::vector<std::size_t> owners;
-      for (std::size_t i = 0; i < masters_.size(); ++i) {
-        if (masters_[i].subscriber) {
-          fds.push_back({masters_[i].subscriber->fd, POLLIN, 0});
-          owners.push_back(i);
-        }
+        if (ok) backoff.reset();
+        next_pass = now + (ok ? static_cast<std::uint64_t>(options_.rescan_interval_s) * 1000 : backoff.next());
       }
       const int timeout = next_pass > now ? static_cast<int>(std::min<std::uint64_t>(next_pass - now, 60'000)) : 0;
-      const int ready = ::poll(fds.data(), fds.size(), timeout);
-      if (ready <= 0) continue;
-      if ((fds[0].revents & POLLIN) != 0) {
-        std::uint64_t value = 0;
-        [[maybe_unused]] const auto got = ::read(wake_fd_.get(), &value, sizeof value);
-      }
-      bool changed = false;
-      for (std::size_t f = 1; f < fds.size(); ++f) {
-        if ((fds[f].revents & (POLLIN | POLLHUP | POLLERR)) != 0) changed |= drain_notifications(owners[f - 1]);
-      }
-      if (!pending_.empty()) changed |= reread_pending();
-      if (changed) signal_change();
+      wait_and_follow(timeout);
     }
+  }
+
+  // Waits up to timeout_ms for a wake-up or notifications, and follows them.
+  void wait_and_follow(int timeout_ms) {
+    std::vector<pollfd> fds;
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    std::vector<std::size_t> owners;
+    for (std::size_t i = 0; i < masters_.size(); ++i) {
+      if (!masters_[i].subscriber) continue;
+      fds.push_back({masters_[i].subscriber->fd, POLLIN, 0});
+      owners.push_back(i);
+    }
+    if (::poll(fds.data(), fds.size(), timeout_ms) <= 0) return;
+    if ((fds[0].revents & POLLIN) != 0) {
+      std::uint64_t value = 0;
+      [[maybe_unused]] const auto got = ::read(wake_fd_.get(), &value, sizeof value);
+    }
+    bool changed = false;
+    for (std::size_t f = 1; f < fds.size(); ++f) {
+      if ((fds[f].revents & (POLLIN | POLLHUP | POLLERR)) != 0) changed |= drain_notifications(owners[f - 1]);
+    }
+    if (!pending_.empty()) changed |= reread_pending();
+    if (changed) signal_change();
   }
 
   void stop() {
@@ -321,45 +259,55 @@ class RedisSessionStore::Worker {
     [[maybe_unused]] const auto written = ::write(change_fd_, &one, sizeof one);
   }
 
-  // Connects, authenticates and selects the database. The error never
-  // carries the password (Redis's replies to AUTH do not echo it).
+  // Connects, authenticates and selects the database (when `select`).
   Context connect(const RedisEndpoint& endpoint, const RedisTarget& target, bool select, std::string* error) const {
-    const timeval timeout = timeval_of(options_.timeout_ms);
-    Context context(endpoint.socket_path.empty()
-                        ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, timeout)
-                        : redisConnectUnixWithTimeout(endpoint.socket_path.c_str(), timeout));
-    if (!context || context->err != 0) {
-      *error = to_string(endpoint) + ": cannot connect: " + connection_error(context.get());
-      return nullptr;
-    }
-    redisSetTimeout(context.get(), timeout);
-    const std::string& password = options_.auth_file_password.empty() ? target.password : options_.auth_file_password;
-    if (!password.empty()) {
-      Reply reply = target.user.empty() ? command(context.get(), {"AUTH", password})
-                                        : command(context.get(), {"AUTH", target.user, password});
-      if (!reply) {
-        *error = to_string(endpoint) + ": AUTH: " + connection_error(context.get());
-        return nullptr;
-      }
-      if (reply->type == REDIS_REPLY_ERROR) {
-        *error = to_string(endpoint) + ": authentication failed (" + reply_text(reply.get()) +
-                 "): check auth_file or auth= of save_path";
-        return nullptr;
-      }
-    }
-    if (select && target.database != 0) {
-      const std::string database = std::to_string(target.database);
-      Reply reply = command(context.get(), {"SELECT", database});
-      if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        *error = to_string(endpoint) + ": SELECT " + database + ": " +
-                 (reply ? reply_text(reply.get()) : connection_error(context.get()));
-        return nullptr;
-      }
-    }
-    return context;
+    auto context = redis::connect(endpoint, redis::credentials_of(target, options_.auth_file_password), options_.timeout_ms,
+                                  select, "auth_file or auth= of save_path");
+    if (context) return std::move(*context);
+    *error = context.error().message;
+    return nullptr;
   }
 
   bool discover_cluster(std::string* error);
+  void adopt_masters(const std::vector<RedisEndpoint>& masters);
+  std::uint32_t scan_masters(std::string* error);
+  struct BatchItem {
+    std::string_view name;
+    std::uint64_t hash;
+    bool known;
+    Entry entry;
+  };
+  struct ItemReplies {
+    const redisReply* ttl;
+    const redisReply* length;
+    const redisReply* value;  // new keys only
+  };
+  struct FreshValue {
+    std::size_t item;
+    const redisReply* value;
+    std::int64_t activity_ms;
+    std::uint64_t size;
+  };
+  struct BatchOutcome {
+    std::vector<std::string_view> reread_names;
+    std::vector<std::int64_t> reread_activity;
+    std::vector<FreshValue> fresh;
+  };
+  std::vector<BatchItem> batch_items(const redisReply& keys);
+  bool read_replies(Master& master, std::size_t count, std::vector<Reply>* replies, std::string* error);
+  void judge_known(const BatchItem& item, long long pttl, const redisReply* length_reply, std::int64_t now_ms,
+                   BatchOutcome& outcome);
+  bool judge_item(const Master& master, std::size_t index, const BatchItem& item, const ItemReplies& replies,
+                  std::int64_t now_ms, BatchOutcome& outcome, std::string* error);
+  Entry entry_of(redisContext* context, std::string_view key, std::string_view first, std::int64_t activity_ms,
+                 std::uint64_t size, bool counted = true);
+  void store_batch(const std::vector<std::uint64_t>& gone, const std::vector<std::pair<std::uint64_t, Entry>>& classified) {
+    const std::lock_guard lock(mutex_);
+    for (const auto hash : gone) forget(hash);
+    for (const auto& [hash, entry] : classified) store(hash, entry);
+  }
+  std::string record_success(std::int64_t now_wall_ns, std::uint64_t started_ns);
+  std::string record_failure(std::int64_t now_wall_ns, const std::string& error);
   bool scan_master(Master& master, std::string* error);
   bool process_keys(Master& master, const redisReply& keys, std::string* error);
   bool read_values(Master& master, const std::vector<std::string_view>& names, std::vector<std::int64_t>& activity,
@@ -369,6 +317,7 @@ class RedisSessionStore::Worker {
   bool drain_notifications(std::size_t index);
   bool handle_message(std::size_t index, const redisReply& message);
   bool reread_pending();
+  bool reread_keys(Master& master, const std::set<std::string>& names);
   // Classifies a value of `size` bytes whose first bytes are `first`,
   // reading on with GETRANGE through `context` when needed.
   std::uint8_t classify(redisContext* context, std::string_view key, std::string_view first, std::uint64_t size);
@@ -443,99 +392,48 @@ bool RedisSessionStore::Worker::discover_cluster(std::string* error) {
   const RedisTarget& target = options_.save_path.targets.front();
   std::vector<RedisEndpoint> candidates;
   for (const auto& master : masters_) candidates.push_back(master.endpoint);
-  for (const auto& node : cluster_nodes_) candidates.push_back(node);
-  for (const auto& seed : target.endpoints) candidates.push_back(seed);
-  std::string first_error;
-  std::set<std::string> tried;
-  for (const auto& candidate : candidates) {
-    if (!tried.insert(to_string(candidate)).second) continue;
-    std::string why;
-    Context context = connect(candidate, target, false, &why);
-    if (!context) {
-      if (first_error.empty()) first_error = why;
-      continue;
-    }
-    Reply reply = command(context.get(), {"CLUSTER", "SLOTS"});
-    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
-      if (first_error.empty()) {
-        first_error = to_string(candidate) + ": CLUSTER SLOTS: " +
-                      (reply ? reply_text(reply.get()) : connection_error(context.get()));
-      }
-      continue;
-    }
-    std::vector<RedisEndpoint> masters;
-    std::vector<RedisEndpoint> nodes;
-    std::uint64_t covered = 0;
-    auto node_of = [&candidate](const redisReply* node, RedisEndpoint* out) {
-      if (node == nullptr || node->type != REDIS_REPLY_ARRAY || node->elements < 2) return false;
-      const redisReply* ip = node->element[0];
-      const redisReply* port = node->element[1];
-      if (ip->type != REDIS_REPLY_STRING || port->type != REDIS_REPLY_INTEGER || port->integer <= 0 ||
-          port->integer > 65535) {
-        return false;
-      }
-      out->host = ip->len > 0 && std::string_view(ip->str, ip->len) != "?" ? std::string(ip->str, ip->len) : candidate.host;
-      out->port = static_cast<std::uint16_t>(port->integer);
-      out->socket_path.clear();
-      return true;
-    };
-    for (std::size_t i = 0; i < reply->elements; ++i) {
-      const redisReply* range = reply->element[i];
-      if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
-      const long long first = range->element[0]->integer;
-      const long long last = range->element[1]->integer;
-      RedisEndpoint master;
-      if (!node_of(range->element[2], &master)) continue;
-      if (last >= first) covered += static_cast<std::uint64_t>(last - first + 1);
-      if (std::find(masters.begin(), masters.end(), master) == masters.end()) masters.push_back(master);
-      for (std::size_t n = 2; n < range->elements; ++n) {
-        RedisEndpoint node;
-        if (node_of(range->element[n], &node) && std::find(nodes.begin(), nodes.end(), node) == nodes.end()) {
-          nodes.push_back(node);
-        }
-      }
-    }
-    if (masters.empty()) {
-      if (first_error.empty()) first_error = to_string(candidate) + ": CLUSTER SLOTS names no master";
-      continue;
-    }
-    cluster_nodes_ = nodes;
-    // Keep the connections of masters that stay masters.
-    std::vector<Master> next;
-    for (const auto& endpoint : masters) {
-      auto same = std::find_if(masters_.begin(), masters_.end(), [&](const Master& m) { return m.endpoint == endpoint; });
-      if (same != masters_.end()) {
-        next.push_back(std::move(*same));
-      } else {
-        next.push_back(Master{endpoint, 0, {}, {}, NotifyMode::off, false, false, false});
-      }
-    }
-    if (next.size() != masters_.size() || !std::equal(next.begin(), next.end(), masters_.begin(), masters_.end(),
-                                                      [](const Master& a, const Master& b) { return a.endpoint == b.endpoint; })) {
-      std::string names;
-      for (const auto& m : next) names += (names.empty() ? "" : " ") + to_string(m.endpoint);
-      log::info(log::id::kRedisTopology, "Redis Cluster masters: " + names);
-    }
-    masters_ = std::move(next);
-    pending_.clear();
-    if (covered < kClusterSlots) {
-      *error = "Redis Cluster: " + std::to_string(kClusterSlots - covered) + " hash slots have no master";
-      return false;
-    }
-    return true;
+  candidates.insert(candidates.end(), cluster_nodes_.begin(), cluster_nodes_.end());
+  candidates.insert(candidates.end(), target.endpoints.begin(), target.endpoints.end());
+  auto topology = redis::discover_cluster(candidates, redis::credentials_of(target, options_.auth_file_password),
+                                          options_.timeout_ms, "auth_file or auth= of save_path");
+  if (!topology) {
+    *error = topology.error().message;
+    return false;
   }
-  *error = first_error.empty() ? std::string("no Redis Cluster seed answered") : first_error;
-  return false;
+  cluster_nodes_ = topology->nodes;
+  adopt_masters(topology->masters);
+  if (topology->slots_covered < redis::kClusterSlots) {
+    *error = "Redis Cluster: " + std::to_string(redis::kClusterSlots - topology->slots_covered) +
+             " hash slots have no master";
+    return false;
+  }
+  return true;
 }
 
-bool RedisSessionStore::Worker::full_pass() {
-  const std::uint64_t started = snapshot::monotonic_now_ns();
-  ++epoch_;
-  pass_bytes_ = 0;
-  pass_values_ = 0;
-  std::string error;
-  bool ok = true;
-  if (options_.save_path.handler == SaveHandler::rediscluster) ok = discover_cluster(&error);
+// The masters CLUSTER SLOTS named, keeping the connections of those that
+// stay masters.
+void RedisSessionStore::Worker::adopt_masters(const std::vector<RedisEndpoint>& masters) {
+  std::vector<Master> next;
+  for (const auto& endpoint : masters) {
+    auto same = std::find_if(masters_.begin(), masters_.end(), [&](const Master& m) { return m.endpoint == endpoint; });
+    if (same != masters_.end()) {
+      next.push_back(std::move(*same));
+    } else {
+      next.push_back(Master{endpoint, 0, {}, {}, NotifyMode::off, false, false, false});
+    }
+  }
+  const auto same_endpoint = [](const Master& a, const Master& b) { return a.endpoint == b.endpoint; };
+  if (!std::equal(next.begin(), next.end(), masters_.begin(), masters_.end(), same_endpoint)) {
+    std::string names;
+    for (const auto& m : next) names += (names.empty() ? "" : " ") + to_string(m.endpoint);
+    log::info(log::id::kRedisTopology, "Redis Cluster masters: " + names);
+  }
+  masters_ = std::move(next);
+  pending_.clear();
+}
+
+// Connects (when needed) and scans every master; the number reached.
+std::uint32_t RedisSessionStore::Worker::scan_masters(std::string* error) {
   std::uint32_t reached = 0;
   for (auto& master : masters_) {
     master.reached = false;
@@ -545,50 +443,72 @@ bool RedisSessionStore::Worker::full_pass() {
     if (master.command && scan_master(master, &why)) {
       master.reached = true;
       ++reached;
+      continue;
+    }
+    master.command.reset();
+    master.subscriber.reset();
+    master.mode_known = false;
+    if (error->empty()) *error = why;
+  }
+  return reached;
+}
+
+// A complete pass: keys not seen are gone; the store is available again.
+// Under mutex_. Returns the notice to log ("" when none).
+std::string RedisSessionStore::Worker::record_success(std::int64_t now_wall_ns, std::uint64_t started_ns) {
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    if (it->second.epoch != epoch_) {
+      account(it->second, -1);
+      keys_.erase(it++);
     } else {
-      master.command.reset();
-      master.subscriber.reset();
-      master.mode_known = false;
-      if (error.empty()) error = why;
-      ok = false;
+      ++it;
     }
   }
-  if (masters_.empty()) ok = false;
-  if (ok) {
-    for (auto& master : masters_) {
-      if (master.mode != NotifyMode::off && !master.subscriber) subscribe(master);
-    }
-  }
+  std::string came_back = !status_.available && status_.passes > 0 ? "sessions in Redis counted again" : "";
+  status_.available = true;
+  status_.unavailable_since_wall_s = 0;
+  status_.last_good_pass_wall_ns = now_wall_ns;
+  status_.last_pass_duration_us = (snapshot::monotonic_now_ns() - started_ns) / 1000;
+  status_.keys_read_last_pass = pass_values_;
+  status_.bytes_read_last_pass = pass_bytes_;
+  ++status_.passes;
+  last_error_.clear();
+  return came_back;
+}
+
+// A failed pass: the store is unavailable since now (unless already).
+// Under mutex_. Returns the error to log ("" when already logged).
+std::string RedisSessionStore::Worker::record_failure(std::int64_t now_wall_ns, const std::string& error) {
+  std::string went_down = status_.available || last_error_.empty() ? error : "";
+  if (status_.available) status_.unavailable_since_wall_s = now_wall_ns / 1'000'000'000;
+  status_.available = false;
+  if (last_error_.empty()) last_error_ = error;
+  return went_down;
+}
+
+bool RedisSessionStore::Worker::full_pass() {
+  const std::uint64_t started = snapshot::monotonic_now_ns();
+  ++epoch_;
+  pass_bytes_ = 0;
+  pass_values_ = 0;
+  std::string error;
+  const bool discovered = options_.save_path.handler != SaveHandler::rediscluster || discover_cluster(&error);
+  const std::uint32_t reached = scan_masters(&error);
+  const bool ok = discovered && !masters_.empty() && reached == masters_.size();
   bool notifications = !masters_.empty();
-  for (const auto& master : masters_) notifications = notifications && master.subscriber != nullptr;
+  for (auto& master : masters_) {
+    if (ok && master.mode != NotifyMode::off && !master.subscriber) subscribe(master);
+    notifications = notifications && master.subscriber != nullptr;
+  }
 
   const std::int64_t now_wall_ns = snapshot::realtime_now_ns();
   std::string went_down, came_back;
   {
     const std::lock_guard lock(mutex_);
     if (ok) {
-      for (auto it = keys_.begin(); it != keys_.end();) {
-        if (it->second.epoch != epoch_) {
-          account(it->second, -1);
-          keys_.erase(it++);
-        } else {
-          ++it;
-        }
-      }
-      if (!status_.available && status_.passes > 0) came_back = "sessions in Redis counted again";
-      status_.available = true;
-      status_.unavailable_since_wall_s = 0;
-      status_.last_good_pass_wall_ns = now_wall_ns;
-      status_.last_pass_duration_us = (snapshot::monotonic_now_ns() - started) / 1000;
-      status_.keys_read_last_pass = pass_values_;
-      status_.bytes_read_last_pass = pass_bytes_;
-      ++status_.passes;
-      last_error_.clear();
+      came_back = record_success(now_wall_ns, started);
     } else {
-      if (status_.available || last_error_.empty()) went_down = error;
-      if (status_.available) status_.unavailable_since_wall_s = now_wall_ns / 1'000'000'000;
-      status_.available = false;
-      if (last_error_.empty()) last_error_ = error;
+      went_down = record_failure(now_wall_ns, error);
     }
     status_.masters_reached = reached;
     status_.masters_total = static_cast<std::uint32_t>(masters_.size());
@@ -634,30 +554,108 @@ bool RedisSessionStore::Worker::scan_master(Master& master, std::string* error) 
   return true;
 }
 
+// The keys of a SCAN batch still to look at this pass (not locks, not
+// seen twice), with what is known of them. Takes mutex_.
+std::vector<RedisSessionStore::Worker::BatchItem> RedisSessionStore::Worker::batch_items(const redisReply& keys) {
+  std::vector<BatchItem> items;
+  items.reserve(keys.elements);
+  const std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < keys.elements; ++i) {
+    const redisReply* key = keys.element[i];
+    if (key->type != REDIS_REPLY_STRING) continue;
+    const std::string_view name(key->str, key->len);
+    if (ends_with(name, kLockSuffix)) continue;
+    const std::uint64_t hash = key_hash(name);
+    auto it = keys_.find(hash);
+    if (it != keys_.end() && it->second.epoch == epoch_) continue;  // a key SCAN returned twice
+    items.push_back(BatchItem{name, hash, it != keys_.end(), it != keys_.end() ? it->second : Entry{}});
+  }
+  return items;
+}
+
+// Reads `count` pipelined replies from the master's command connection.
+bool RedisSessionStore::Worker::read_replies(Master& master, std::size_t count, std::vector<Reply>* replies,
+                                             std::string* error) {
+  redisContext* context = master.command.get();
+  replies->reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    Reply reply = next_reply(context);
+    if (!reply) {
+      *error = to_string(master.endpoint) + ": " + connection_error(context);
+      return false;
+    }
+    replies->push_back(std::move(reply));
+  }
+  return true;
+}
+
+// A known key: seen this pass; read again when its length or derived write
+// time moved. Under mutex_.
+void RedisSessionStore::Worker::judge_known(const BatchItem& item, long long pttl, const redisReply* length_reply,
+                                            std::int64_t now_ms, BatchOutcome& outcome) {
+  if (length_reply->type != REDIS_REPLY_INTEGER) return;
+  const auto length = static_cast<std::uint32_t>(std::min<long long>(length_reply->integer, UINT32_MAX));
+  const std::int64_t activity = activity_of(pttl, now_ms, length == 0);
+  const std::int64_t drift =
+      activity > item.entry.activity_ms ? activity - item.entry.activity_ms : item.entry.activity_ms - activity;
+  keys_[item.hash].epoch = epoch_;  // seen, even if the re-read fails
+  if (length != item.entry.length || drift > kActivityToleranceMs) {
+    outcome.reread_names.push_back(item.name);
+    outcome.reread_activity.push_back(activity);
+  }
+}
+
+// One key's replies (PTTL, STRLEN and, for a new key, GETRANGE). False: a
+// server error that fails the pass. Under mutex_.
+bool RedisSessionStore::Worker::judge_item(const Master& master, std::size_t index, const BatchItem& item,
+                                           const ItemReplies& replies, std::int64_t now_ms, BatchOutcome& outcome,
+                                           std::string* error) {
+  for (const redisReply* reply : {replies.ttl, replies.length}) {
+    if (reply->type == REDIS_REPLY_ERROR && !is_redirect(reply) && !is_wrong_type(reply)) {
+      *error = to_string(master.endpoint) + ": " + reply_text(reply);
+      return false;
+    }
+  }
+  if (is_redirect(replies.ttl) || is_redirect(replies.length)) {
+    // Being moved to another master (resharding): counted as it was.
+    if (item.known) keys_[item.hash].epoch = epoch_;
+    return true;
+  }
+  if (replies.ttl->type != REDIS_REPLY_INTEGER || replies.ttl->integer == -2 || is_wrong_type(replies.length)) {
+    forget(item.hash);  // gone since SCAN, or not a string
+    return true;
+  }
+  if (item.known) {
+    judge_known(item, replies.ttl->integer, replies.length, now_ms, outcome);
+    return true;
+  }
+  if (replies.length->type != REDIS_REPLY_INTEGER || replies.value->type != REDIS_REPLY_STRING) return true;
+  const auto size = static_cast<std::uint64_t>(replies.length->integer);
+  outcome.fresh.push_back(FreshValue{index, replies.value, activity_of(replies.ttl->integer, now_ms, size == 0), size});
+  return true;
+}
+
+// The table entry of a value whose first bytes are `first` (classified,
+// reading on with GETRANGE when needed).
+RedisSessionStore::Worker::Entry RedisSessionStore::Worker::entry_of(redisContext* context, std::string_view key,
+                                                                     std::string_view first, std::int64_t activity_ms,
+                                                                     std::uint64_t size, bool counted) {
+  if (counted) {  // a full pass's figures; not the reads that follow notifications
+    pass_bytes_ += first.size();
+    ++pass_values_;
+  }
+  Entry entry;
+  entry.activity_ms = activity_ms;
+  entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX));
+  entry.epoch = epoch_;
+  entry.slot = classify(context, key, first, size);
+  return entry;
+}
+
 // One SCAN batch: PTTL + GETRANGE for new keys, PTTL + STRLEN for known
 // ones, then GETRANGE for the known keys whose write time or length moved.
 bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& keys, std::string* error) {
-  struct Item {
-    std::string_view name;
-    std::uint64_t hash;
-    bool known;
-    Entry entry;
-  };
-  std::vector<Item> items;
-  items.reserve(keys.elements);
-  {
-    const std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < keys.elements; ++i) {
-      const redisReply* key = keys.element[i];
-      if (key->type != REDIS_REPLY_STRING) continue;
-      const std::string_view name(key->str, key->len);
-      if (ends_with(name, kLockSuffix)) continue;
-      const std::uint64_t hash = key_hash(name);
-      auto it = keys_.find(hash);
-      if (it != keys_.end() && it->second.epoch == epoch_) continue;  // a key SCAN returned twice
-      items.push_back(Item{name, hash, it != keys_.end(), it != keys_.end() ? it->second : Entry{}});
-    }
-  }
+  const std::vector<BatchItem> items = batch_items(keys);
   if (items.empty()) return true;
   const std::string last_byte = window_last_byte();
   redisContext* context = master.command.get();
@@ -665,97 +663,39 @@ bool RedisSessionStore::Worker::process_keys(Master& master, const redisReply& k
   for (const auto& item : items) {
     append(context, {"PTTL", item.name});
     append(context, {"STRLEN", item.name});
-    expected += 2;
-    if (!item.known) {
-      append(context, {"GETRANGE", item.name, "0", last_byte});
-      ++expected;
-    }
+    if (!item.known) append(context, {"GETRANGE", item.name, "0", last_byte});
+    expected += item.known ? 2U : 3U;
   }
   std::vector<Reply> replies;
-  replies.reserve(expected);
-  for (std::size_t i = 0; i < expected; ++i) {
-    Reply reply = next_reply(context);
-    if (!reply) {
-      *error = to_string(master.endpoint) + ": " + connection_error(context);
-      return false;
-    }
-    replies.push_back(std::move(reply));
-  }
+  if (!read_replies(master, expected, &replies, error)) return false;
   const std::int64_t now_ms = wall_ms();
-  std::vector<std::string_view> reread_names;
-  std::vector<std::int64_t> reread_activity;
-  struct Fresh {
-    std::size_t item;
-    const redisReply* value;
-    std::int64_t activity_ms;
-    std::uint64_t size;
-  };
-  std::vector<Fresh> fresh;
-  std::unique_lock lock(mutex_);
-  std::size_t next = 0;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    auto& item = items[i];
-    const redisReply* ttl = replies[next].get();
-    const redisReply* second = replies[next + 1].get();
-    const redisReply* value = item.known ? nullptr : replies[next + 2].get();
-    next += item.known ? 2 : 3;
-    for (const redisReply* reply : {ttl, second}) {
-      if (reply->type == REDIS_REPLY_ERROR && !is_redirect(reply) && !is_wrong_type(reply)) {
-        *error = to_string(master.endpoint) + ": " + reply_text(reply);
-        return false;
-      }
+  BatchOutcome outcome;
+  {
+    const std::lock_guard lock(mutex_);
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const ItemReplies item_replies{replies[next].get(), replies[next + 1].get(),
+                                     items[i].known ? nullptr : replies[next + 2].get()};
+      next += items[i].known ? 2U : 3U;
+      if (!judge_item(master, i, items[i], item_replies, now_ms, outcome, error)) return false;
     }
-    if (is_redirect(ttl) || is_redirect(second)) {
-      // Being moved to another master (resharding): counted as it was.
-      if (item.known) keys_[item.hash].epoch = epoch_;
-      continue;
-    }
-    if (ttl->type != REDIS_REPLY_INTEGER || ttl->integer == -2 || is_wrong_type(second)) {
-      forget(item.hash);  // gone since SCAN, or not a string
-      continue;
-    }
-    if (item.known) {
-      if (second->type != REDIS_REPLY_INTEGER) continue;
-      const auto length = static_cast<std::uint32_t>(std::min<long long>(second->integer, UINT32_MAX));
-      const std::int64_t activity = activity_of(ttl->integer, now_ms, length == 0);
-      const std::int64_t drift = activity > item.entry.activity_ms ? activity - item.entry.activity_ms
-                                                                    : item.entry.activity_ms - activity;
-      if (length != item.entry.length || drift > kActivityToleranceMs) {
-        reread_names.push_back(item.name);
-        reread_activity.push_back(activity);
-        keys_[item.hash].epoch = epoch_;  // seen, even if the re-read fails
-      } else {
-        keys_[item.hash].epoch = epoch_;
-      }
-      continue;
-    }
-    if (second->type != REDIS_REPLY_INTEGER || value->type != REDIS_REPLY_STRING) continue;
-    const auto size = static_cast<std::uint64_t>(second->integer);
-    fresh.push_back(Fresh{i, value, activity_of(ttl->integer, now_ms, size == 0), size});
   }
   // New keys: classified without the lock (a long value may need more
   // GETRANGEs), then stored.
-  lock.unlock();
   std::vector<std::pair<std::uint64_t, Entry>> classified;
-  classified.reserve(fresh.size());
-  for (const auto& f : fresh) {
-    const std::string_view first(f.value->str, f.value->len);
-    pass_bytes_ += first.size();
-    ++pass_values_;
-    Entry entry;
-    entry.activity_ms = f.activity_ms;
-    entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(f.size, UINT32_MAX));
-    entry.epoch = epoch_;
-    entry.slot = classify(context, items[f.item].name, first, f.size);
-    classified.emplace_back(items[f.item].hash, entry);
+  classified.reserve(outcome.fresh.size());
+  for (const auto& f : outcome.fresh) {
+    const BatchItem& item = items[f.item];
+    classified.emplace_back(item.hash, entry_of(context, item.name, std::string_view(f.value->str, f.value->len),
+                                                f.activity_ms, f.size));
   }
-  lock.lock();
-  for (const auto& [hash, entry] : classified) store(hash, entry);
-  if (reread_names.empty()) return true;
-  // Not under the lock while waiting for Redis; the names point into the
-  // SCAN reply, alive until the caller's next SCAN.
-  lock.unlock();
-  return read_values(master, reread_names, reread_activity, error);
+  {
+    const std::lock_guard lock(mutex_);
+    for (const auto& [hash, entry] : classified) store(hash, entry);
+  }
+  if (outcome.reread_names.empty()) return true;
+  // The names point into the SCAN reply, alive until the caller's next SCAN.
+  return read_values(master, outcome.reread_names, outcome.reread_activity, error);
 }
 
 // GETRANGE of known keys whose content may have changed; activity[i] is the
@@ -769,14 +709,7 @@ bool RedisSessionStore::Worker::read_values(Master& master, const std::vector<st
     append(context, {"GETRANGE", name, "0", last_byte});
   }
   std::vector<Reply> replies;
-  for (std::size_t i = 0; i < names.size() * 2; ++i) {
-    Reply reply = next_reply(context);
-    if (!reply) {
-      *error = to_string(master.endpoint) + ": " + connection_error(context);
-      return false;
-    }
-    replies.push_back(std::move(reply));
-  }
+  if (!read_replies(master, names.size() * 2, &replies, error)) return false;
   std::vector<std::pair<std::uint64_t, Entry>> classified;
   std::vector<std::uint64_t> gone;
   for (std::size_t i = 0; i < names.size(); ++i) {
@@ -785,20 +718,12 @@ bool RedisSessionStore::Worker::read_values(Master& master, const std::vector<st
     const std::uint64_t hash = key_hash(names[i]);
     if (is_wrong_type(reply) || is_wrong_type(length)) gone.push_back(hash);
     if (reply->type != REDIS_REPLY_STRING || length->type != REDIS_REPLY_INTEGER) continue;
-    const std::string_view first(reply->str, reply->len);
     const auto size = static_cast<std::uint64_t>(length->integer);
-    pass_bytes_ += first.size();
-    ++pass_values_;
-    Entry entry;
-    entry.activity_ms = activity[i] == kForever || activity[i] == kNever ? (size == 0 ? kNever : kForever) : activity[i];
-    entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX));
-    entry.epoch = epoch_;
-    entry.slot = classify(context, names[i], first, size);
-    classified.emplace_back(hash, entry);
+    const bool no_expiry = activity[i] == kForever || activity[i] == kNever;
+    const std::int64_t activity_ms = no_expiry ? (size == 0 ? kNever : kForever) : activity[i];
+    classified.emplace_back(hash, entry_of(context, names[i], std::string_view(reply->str, reply->len), activity_ms, size));
   }
-  const std::lock_guard lock(mutex_);
-  for (const auto hash : gone) forget(hash);
-  for (const auto& [hash, entry] : classified) store(hash, entry);
+  store_batch(gone, classified);
   return true;
 }
 
@@ -948,64 +873,56 @@ bool RedisSessionStore::Worker::reread_pending() {
   bool changed = false;
   auto pending = std::move(pending_);
   pending_.clear();
-  const std::string last_byte = window_last_byte();
   for (auto& [index, names] : pending) {
     if (index >= masters_.size() || !masters_[index].command) continue;
-    redisContext* context = masters_[index].command.get();
-    for (const auto& name : names) {
-      append(context, {"PTTL", name});
-      append(context, {"STRLEN", name});
-      append(context, {"GETRANGE", name, "0", last_byte});
-    }
-    std::vector<Reply> replies;
-    bool broken = false;
-    for (std::size_t i = 0; i < names.size() * 3; ++i) {
-      Reply reply = next_reply(context);
-      if (!reply) {
-        broken = true;
-        break;
-      }
-      replies.push_back(std::move(reply));
-    }
-    if (broken) {
-      masters_[index].command.reset();
-      masters_[index].mode_known = false;
-      pass_requested_.store(true);
-      continue;
-    }
-    const std::int64_t now_ms = wall_ms();
-    std::vector<std::pair<std::uint64_t, Entry>> classified;
-    std::vector<std::uint64_t> gone;
-    std::size_t i = 0;
-    for (const auto& name : names) {
-      const redisReply* ttl = replies[i].get();
-      const redisReply* length = replies[i + 1].get();
-      const redisReply* value_reply = replies[i + 2].get();
-      i += 3;
-      const std::uint64_t hash = key_hash(name);
-      if (ttl->type != REDIS_REPLY_INTEGER || length->type != REDIS_REPLY_INTEGER ||
-          value_reply->type != REDIS_REPLY_STRING) {
-        if (is_wrong_type(value_reply) || (ttl->type == REDIS_REPLY_INTEGER && ttl->integer == -2)) gone.push_back(hash);
-        continue;
-      }
-      if (ttl->integer == -2) {
-        gone.push_back(hash);
-        continue;
-      }
-      const auto size = static_cast<std::uint64_t>(length->integer);
-      Entry entry;
-      entry.activity_ms = activity_of(ttl->integer, now_ms, size == 0);
-      entry.length = static_cast<std::uint32_t>(std::min<std::uint64_t>(size, UINT32_MAX));
-      entry.epoch = epoch_;
-      entry.slot = classify(context, name, std::string_view(value_reply->str, value_reply->len), size);
-      classified.emplace_back(hash, entry);
-    }
-    const std::lock_guard lock(mutex_);
-    for (const auto hash : gone) forget(hash);
-    for (const auto& [hash, entry] : classified) store(hash, entry);
-    changed = changed || !gone.empty() || !classified.empty();
+    changed = reread_keys(masters_[index], names) || changed;
   }
   return changed;
+}
+
+// PTTL, STRLEN and GETRANGE of each name on one master; true when the
+// table changed.
+bool RedisSessionStore::Worker::reread_keys(Master& master, const std::set<std::string>& names) {
+  const std::string last_byte = window_last_byte();
+  redisContext* context = master.command.get();
+  for (const auto& name : names) {
+    append(context, {"PTTL", name});
+    append(context, {"STRLEN", name});
+    append(context, {"GETRANGE", name, "0", last_byte});
+  }
+  std::vector<Reply> replies;
+  std::string ignored;
+  if (!read_replies(master, names.size() * 3, &replies, &ignored)) {
+    master.command.reset();
+    master.mode_known = false;
+    pass_requested_.store(true);
+    return false;
+  }
+  const std::int64_t now_ms = wall_ms();
+  std::vector<std::pair<std::uint64_t, Entry>> classified;
+  std::vector<std::uint64_t> gone;
+  std::size_t i = 0;
+  for (const auto& name : names) {
+    const redisReply* ttl = replies[i].get();
+    const redisReply* length = replies[i + 1].get();
+    const redisReply* value = replies[i + 2].get();
+    i += 3;
+    const std::uint64_t hash = key_hash(name);
+    const bool ttl_known = ttl->type == REDIS_REPLY_INTEGER;
+    if (ttl_known && ttl->integer == -2) {
+      gone.push_back(hash);
+      continue;
+    }
+    if (!ttl_known || length->type != REDIS_REPLY_INTEGER || value->type != REDIS_REPLY_STRING) {
+      if (is_wrong_type(value)) gone.push_back(hash);
+      continue;
+    }
+    const auto size = static_cast<std::uint64_t>(length->integer);
+    classified.emplace_back(hash, entry_of(context, name, std::string_view(value->str, value->len),
+                                           activity_of(ttl->integer, now_ms, size == 0), size, false));
+  }
+  store_batch(gone, classified);
+  return !gone.empty() || !classified.empty();
 }
 
 // ---------------------------------------------------------------- store
