@@ -1,8 +1,6 @@
 #include "cluster_control.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "atomic_file.hpp"
+#include "read_file.hpp"
 #include "unique_fd.hpp"
 
 namespace coupecircuit {
@@ -177,28 +176,6 @@ bool is_one_of(std::string_view key, std::initializer_list<std::string_view> nam
   return std::any_of(names.begin(), names.end(), [key](std::string_view name) { return key == name; });
 }
 
-Result<std::string> read_small_file(const std::string& path, bool* missing) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-  if (!fd) {
-    const int saved = errno;
-    *missing = saved == ENOENT;
-    return make_error("cannot open " + path + ": " + std::strerror(saved), saved);
-  }
-  struct stat info {};
-  if (::fstat(fd.get(), &info) != 0 || !S_ISREG(info.st_mode)) return make_error(path + " is not a regular file");
-  if (static_cast<std::size_t>(info.st_size) > kMaxDocumentBytes) return make_error(path + " is too large");
-  std::string text(static_cast<std::size_t>(info.st_size), '\0');
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t got = ::read(fd.get(), text.data() + done, text.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    done += static_cast<std::size_t>(got);
-  }
-  text.resize(done);
-  return text;
-}
-
 }  // namespace
 
 std::string cluster_key_prefix(std::string_view cluster) { return "coupecircuit:{" + std::string(cluster) + "}:"; }
@@ -324,12 +301,14 @@ std::string serialize_cluster_mirror(const ClusterMirror& mirror) {
 }
 
 Result<std::optional<ClusterMirror>> load_cluster_mirror(const std::string& path) {
-  bool missing = false;
-  auto text = read_small_file(path, &missing);
-  if (!text) {
-    if (missing) return std::optional<ClusterMirror>{};
-    return text.error();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (!fd) {
+    const int saved = errno;
+    if (saved == ENOENT) return std::optional<ClusterMirror>{};
+    return make_error("cannot open cluster mirror " + path + ": " + std::strerror(saved), saved);
   }
+  const auto text = read_regular_file(fd.get(), "cluster mirror", path, kMaxDocumentBytes);
+  if (!text) return text.error();
   auto mirror = parse_cluster_mirror(*text);
   if (!mirror) return make_error("cluster mirror " + path + ": " + mirror.error().message);
   return std::optional<ClusterMirror>(std::move(*mirror));
