@@ -20,6 +20,9 @@
 #include <thread>
 
 #include "atomic_file.hpp"
+#include "cluster_control.hpp"
+#include "ctl_cluster.hpp"
+#include "daemon_config.hpp"
 #include "decimal.hpp"
 #include "snapshot.hpp"
 #include "probe_table.hpp"
@@ -41,10 +44,12 @@ constexpr int kExitUnknown = 3;
 constexpr const char* kClassNames[] = {"empty", "anonymous", "unknown", "authenticated"};
 
 struct GlobalOptions {
+  std::string config_path = kDefaultConfigPath;  // the helper's: [cluster], [snapshot] path, [state] path
   std::string snapshot_path = snapshot::kDefaultPath;
   std::string state_path = kDefaultStatePath;
   double max_age_s = 10.0;
   double wait_s = 2.0;
+  ClusterConfig cluster;  // from the helper's configuration
 };
 
 std::string wall_time_text(std::int64_t unix_seconds) {
@@ -214,6 +219,7 @@ void print_control_text(const StatusView& view) {
 }
 
 void print_status_text(const GlobalOptions& options, const StatusView& view) {
+  std::fputs(ctl::cluster_status_text(view.payload).c_str(), stdout);
   std::printf("status:     %s\n", view.name());
   std::printf("helper:     pid %u, snapshot %s, age %.1f s%s\n", view.payload.writer_pid,
               escape_for_terminal(options.snapshot_path).c_str(), view.age_s,
@@ -258,6 +264,15 @@ class StateLock {
  private:
   UniqueFd fd_;
 };
+
+// The state in force once the helper applied `local`: in a cluster, under
+// the cluster state it mirrors (the local layer on top).
+ControlState expected_state(const GlobalOptions& options, const ControlState& local) {
+  if (!options.cluster.enabled()) return local;
+  auto mirror = load_cluster_mirror(mirror_path_for(options.state_path));
+  if (!mirror || !*mirror || (*mirror)->cluster != options.cluster.name) return local;
+  return effective_control(local, &(*mirror)->control).state;
+}
 
 bool snapshot_reflects(const snapshot::Payload& seen, const ControlState& state) {
   snapshot::Payload expected{};
@@ -305,7 +320,7 @@ int modify_state(const GlobalOptions& options, Change change, const std::string&
                   what.c_str(), options.state_path.c_str(), std::string(snapshot::to_string(copy.error())).c_str());
       return kExitOk;
     }
-    if (snapshot_reflects(copy->payload, *state)) {
+    if (snapshot_reflects(copy->payload, expected_state(options, *state))) {
       std::printf("%s: applied (snapshot sequence %llu, helper pid %u)\n", what.c_str(),
                   static_cast<unsigned long long>(copy->payload.snapshot_sequence), copy->payload.writer_pid);
       return kExitOk;
@@ -345,6 +360,8 @@ struct CommandLine {
   GlobalOptions options;
   bool as_json = false;
   std::string reason, kind, value, vhost;
+  bool local = false;            // --local: this node's state file, not the cluster's
+  bool cluster_status = false;   // status --cluster
   CLI::App* status = nullptr;
   CLI::App* cut_on = nullptr;
   CLI::App* cut_off = nullptr;
@@ -358,12 +375,16 @@ std::string check_message(const Result<void>& valid) { return valid ? std::strin
 void define_global_options(CLI::App& app, GlobalOptions& options) {
   app.set_version_flag("--version", COUPECIRCUIT_VERSION);
   app.require_subcommand(1);
-  app.add_option("--snapshot", options.snapshot_path, "Snapshot file")->capture_default_str();
-  app.add_option("--state", options.state_path, "Control state file")->capture_default_str();
+  app.add_option("--config", options.config_path,
+                 "coupecircuitd's configuration: its [cluster], snapshot and state paths (defaults below)")
+      ->capture_default_str();
+  app.add_option("--snapshot", options.snapshot_path, "Snapshot file (default: [snapshot] path)")->capture_default_str();
+  app.add_option("--state", options.state_path, "Control state file (default: [state] path)")->capture_default_str();
   app.add_option("--max-age", options.max_age_s, "Seconds after which the snapshot is stale")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
-  app.add_option("--wait", options.wait_s, "Seconds to wait for coupecircuitd to publish a change")
+  app.add_option("--wait", options.wait_s,
+                 "Seconds to wait for coupecircuitd (in a cluster: every live node) to apply a change")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 60.0));
 }
@@ -375,6 +396,9 @@ void define_cut_commands(CLI::App& app, CommandLine& line) {
   line.cut_on->add_option("--reason", line.reason, "Short reason shown by status")
       ->check([](const std::string& text) { return check_message(validate_cut_reason(text)); });
   line.cut_off = cut->add_subcommand("off", "Turn the manual cut off");
+  for (auto* command : {line.cut_on, line.cut_off}) {
+    command->add_flag("--local", line.local, "In a cluster: this node only (its state file), not every node");
+  }
 }
 
 void define_threshold_commands(CLI::App& app, CommandLine& line) {
@@ -389,6 +413,9 @@ void define_threshold_commands(CLI::App& app, CommandLine& line) {
   line.unset = threshold->add_subcommand("unset", "Remove a threshold override: sessions|load [--vhost NAME]");
   line.unset->add_option("kind", line.kind, "sessions or load")->required()->check(kind_check);
   line.unset->add_option("--vhost", line.vhost, "Only this vhost (its ServerName)")->check(vhost_check);
+  for (auto* command : {line.set, line.unset}) {
+    command->add_flag("--local", line.local, "In a cluster: this node only (its state file), not every node");
+  }
   line.list = threshold->add_subcommand("list", "List the threshold overrides of the state file");
   line.list->add_flag("--json", line.as_json, "Machine-readable output");
 }
@@ -398,6 +425,9 @@ void define_commands(CLI::App& app, CommandLine& line) {
   line.status = app.add_subcommand(
       "status", "Show load, sessions, cut and thresholds (exit 0 ok, 1 cut or over, 3 stale or sessions unknown)");
   line.status->add_flag("--json", line.as_json, "Machine-readable output");
+  line.status->add_flag("--cluster", line.cluster_status,
+                        "Every node of the cluster: state, load, sessions, last seen, lease holder, control version "
+                        "(exit 0 all in sync, 1 a node missing or behind, 3 Redis unreachable)");
   define_cut_commands(app, line);
   define_threshold_commands(app, line);
 }
@@ -406,15 +436,24 @@ std::string scope_of(const CommandLine& line) {
   return line.vhost.empty() ? "global" : "vhost " + normalize_vhost_name(line.vhost);
 }
 
+// In a cluster (unless --local): the cluster's state in Redis, applied by
+// every node; else this node's state file.
+int change_control(const CommandLine& line, const ctl::ControlChange& change, const std::string& what) {
+  if (line.options.cluster.enabled() && !line.local) {
+    return ctl::cluster_modify(line.options.cluster, change, what, line.options.wait_s);
+  }
+  return modify_state(line.options, change, line.options.cluster.enabled() ? what + " (this node only)" : what);
+}
+
 int command_cut(const CommandLine& line, bool on) {
   if (!on) {
-    return modify_state(line.options, [](ControlState& state) {
+    return change_control(line, [](ControlState& state) {
       state.cut_active = false;
       state.cut_reason.clear();
       state.cut_since = 0;
     }, "cut off");
   }
-  return modify_state(line.options, [&](ControlState& state) {
+  return change_control(line, [&](ControlState& state) {
     state.cut_active = true;
     state.cut_reason = line.reason;
     state.cut_since = static_cast<std::int64_t>(std::time(nullptr));
@@ -425,7 +464,7 @@ int command_threshold_set(const CommandLine& line) {
   const ThresholdKind kind = *parse_threshold_kind(line.kind);
   const std::uint64_t number = *parse_threshold_value(kind, line.value);  // checked while parsing
   const std::string shown = kind == ThresholdKind::sessions ? std::to_string(number) : centi_to_string(number);
-  return modify_state(line.options, [&](ControlState& state) {
+  return change_control(line, [&](ControlState& state) {
     ThresholdOverride& target = line.vhost.empty() ? state.global : state.vhosts[normalize_vhost_name(line.vhost)];
     (kind == ThresholdKind::sessions ? target.sessions : target.load_centi) = number;
   }, "threshold " + line.kind + " " + shown + " (" + scope_of(line) + ")");
@@ -433,7 +472,7 @@ int command_threshold_set(const CommandLine& line) {
 
 int command_threshold_unset(const CommandLine& line) {
   const bool sessions = line.kind == "sessions";
-  return modify_state(line.options, [&](ControlState& state) {
+  return change_control(line, [&](ControlState& state) {
     if (line.vhost.empty()) {
       (sessions ? state.global.sessions : state.global.load_centi).reset();
       return;
@@ -446,6 +485,15 @@ int command_threshold_unset(const CommandLine& line) {
 }
 
 int run_command(const CommandLine& line) {
+  if (line.status->parsed() && line.cluster_status) {
+    if (!line.options.cluster.enabled()) {
+      std::fprintf(stderr, "coupecircuitctl: status --cluster: %s has no [cluster] section: this node is not in a "
+                           "cluster (give the helper's configuration with --config)\n",
+                   line.options.config_path.c_str());
+      return kExitUsage;
+    }
+    return ctl::cluster_status(line.options.cluster, line.as_json);
+  }
   if (line.status->parsed()) return command_status(line.options, line.as_json);
   if (line.cut_on->parsed()) return command_cut(line, true);
   if (line.cut_off->parsed()) return command_cut(line, false);
@@ -453,6 +501,23 @@ int run_command(const CommandLine& line) {
   if (line.set->parsed()) return command_threshold_set(line);
   if (line.unset->parsed()) return command_threshold_unset(line);
   return kExitUsage;
+}
+
+// Reads the helper's configuration: [cluster], and the snapshot and state
+// paths not given on the command line. A missing default file means a
+// node on its own; an invalid one is an error naming the line (exit 2).
+bool apply_helper_config(const CLI::App& app, GlobalOptions& options) {
+  const bool given = app.get_option("--config")->count() > 0;
+  auto config = load_daemon_config(options.config_path, given);
+  if (!config && !given && config.error().code == EACCES) return true;  // not root: a status without it
+  if (!config) {
+    std::fprintf(stderr, "coupecircuitctl: %s\n", config.error().message.c_str());
+    return false;
+  }
+  if (app.get_option("--snapshot")->count() == 0) options.snapshot_path = config->snapshot_path;
+  if (app.get_option("--state")->count() == 0) options.state_path = config->state_path;
+  options.cluster = config->cluster;
+  return true;
 }
 
 }  // namespace
@@ -472,5 +537,6 @@ int main(int argc, char** argv) {
     if (status_code != 0) std::cerr << "\n" << app.help();
     return status_code == 0 ? kExitOk : kExitUsage;
   }
+  if (!apply_helper_config(app, line.options)) return kExitUsage;
   return run_command(line);
 }
