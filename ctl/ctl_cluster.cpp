@@ -195,24 +195,33 @@ json row_json(const NodeRow& row) {
   return out;
 }
 
+std::string notes_of(const NodeRow& row) {
+  const NodeReport* r = row.report;
+  if (r == nullptr) return row.status == "missing" ? "MISSING (registry entry expired)" : "INVALID report";
+  std::string notes;
+  if (!row.in_sync) notes += "BEHIND ";
+  if (r->cut_local) notes += "local-cut ";
+  if (r->local_unsynced) notes += "LOCAL-CHANGE-DURING-OUTAGE ";
+  return notes;
+}
+
+void print_row(const NodeRow& row) {
+  const NodeReport* r = row.report;
+  char seen[32];
+  std::snprintf(seen, sizeof seen, "%.1fs ago", row.last_seen_s);
+  const std::string state = r != nullptr ? r->state : "-";
+  const std::string load = r != nullptr ? centi_to_string(r->load1_centi) : "-";
+  const std::string sessions = r != nullptr && r->sessions_known ? std::to_string(r->sessions_active) : "-";
+  const std::string lease = r != nullptr && !r->lease_holder.empty() ? r->lease_holder : "-";
+  const std::string version = r != nullptr ? std::to_string(r->control_version) : "-";
+  std::printf("%-24s %-8s %-16s %7s %9s %9s %-16s %8s %s\n", row.node.c_str(), row.status.c_str(), state.c_str(),
+              load.c_str(), sessions.c_str(), seen, lease.c_str(), version.c_str(), notes_of(row).c_str());
+}
+
 void print_rows(const std::vector<NodeRow>& rows) {
   std::printf("%-24s %-8s %-16s %7s %9s %9s %-16s %8s %s\n", "NODE", "STATUS", "STATE", "LOAD", "SESSIONS", "SEEN",
               "LEASE", "CONTROL", "NOTES");
-  for (const auto& row : rows) {
-    const NodeReport* r = row.report;
-    std::string notes;
-    if (r != nullptr && !row.in_sync) notes += "BEHIND ";
-    if (r != nullptr && r->cut_local) notes += "local-cut ";
-    if (r != nullptr && r->local_unsynced) notes += "LOCAL-CHANGE-DURING-OUTAGE ";
-    if (r == nullptr) notes += row.status == "missing" ? "MISSING (registry entry expired) " : "INVALID report ";
-    char seen[32];
-    std::snprintf(seen, sizeof seen, "%.1fs ago", row.last_seen_s);
-    std::printf("%-24s %-8s %-16s %7s %9s %9s %-16s %8s %s\n", row.node.c_str(), row.status.c_str(),
-                r ? r->state.c_str() : "-", r ? centi_to_string(r->load1_centi).c_str() : "-",
-                r && r->sessions_known ? std::to_string(r->sessions_active).c_str() : "-", seen,
-                r && !r->lease_holder.empty() ? r->lease_holder.c_str() : "-",
-                r ? std::to_string(r->control_version).c_str() : "-", notes.c_str());
-  }
+  for (const auto& row : rows) print_row(row);
 }
 
 }  // namespace
