@@ -1,5 +1,10 @@
 #include "enforcement.hpp"
 
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "probe_table.hpp"
+
 namespace coupecircuit::module {
 namespace {
 
@@ -73,12 +78,39 @@ bool bearer_token_matches(const char* authorization, std::string_view token) noe
   return constant_time_equals(header, token);
 }
 
-HealthAnswer health_answer(const RequestValues& values) {
+namespace {
+
+// The probe table of a fresh payload, when configured.
+const snapshot::Payload* probes_in(const RequestValues& values, const snapshot::Payload* payload) noexcept {
+  if (payload == nullptr || values.verdict == Verdict::inconnu || !probe_table::configured(*payload)) return nullptr;
+  return payload;
+}
+
+// "indisponible:pg,elastic": the critical probes down, or "" when none.
+std::string critical_down_reason(const snapshot::Payload& p) {
+  if ((p.probe_flags & snapshot::kProbesCriticalDown) == 0 || !probe_table::fresh(p)) return {};
+  std::string names;
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    if (entry.status != snapshot::kProbeDown || (entry.flags & snapshot::kProbeCritical) == 0) continue;
+    if (!names.empty()) names += ',';
+    names += probe_table::text(entry.name);
+  }
+  return names.empty() ? std::string() : " indisponible:" + names;
+}
+
+}  // namespace
+
+HealthAnswer health_answer(const RequestValues& values, const snapshot::Payload* payload) {
   if (values.verdict == Verdict::inconnu) return {200, "UP inconnu\n"};
+  const snapshot::Payload* probes = probes_in(values, payload);
+  const std::string probes_down = probes != nullptr ? critical_down_reason(*probes) : std::string();
   // A helper that cannot count the sessions does not drain the node (as a
   // stale snapshot does not): on every node at once it would empty the pool.
-  const char* blind = values.sessions_known ? "" : " sessions-inconnues";
-  if (values.verdict == Verdict::ok) return {200, std::string("UP") + blind + "\n"};
+  // Stale probe results neither.
+  std::string blind = values.sessions_known ? "" : " sessions-inconnues";
+  if (probes != nullptr && !probe_table::fresh(*probes)) blind += " probes-inconnues";
+  if (values.verdict == Verdict::ok && probes_down.empty()) return {200, "UP" + blind + "\n"};
   std::string body = "DRAIN";
   if (values.cut) body += " coupure";
   if (values.tripped) {
@@ -87,7 +119,84 @@ HealthAnswer health_answer(const RequestValues& values) {
     if (values.load_high) body += " load";
     if (!sessions && !values.load_high) body += " surcharge";
   }
-  return {503, body + blind + "\n"};
+  return {503, body + probes_down + blind + "\n"};
+}
+
+namespace {
+
+std::string iso_time(std::int64_t wall_s) {
+  const std::time_t time = wall_s;
+  std::tm utc{};
+  char text[32] = "";
+  if (::gmtime_r(&time, &utc) != nullptr) (void)std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+const char* check_status(const snapshot::ProbeEntry& entry) noexcept {
+  if (entry.status == snapshot::kProbeUp) return "pass";
+  if (entry.status == snapshot::kProbeDown && (entry.flags & snapshot::kProbeCritical) != 0) return "fail";
+  return "warn";
+}
+
+nlohmann::json probe_checks(const snapshot::Payload& p) {
+  nlohmann::json checks = nlohmann::json::object();
+  const std::string time = p.probes_updated_wall_s > 0 ? iso_time(p.probes_updated_wall_s) : std::string();
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    const std::string name(probe_table::text(entry.name));
+    nlohmann::json check = {{"componentId", name},
+                            {"status", check_status(entry)},
+                            {"observedValue", static_cast<double>(entry.latency_us) / 1000.0},
+                            {"observedUnit", "ms"}};
+    if (!time.empty()) check["time"] = time;
+    if (entry.last_error[0] != '\0') check["output"] = std::string(probe_table::text(entry.last_error));
+    checks[name + ":responseTime"] = nlohmann::json::array({check});
+    if (probe_table::has_saturation(entry)) {
+      checks[name + ":utilization"] = nlohmann::json::array(
+          {{{"componentId", name}, {"status", check_status(entry)}, {"observedValue", entry.saturation_pct},
+            {"observedUnit", "%"}}});
+    }
+  }
+  return checks;
+}
+
+bool any_probe_not_up(const snapshot::Payload& p) noexcept {
+  if (!probe_table::fresh(p)) return probe_table::count(p) > 0;
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    if (p.probes[i].status != snapshot::kProbeUp) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+HealthAnswer health_json_answer(const RequestValues& values, const snapshot::Payload* payload,
+                                std::int64_t /*now_wall_s*/) {
+  const HealthAnswer text = health_answer(values, payload);
+  const snapshot::Payload* probes = probes_in(values, payload);
+  std::string output = text.body.substr(0, text.body.size() - 1);  // without the newline
+  const bool marker = output.find(' ') != std::string::npos;
+  const char* status = "pass";
+  if (text.status != 200) {
+    status = "fail";
+  } else if (marker || (probes != nullptr && any_probe_not_up(*probes))) {
+    status = "warn";
+  }
+  nlohmann::json document = {{"status", status}, {"output", output}, {"serviceId", "coupecircuit"}};
+  if (probes != nullptr) document["checks"] = probe_checks(*probes);
+  return {text.status, document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+}
+
+bool wants_health_json(const char* query) noexcept {
+  if (query == nullptr) return false;
+  std::string_view rest(query);
+  while (!rest.empty()) {
+    const std::size_t end = rest.find('&');
+    const std::string_view pair = rest.substr(0, end);
+    if (pair == "format=health+json" || pair == "format=health%2Bjson" || pair == "format=health%2bjson") return true;
+    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+  }
+  return false;
 }
 
 }  // namespace coupecircuit::module

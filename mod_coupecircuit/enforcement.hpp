@@ -46,7 +46,20 @@ struct HealthAnswer {
 // A stale or missing snapshot answers 200 "UP inconnu", and a helper that
 // cannot count the sessions adds "sessions-inconnues" without draining: a
 // helper failure on every node must not take the whole pool out of the load
-// balancer.
-[[nodiscard]] HealthAnswer health_answer(const RequestValues& values);
+// balancer. With probes (payload: the fresh copy the values were computed
+// from, null when none): a critical probe down drains, its reason
+// "indisponible:NAME,NAME" listing the critical probes down; stale probe
+// results add "probes-inconnues" without draining (the same fail-open rule).
+[[nodiscard]] HealthAnswer health_answer(const RequestValues& values, const snapshot::Payload* payload = nullptr);
+
+// The same answer as application/health+json (draft-inadarei-api-health-check):
+// "status" pass (UP), warn (UP with a marker, or a probe down or unknown that
+// drains nothing) or fail (DRAIN, status 503), "output" the text answer's
+// reasons, and "checks" with one "NAME:responseTime" entry per probe (and
+// "NAME:utilization" while its saturation is measured).
+[[nodiscard]] HealthAnswer health_json_answer(const RequestValues& values, const snapshot::Payload* payload,
+                                              std::int64_t now_wall_s);
+// Does the query ask for the JSON answer? "format=health+json" (or %2B).
+[[nodiscard]] bool wants_health_json(const char* query) noexcept;
 
 }  // namespace coupecircuit::module

@@ -55,6 +55,12 @@ void set_variables(apr_table_t* table, const ServerSettings& settings, const Tex
   }
 }
 
+// SATURATION_<NAME>, after the table's variables: names and values live as
+// long as the process.
+void set_probe_tail(apr_table_t* table, const ProbeTail& tail) noexcept {
+  for (std::size_t i = 0; i < tail.count; ++i) apr_table_setn(table, tail.name[i], tail.value[i]);
+}
+
 // The texts that change with each request: the verdict and the age.
 void set_per_request_texts(Texts& texts, const FreshRequest& fresh) noexcept {
   ExportInputs inputs;
@@ -174,6 +180,7 @@ void log_transition(const request_rec* r, Transition transition, const ServerSet
   set_per_request_texts(texts, fresh);
   apr_table_clear(slot.table);
   set_variables(slot.table, settings, texts);
+  set_probe_tail(slot.table, values.tail);
   slot.stamp = fresh.stamp;
   return slot.table;
 }
@@ -193,7 +200,9 @@ void log_transition(const request_rec* r, Transition transition, const ServerSet
   std::memcpy(copied, values.texts, values.texts_size);
   Texts texts{};
   for (std::size_t row = 0; row < kVariableCount; ++row) {
-    texts[row] = (values.present & bit_of(row)) != 0 ? copied + values.offsets[row] : nullptr;
+    // A lasting text outlives the request; the thread's copy does not.
+    const char* text = values.lasting[row] != nullptr ? values.lasting[row] : copied + values.offsets[row];
+    texts[row] = (values.present & bit_of(row)) != 0 ? text : nullptr;
   }
   set_per_request_texts(texts, fresh);
   const std::size_t age_row = static_cast<std::size_t>(Variable::age);
@@ -207,6 +216,7 @@ void log_transition(const request_rec* r, Transition transition, const ServerSet
       entries[tpl.entry[row]].val = const_cast<char*>(texts[row]);  // NOLINT: httpd never writes through them
     }
   }
+  set_probe_tail(env, values.tail);
   return env;
 }
 
@@ -242,9 +252,10 @@ bool export_fresh(request_rec* r, const ServerConfig& config, std::uint64_t now_
   set_request_state(r, state_code(*values));
   Texts texts{};
   for (std::size_t row = 0; row < kVariableCount; ++row) {
-    texts[row] = (values->present & bit_of(row)) != 0 ? values->text[row] : nullptr;
+    texts[row] = (values->present & bit_of(row)) != 0 ? values->text_of_row(row) : nullptr;
   }
   set_variables(r->subprocess_env, settings, texts);
+  set_probe_tail(r->subprocess_env, values->tail);
   if (transition != Transition::none) log_transition(r, transition, settings);
 }
 

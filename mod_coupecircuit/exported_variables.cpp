@@ -1,7 +1,12 @@
 #include "exported_variables.hpp"
 
 #include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_set>
 
+#include "probe_results.hpp"
+#include "probe_table.hpp"
 #include "snapshot.hpp"
 
 namespace coupecircuit::module {
@@ -63,8 +68,46 @@ ExportText text_of(const ExportedVariable& variable, const ExportInputs& inputs)
     case TextSource::load_threshold: return threshold_text(inputs.thresholds.load_from, inputs, true);
     case TextSource::verdict: return {verdict_text(inputs.verdict), true};
     case TextSource::age: return {inputs.age, false};
+    case TextSource::probes_down:
+      if (payload == nullptr || !probe_table::fresh(*payload)) return {};
+      return {intern_text(probe_table::text(payload->probes_down_text)), true};
   }
   return {};
+}
+
+const char* intern_text(std::string_view text) noexcept {
+  if (text.empty()) return "";
+  // Never freed: requests of any thread may point at an entry until they end.
+  static std::mutex mutex;
+  static auto* texts = new std::unordered_set<std::string>();  // NOLINT(cppcoreguidelines-owning-memory)
+  try {
+    std::lock_guard lock(mutex);
+    auto found = texts->find(std::string(text));
+    if (found != texts->end()) return found->c_str();
+    if (texts->size() >= kMaxInternedTexts) return nullptr;
+    return texts->emplace(text).first->c_str();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void fill_probe_tail(const snapshot::Payload& payload, ProbeTail& tail) noexcept {
+  tail.count = 0;
+  if (!probe_table::fresh(payload)) return;
+  for (std::uint32_t i = 0; i < probe_table::count(payload); ++i) {
+    const auto& entry = payload.probes[i];
+    if (!probe_table::has_saturation(entry)) continue;
+    const char* value = static_unsigned_text(entry.saturation_pct);
+    const char* name = nullptr;
+    try {
+      name = intern_text(probes::saturation_variable_name(probe_table::text(entry.name)));
+    } catch (...) {
+    }
+    if (value == nullptr || name == nullptr) continue;
+    tail.name[tail.count] = name;
+    tail.value[tail.count] = value;
+    ++tail.count;
+  }
 }
 
 const char* verdict_text(Verdict verdict) noexcept {

@@ -25,6 +25,7 @@ enum class TextSource : std::uint8_t {
   load_threshold,      // the load threshold in force, when there is one
   verdict,             // ok, surcharge, coupure or inconnu: every request
   age,                 // seconds since the helper's heartbeat: every request
+  probes_down,         // the probes down, comma-separated: only while probe results are fresh
 };
 
 // The payload's pre-rendered texts, for TextSource::payload_text.
@@ -37,7 +38,16 @@ struct ExportedVariable {
   PayloadText payload_text = nullptr;
 };
 
-enum class Variable : std::uint8_t { load_avg, sessions_actives, coupure, seuil_sessions, seuil_load, etat, age };
+enum class Variable : std::uint8_t {
+  load_avg,
+  sessions_actives,
+  coupure,
+  seuil_sessions,
+  seuil_load,
+  etat,
+  age,
+  indisponible
+};
 
 inline constexpr ExportedVariable kExportedVariables[] = {
     {"load_avg", "LOAD_AVG", TextSource::payload_text, &snapshot::Payload::load1_text},
@@ -47,6 +57,7 @@ inline constexpr ExportedVariable kExportedVariables[] = {
     {"seuil_load", "SEUIL_LOAD_AVG", TextSource::load_threshold},
     {"etat", "COUPECIRCUIT_ETAT", TextSource::verdict},
     {"age", "COUPECIRCUIT_AGE", TextSource::age},
+    {"indisponible", "COUPECIRCUIT_INDISPONIBLE", TextSource::probes_down},
 };
 inline constexpr std::size_t kVariableCount = std::size(kExportedVariables);
 static_assert(kVariableCount <= 16, "presence masks are 16 bits");
@@ -65,7 +76,7 @@ static_assert(kVariableCount <= 16, "presence masks are 16 bits");
 // A text that may be absent while the snapshot is fresh.
 [[nodiscard]] constexpr bool may_be_absent_when_fresh(TextSource source) noexcept {
   return source == TextSource::sessions_text || source == TextSource::sessions_threshold ||
-         source == TextSource::load_threshold;
+         source == TextSource::load_threshold || source == TextSource::probes_down;
 }
 
 // The rows that may be absent while fresh, as a mask of row indexes.
@@ -121,6 +132,24 @@ struct ExportText {
 
 // One variable's text.
 [[nodiscard]] ExportText text_of(const ExportedVariable& variable, const ExportInputs& inputs) noexcept;
+
+// SATURATION_<NAME> of each probe whose saturation is measured: the tail of
+// variables after the table's, worked out once per snapshot sequence. Names
+// and values live as long as the process (intern_text, static numbers).
+struct ProbeTail {
+  std::uint8_t count = 0;
+  const char* name[snapshot::kMaxProbes] = {};
+  const char* value[snapshot::kMaxProbes] = {};
+};
+// Empty unless the payload's probe results are fresh; a variable whose text
+// cannot be kept (intern table full, a number beyond 9999) is left out.
+void fill_probe_tail(const snapshot::Payload& payload, ProbeTail& tail) noexcept;
+
+// A copy of the text that lives as long as the process, shared by every
+// thread: the same text gives the same pointer. Bounded (kMaxInternedTexts);
+// null when full or out of memory (the variable is then not exported).
+inline constexpr std::size_t kMaxInternedTexts = 1024;
+[[nodiscard]] const char* intern_text(std::string_view text) noexcept;
 
 // ok, surcharge, coupure or inconnu, in static storage.
 [[nodiscard]] const char* verdict_text(Verdict verdict) noexcept;

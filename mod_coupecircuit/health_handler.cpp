@@ -23,10 +23,14 @@ int handle_health(request_rec* r) noexcept {
   } else {  // CoupeCircuit Off on this vhost: compute anyway
     g_source.compute(config_of(r->server)->settings, coarse_monotonic_now_ns(), values, nullptr, &g_shared);
   }
+  // Known state: this thread's copy is the fresh payload it was computed from.
+  const snapshot::Payload* payload = values.verdict != Verdict::inconnu ? &SnapshotSource::thread_payload() : nullptr;
   try {
-    const HealthAnswer answer = health_answer(values);
+    const bool json = wants_health_json(r->args);
+    const HealthAnswer answer = json ? health_json_answer(values, payload, apr_time_sec(r->request_time))
+                                     : health_answer(values, payload);
     r->status = answer.status;
-    ap_set_content_type(r, "text/plain; charset=utf-8");
+    ap_set_content_type(r, json ? "application/health+json" : "text/plain; charset=utf-8");
     if (!r->header_only) ap_rwrite(answer.body.data(), static_cast<int>(answer.body.size()), r);
   } catch (...) {
     return HTTP_SERVICE_UNAVAILABLE;

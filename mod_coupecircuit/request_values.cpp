@@ -166,6 +166,7 @@ Evaluation evaluate(const snapshot::Payload& payload, const ServerSettings& sett
     out.texts[size++] = '\0';
   }
   out.texts_size = static_cast<std::uint8_t>(size);
+  fill_probe_tail(payload, out.tail);
   out.state_flags = static_cast<std::uint8_t>(
       state_code(Verdict::ok, out.cut, false, out.sessions_high, out.load_high, out.sessions_known));
   out.settings = &settings;
@@ -371,6 +372,7 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     const Evaluation evaluation = evaluate(payload, settings);
     inputs.payload = &payload;
     inputs.thresholds = evaluation.effective;
+    fill_probe_tail(payload, out.tail);
     out.cut = evaluation.cut;
     out.tripped = shared != nullptr ? shared->update(settings.verdict_slot, evaluation.check.over,
                                                      evaluation.check.under, now_ns, settings.hold_ns(),
@@ -391,6 +393,7 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     if (settings.thresholds.has_sessions != 0) inputs.thresholds.sessions_from = &settings.thresholds;
     if (settings.thresholds.has_load != 0) inputs.thresholds.load_from = &settings.thresholds;
     out.verdict = Verdict::inconnu;
+    out.tail.count = 0;
   }
   inputs.verdict = out.verdict;
   out.present = 0;
@@ -398,6 +401,7 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     const ExportText text = text_of(kExportedVariables[row], inputs);
     if (text.text == nullptr) continue;
     copy_text(out.text[row], text.text);
+    out.lasting[row] = text.lasting ? text.text : nullptr;
     out.present = static_cast<std::uint16_t>(out.present | bit_of(row));
   }
 

@@ -40,13 +40,20 @@ struct RequestValues {
   bool sessions_known = true;  // false: the helper could not count the sessions
   std::uint16_t present = 0;   // bit_of(row) of each variable exported
   char text[kVariableCount][snapshot::kTextCapacity] = {};  // NUL-terminated
+  // A text that lives as long as the process (or the configuration), used
+  // instead of text[row] when set: it may be longer (COUPECIRCUIT_INDISPONIBLE).
+  const char* lasting[kVariableCount] = {};
+  ProbeTail tail;  // SATURATION_<NAME>
 
   [[nodiscard]] bool has(Variable variable) const noexcept {
     return (present & bit_of(static_cast<std::size_t>(variable))) != 0;
   }
+  [[nodiscard]] const char* text_of_row(std::size_t row) const noexcept {
+    return lasting[row] != nullptr ? lasting[row] : text[row];
+  }
   // Null when not exported.
   [[nodiscard]] const char* get(Variable variable) const noexcept {
-    return has(variable) ? text[static_cast<std::size_t>(variable)] : nullptr;
+    return has(variable) ? text_of_row(static_cast<std::size_t>(variable)) : nullptr;
   }
 };
 
@@ -133,6 +140,7 @@ struct FreshValues {
   // settings. A request may point at these instead of copying. Null: none.
   const char* lasting[kVariableCount] = {};
   bool all_lasting = false;
+  ProbeTail tail;  // SATURATION_<NAME>, set after the table's variables
   std::uint8_t state_flags = 0;  // state_code() of cut, sessions_high, load_high, sessions_known
 
   // The last answer (compute_fresh()), which holds for the next requests as

@@ -56,6 +56,7 @@ class TestProbeResultsInHelper:
     @pytest.fixture(scope="class")
     def setup(self, make_class_helper, class_run_dir, class_logs):
         results_path = class_run_dir / "probes.json"
+        results_path.unlink(missing_ok=True)
         class_logs.allow(r"CC0550 .*probe results .*(invalid|not a regular|world-writable|larger than|"
                          r"Too many levels|probe name|duplicate)")
         class_logs.allow(r"CC0551 ")
@@ -146,3 +147,99 @@ class TestProbeResultsInHelper:
         assert all(c["status"] == "unknown" for c in table["checks"])
         assert table["down"] == [] and table["critical_down"] is False
         assert all("saturation_percent" not in c for c in table["checks"])
+
+
+HEALTH_LINES = ['<Location "/health">', "    SetHandler coupecircuit-health", "</Location>",
+                '<Location "/health-token">', "    SetHandler coupecircuit-health",
+                "    CoupeCircuitHealthToken s3cret-token-of-the-test", "</Location>"]
+PROBE_VARIABLES = ["COUPECIRCUIT_INDISPONIBLE", "SATURATION_PG", "SATURATION_MAIN_DB", "SATURATION_ELASTIC"]
+
+
+@pytest.mark.parametrize("variant", ["prefork", "event"], scope="class")
+class TestProbesThroughApache:
+    """One helper and one Apache per variant: $_SERVER and the health check
+    follow the results file the test writes."""
+
+    @pytest.fixture(scope="class")
+    def servers(self, variant, make_class_helper, make_class_apache, paths, class_run_dir, class_logs):
+        if not paths.module.is_file():
+            pytest.skip(f"mod_coupecircuit.so not built ({paths.module})")
+        results_path = class_run_dir / f"probes-{variant}.json"
+        results_path.unlink(missing_ok=True)
+        class_logs.allow(r"CC0551 ")
+        helper = make_class_helper(name=f"helper-{variant}", config_extra=f"\n[probes]\nresults = {results_path}\n")
+        apache = make_class_apache(variant, helper, with_module=True, server_lines=HEALTH_LINES)
+        return helper, apache, results_path
+
+    def publish(self, servers, *probes: dict, **options) -> None:
+        helper, _, path = servers
+        replace_file(path, results(*probes, **options))
+        names = [p["name"] for p in probes]
+        wait_probes(helper, lambda t: not t["stale"] and [c["name"] for c in t["checks"]] == names
+                    and [c["status"] for c in t["checks"]] == [p["status"] for p in probes]
+                    and [c.get("saturation_percent") for c in t["checks"]] ==
+                    [p.get("saturation_pct") if p["status"] == "up" else None for p in probes],
+                    "the results in the snapshot")
+
+    def env(self, apache) -> dict:
+        return apache.client().env(extra=PROBE_VARIABLES)
+
+    def test_stale_results_export_nothing_and_stay_up(self, servers):
+        _, apache, _ = servers
+        env = self.env(apache)
+        assert env["COUPECIRCUIT_INDISPONIBLE"] is None
+        assert env["SATURATION_PG"] is None
+        health = apache.client().request("/health")
+        assert (health.status, health.body) == (200, b"UP probes-inconnues\n")
+
+    def test_saturation_and_down_list_reach_php(self, servers):
+        _, apache, _ = servers
+        self.publish(servers, probe("pg", critical=True, saturation=57, kind="postgresql"),
+                     probe("main-db", saturation=80, kind="postgresql"), probe("elastic"))
+        env = self.env(apache)
+        assert env["COUPECIRCUIT_INDISPONIBLE"] == ""
+        assert env["SATURATION_PG"] == "57"
+        assert env["SATURATION_MAIN_DB"] == "80"
+        assert env["SATURATION_ELASTIC"] is None  # no saturation measured
+        assert env["COUPECIRCUIT_ETAT"] == "ok"
+        self.publish(servers, probe("pg", critical=True, saturation=100, kind="postgresql"),
+                     probe("main-db", status="down", kind="postgresql"), probe("elastic", status="down"))
+        env = self.env(apache)
+        assert env["COUPECIRCUIT_INDISPONIBLE"] == "main-db,elastic"
+        assert env["SATURATION_PG"] == "100"
+        assert env["SATURATION_MAIN_DB"] is None  # down: no measurement
+        health = apache.client().request("/health")
+        assert (health.status, health.body) == (200, b"UP\n")  # nothing critical down
+
+    def test_a_critical_probe_down_drains_the_health_check(self, servers):
+        _, apache, _ = servers
+        self.publish(servers, probe("pg", status="down", critical=True, kind="postgresql", error="connection refused"),
+                     probe("elastic", status="down", critical=True), probe("cache", status="down"))
+        health = apache.client().request("/health")
+        assert health.status == 503
+        assert health.body == b"DRAIN indisponible:pg,elastic\n"
+        as_json = apache.client().request("/health?format=health+json")
+        assert as_json.status == 503
+        assert as_json.header("Content-Type") == "application/health+json"
+        document = as_json.json()
+        assert document["status"] == "fail"
+        assert document["checks"]["pg:responseTime"][0]["status"] == "fail"
+        assert document["checks"]["pg:responseTime"][0]["output"] == "connection refused"
+        assert document["checks"]["cache:responseTime"][0]["status"] == "warn"
+        # A wrong token keeps 401 (not 511) and tells nothing.
+        wrong = apache.client().request("/health-token?format=health+json",
+                                        headers={"Authorization": "Bearer wrong"})
+        assert wrong.status == 401 and b"pg" not in wrong.body
+        right = apache.client().request("/health-token", headers={"Authorization": "Bearer s3cret-token-of-the-test"})
+        assert right.status == 503
+        # Pages keep working: a probe down never makes Apache fail a request.
+        assert apache.client().request("/index.html").status == 200
+
+    def test_back_up_is_up(self, servers):
+        _, apache, _ = servers
+        self.publish(servers, probe("pg", critical=True, saturation=10, kind="postgresql"))
+        health = apache.client().request("/health")
+        assert (health.status, health.body) == (200, b"UP\n")
+        document = apache.client().request("/health?format=health+json").json()
+        assert document["status"] == "pass"
+        assert document["checks"]["pg:utilization"][0]["observedValue"] == 10

@@ -606,3 +606,71 @@ TEST_F(RequestValuesTest, SessionsUnknownAreAbsentAndDoNotTrip) {
   EXPECT_EQ(fresh->verdict, Verdict::ok);
   EXPECT_EQ(fresh->state, cm::state_code(values));
 }
+
+namespace {
+
+void add_probe(snap::Payload& p, const char* name, std::uint32_t status, std::uint32_t saturation, bool measured) {
+  auto& entry = p.probes[p.probe_count++];
+  std::snprintf(entry.name, sizeof entry.name, "%s", name);
+  entry.status = status;
+  if (measured) {
+    entry.flags |= snap::kProbeHasSaturation;
+    entry.saturation_pct = saturation;
+    coupecircuit::render_unsigned(entry.saturation_text, sizeof entry.saturation_text, saturation);
+  }
+}
+
+}  // namespace
+
+TEST_F(RequestValuesTest, ProbesExportIndisponibleAndSaturation) {
+  auto writer = snap::SnapshotWriter::open(path_);
+  ASSERT_TRUE(writer) << writer.error().message;
+  const auto settings = vhost("a.test", nullptr, nullptr);
+  cm::SnapshotSource source;
+  source.open(path_.c_str());
+  cm::RequestValues values;
+
+  // No probes configured: neither COUPECIRCUIT_INDISPONIBLE nor SATURATION_*.
+  writer->publish(payload(3, 100));
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  EXPECT_FALSE(values.has(cm::Variable::indisponible));
+  EXPECT_EQ(values.tail.count, 0U);
+
+  auto p = payload(3, 100);
+  p.probe_flags = snap::kProbesConfigured;
+  add_probe(p, "main-db", snap::kProbeUp, 57, true);
+  add_probe(p, "replica", snap::kProbeUp, 1000, true);
+  add_probe(p, "elastic", snap::kProbeUp, 0, false);
+  add_probe(p, "old-db", snap::kProbeDown, 90, false);
+  writer->publish(p);
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  EXPECT_TRUE(values.has(cm::Variable::indisponible));
+  EXPECT_EQ(text(values, cm::Variable::indisponible), "");  // none down
+  ASSERT_EQ(values.tail.count, 2U);
+  EXPECT_STREQ(values.tail.name[0], "SATURATION_MAIN_DB");
+  EXPECT_STREQ(values.tail.value[0], "57");
+  EXPECT_STREQ(values.tail.name[1], "SATURATION_REPLICA");
+  EXPECT_STREQ(values.tail.value[1], "1000");
+
+  // A long down list is exported whole (longer than a number's text).
+  std::snprintf(p.probes_down_text, sizeof p.probes_down_text, "%s",
+                "a-very-long-probe-name-number-1,a-very-long-probe-name-number-2");
+  writer->publish(p);
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  EXPECT_EQ(text(values, cm::Variable::indisponible),
+            "a-very-long-probe-name-number-1,a-very-long-probe-name-number-2");
+  // The fast path gives the same lasting text.
+  const cm::FreshRequest* fresh = compute_fresh(source, settings, cm::coarse_monotonic_now_ns());
+  ASSERT_NE(fresh, nullptr);
+  const std::size_t row = static_cast<std::size_t>(cm::Variable::indisponible);
+  ASSERT_NE(fresh->values->lasting[row], nullptr);
+  EXPECT_STREQ(fresh->values->lasting[row], "a-very-long-probe-name-number-1,a-very-long-probe-name-number-2");
+  EXPECT_EQ(fresh->values->tail.count, 2U);
+
+  // Stale probe results: nothing is said (absent is not "none down").
+  p.probe_flags |= snap::kProbesStale;
+  writer->publish(p);
+  source.compute(settings, cm::coarse_monotonic_now_ns(), values, nullptr);
+  EXPECT_FALSE(values.has(cm::Variable::indisponible));
+  EXPECT_EQ(values.tail.count, 0U);
+}
