@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "decimal.hpp"
+#include "probe_table.hpp"
 #include "snapshot.hpp"
 #include "status_report.hpp"
 
@@ -594,6 +595,37 @@ void render_cluster(std::string& out, const StatusReport& report) {
   out += "</dl>\n</section>\n";
 }
 
+// The dependency probes (coupecircuit-probes), when configured.
+void render_probes(std::string& out, const StatusReport& report) {
+  const auto& p = report.payload;
+  if (!probe_table::configured(p)) return;
+  const bool fresh = probe_table::fresh(p);
+  const bool critical_down = fresh && (p.probe_flags & snapshot::kProbesCriticalDown) != 0;
+  const char* css = !fresh ? "inconnu" : critical_down ? "coupure" : p.probes_down_text[0] != '\0' ? "surcharge" : "ok";
+  const char* state = !fresh ? "results stale: every probe unknown" : critical_down ? "a critical probe is down" : "";
+  out += std::string("<section class=\"card probes ") + css + "\">\n<div class=\"head\"><h2>Dependencies</h2>";
+  if (state[0] != '\0') out += std::string("<span class=\"state ") + css + "\">" + state + "</span>";
+  out +=
+      "</div>\n<table>\n<tr><th>Probe</th><th>state</th><th>latency</th><th>saturation</th><th>since</th>"
+      "<th>last error</th></tr>\n";
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    const std::string status = probe_table::status_name(entry.status);
+    out += "<tr class=\"probe " + status + "\"><td>" + fixed_html(entry.name) +
+           ((entry.flags & snapshot::kProbeCritical) != 0 ? " <small>critical</small>" : "") + "</td><td>" + status +
+           "</td><td class=\"n\">" + centi(entry.latency_us / 10) + " ms</td><td class=\"n\">" +
+           (probe_table::has_saturation(entry) ? number(entry.saturation_pct) + " %" : std::string("–")) + "</td><td>" +
+           (entry.since_wall_s > 0 ? time_element(report.now_wall_s, entry.since_wall_s) : std::string("–")) +
+           "</td><td>" + fixed_html(entry.last_error) + "</td></tr>\n";
+  }
+  out += "</table>\n";
+  if (p.probes_updated_wall_s > 0) {
+    out += "<p class=\"muted\">Results written " + time_element(report.now_wall_s, p.probes_updated_wall_s) +
+           " by coupecircuit-probes.</p>\n";
+  }
+  out += "</section>\n";
+}
+
 }  // namespace
 
 unsigned parse_refresh(std::string_view query) noexcept {
@@ -618,6 +650,7 @@ std::string render_status_html(const StatusReport& report) {
     render_cut(out, report);
     render_cluster(out, report);
     render_node(out, report);
+    render_probes(out, report);
   }
   out += "<h2>Virtual hosts</h2>\n";
   for (const VhostStatus* vhost : vhosts_by_name(report)) render_vhost(out, report, *vhost);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "decimal.hpp"
+#include "probe_table.hpp"
 #include "snapshot.hpp"
 #include "snapshot_json.hpp"
 
@@ -53,7 +54,9 @@ void sample(std::string& out, const std::string& name_and_labels, const std::str
   out += '\n';
 }
 
-std::string centi(std::uint64_t value) { return centi_to_string(value); }
+std::string centi(std::uint64_t value) {
+  return centi_to_string(value);
+}
 
 }  // namespace
 
@@ -78,6 +81,40 @@ std::string_view fixed_text(const char (&text)[N]) noexcept {
   return {text, ::strnlen(text, N)};
 }
 
+// The dependency probes (only when configured). While their results are
+// stale no probe is reported up or down: coupecircuit_probe_up is absent.
+void render_probes_prometheus(std::string& out, const snapshot::Payload& p) {
+  if (!probe_table::configured(p)) return;
+  const bool fresh = probe_table::fresh(p);
+  metric(out, "coupecircuit_probes_stale", "gauge",
+         "1 when coupecircuit-probes' results are missing or too old: every probe is unknown.");
+  sample(out, "coupecircuit_probes_stale", fresh ? "0" : "1");
+  if (!fresh) return;
+  metric(out, "coupecircuit_probe_up", "gauge",
+         "1 when the dependency probe is up, 0 when down (absent while unknown).");
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    if (entry.status == snapshot::kProbeUnknown) continue;
+    sample(out, "coupecircuit_probe_up{probe=\"" + label(probe_table::text(entry.name)) + "\"}",
+           entry.status == snapshot::kProbeUp ? "1" : "0");
+  }
+  metric(out, "coupecircuit_probe_latency_seconds", "gauge", "Duration of the last check of each dependency probe.");
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    if (entry.status == snapshot::kProbeUnknown) continue;
+    sample(out, "coupecircuit_probe_latency_seconds{probe=\"" + label(probe_table::text(entry.name)) + "\"}",
+           std::to_string(static_cast<double>(entry.latency_us) / 1e6));
+  }
+  metric(out, "coupecircuit_probe_saturation_ratio", "gauge",
+         "Measured saturation of each probe that has one (PostgreSQL: client connections / usable max_connections).");
+  for (std::uint32_t i = 0; i < probe_table::count(p); ++i) {
+    const auto& entry = p.probes[i];
+    if (!probe_table::has_saturation(entry)) continue;
+    sample(out, "coupecircuit_probe_saturation_ratio{probe=\"" + label(probe_table::text(entry.name)) + "\"}",
+           std::to_string(static_cast<double>(entry.saturation_pct) / 100.0));
+  }
+}
+
 // The cluster block (only in a cluster): membership, control state and the
 // session lease as this node sees them. Counts and names only.
 void render_cluster_prometheus(std::string& out, const snapshot::Payload& p, std::int64_t now_wall_ms) {
@@ -85,13 +122,16 @@ void render_cluster_prometheus(std::string& out, const snapshot::Payload& p, std
   if ((c.flags & snapshot::kClusterJoined) == 0) return;
   const std::string cluster = label(fixed_text(c.cluster_name));
   const std::string node = label(fixed_text(c.node_name));
-  metric(out, "coupecircuit_cluster_info", "gauge", "The cluster this node belongs to ([cluster] of coupecircuitd.conf).");
+  metric(out, "coupecircuit_cluster_info", "gauge",
+         "The cluster this node belongs to ([cluster] of coupecircuitd.conf).");
   sample(out, "coupecircuit_cluster_info{cluster=\"" + cluster + "\",node=\"" + node + "\"}", "1");
   metric(out, "coupecircuit_cluster_redis_up", "gauge", "1 when the last exchange with the cluster's Redis succeeded.");
   sample(out, "coupecircuit_cluster_redis_up", (c.flags & snapshot::kClusterRedisReachable) != 0 ? "1" : "0");
-  metric(out, "coupecircuit_cluster_nodes", "gauge", "Registered nodes whose heartbeat is fresh, as this node last read them.");
+  metric(out, "coupecircuit_cluster_nodes", "gauge",
+         "Registered nodes whose heartbeat is fresh, as this node last read them.");
   sample(out, "coupecircuit_cluster_nodes", std::to_string(c.nodes_live));
-  metric(out, "coupecircuit_cluster_control_version", "gauge", "Version of the cluster control state applied on this node.");
+  metric(out, "coupecircuit_cluster_control_version", "gauge",
+         "Version of the cluster control state applied on this node.");
   sample(out, "coupecircuit_cluster_control_version", std::to_string(c.control_version));
   const std::string_view holder = fixed_text(c.lease_holder);
   const bool holds = (c.flags & snapshot::kClusterLeaseHolder) != 0;
@@ -152,9 +192,12 @@ void add_history(StatusReport& report) {
 
 const char* to_string(Health health) noexcept {
   switch (health) {
-    case Health::fresh: return "fresh";
-    case Health::stale: return "stale";
-    case Health::missing: return "missing";
+    case Health::fresh:
+      return "fresh";
+    case Health::stale:
+      return "stale";
+    case Health::missing:
+      return "missing";
   }
   return "missing";
 }
@@ -171,7 +214,9 @@ std::string render_status_json(const StatusReport& report) {
   }
   json vhosts = json::array();
   for (const auto& vhost : report.vhosts) {
-    json entry = {{"name", vhost.name}, {"state", to_string(vhost.values.verdict)}, {"tripped", vhost.values.tripped},
+    json entry = {{"name", vhost.name},
+                  {"state", to_string(vhost.values.verdict)},
+                  {"tripped", vhost.values.tripped},
                   {"trips", vhost.trips}};
     if (const char* text = vhost.values.get(Variable::seuil_sessions)) entry["threshold_sessions"] = text;
     if (const char* text = vhost.values.get(Variable::seuil_load)) entry["threshold_load"] = text;
@@ -184,9 +229,11 @@ std::string render_status_json(const StatusReport& report) {
 
 std::string render_status_prometheus(const StatusReport& report) {
   std::string out;
-  metric(out, "coupecircuit_snapshot_fresh", "gauge", "1 when the helper's snapshot is fresh, 0 when stale or missing.");
+  metric(out, "coupecircuit_snapshot_fresh", "gauge",
+         "1 when the helper's snapshot is fresh, 0 when stale or missing.");
   sample(out, "coupecircuit_snapshot_fresh", report.health == Health::fresh ? "1" : "0");
-  metric(out, "coupecircuit_requests_shed_total", "counter", "Requests refused by CoupeCircuitAction since Apache started.");
+  metric(out, "coupecircuit_requests_shed_total", "counter",
+         "Requests refused by CoupeCircuitAction since Apache started.");
   for (std::size_t i = 0; i < kShedReasonCount; ++i) {
     sample(out, std::string("coupecircuit_requests_shed_total{reason=\"") + kReasonNames[i] + "\"}",
            std::to_string(report.shed[i]));
@@ -195,7 +242,9 @@ std::string render_status_prometheus(const StatusReport& report) {
   metric(out, "coupecircuit_vhost_state", "gauge", "Verdict of each vhost (1 for its current state).");
   for (const VhostStatus* vhost : vhosts) {
     for (const Verdict verdict : kVerdicts) {
-      sample(out, "coupecircuit_vhost_state{vhost=\"" + label(vhost->name) + "\",state=\"" + std::string(to_string(verdict)) + "\"}",
+      sample(out,
+             "coupecircuit_vhost_state{vhost=\"" + label(vhost->name) + "\",state=\"" +
+                 std::string(to_string(verdict)) + "\"}",
              vhost->values.verdict == verdict ? "1" : "0");
     }
   }
@@ -264,6 +313,7 @@ std::string render_status_prometheus(const StatusReport& report) {
     sample(out, "coupecircuit_cut_since_timestamp_seconds", std::to_string(p.cut_since_wall_s));
   }
   render_cluster_prometheus(out, p, snapshot::realtime_now_ns() / 1'000'000);
+  render_probes_prometheus(out, p);
   return out;
 }
 

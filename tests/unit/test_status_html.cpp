@@ -157,3 +157,55 @@ TEST(StatusPrometheus, ClusterMetricsAndLeaseHolderAsThisNodeSeesIt) {
 
 }  // namespace
 }  // namespace coupecircuit::module
+
+namespace coupecircuit::module {
+namespace {
+
+StatusReport probes_report(std::uint32_t extra_flags) {
+  StatusReport report = sample_report();
+  auto& p = report.payload;
+  p.probe_flags = snapshot::kProbesConfigured | extra_flags;
+  p.probe_count = 2;
+  p.probes_updated_wall_s = report.now_wall_s - 3;
+  std::strcpy(p.probes[0].name, "pg");
+  p.probes[0].status = snapshot::kProbeUp;
+  p.probes[0].flags = snapshot::kProbeCritical | snapshot::kProbeHasSaturation;
+  p.probes[0].saturation_pct = 80;
+  p.probes[0].latency_us = 1500;
+  std::strcpy(p.probes[1].name, "es<x>");
+  p.probes[1].status = snapshot::kProbeDown;
+  std::strcpy(p.probes[1].last_error, "timeout <b>");
+  std::strcpy(p.probes_down_text, "es<x>");
+  return report;
+}
+
+TEST(StatusPrometheus, ProbeMetrics) {
+  EXPECT_EQ(render_status_prometheus(sample_report()).find("coupecircuit_probe"), std::string::npos);
+  const std::string fresh = render_status_prometheus(probes_report(0));
+  EXPECT_NE(fresh.find("coupecircuit_probes_stale 0\n"), std::string::npos) << fresh;
+  EXPECT_NE(fresh.find("coupecircuit_probe_up{probe=\"pg\"} 1\n"), std::string::npos);
+  EXPECT_NE(fresh.find("coupecircuit_probe_up{probe=\"es<x>\"} 0\n"), std::string::npos);
+  EXPECT_NE(fresh.find("coupecircuit_probe_latency_seconds{probe=\"pg\"} 0.0015"), std::string::npos);
+  EXPECT_NE(fresh.find("coupecircuit_probe_saturation_ratio{probe=\"pg\"} 0.8"), std::string::npos);
+  EXPECT_EQ(fresh.find("coupecircuit_probe_saturation_ratio{probe=\"es"), std::string::npos);
+  // Stale: never up, never down.
+  auto stale_report = probes_report(snapshot::kProbesStale);
+  for (auto& entry : stale_report.payload.probes) entry.status = snapshot::kProbeUnknown;
+  const std::string stale = render_status_prometheus(stale_report);
+  EXPECT_NE(stale.find("coupecircuit_probes_stale 1\n"), std::string::npos);
+  EXPECT_EQ(stale.find("coupecircuit_probe_up"), std::string::npos);
+}
+
+TEST(StatusPage, ProbesSectionEscapesNamesAndErrors) {
+  const std::string html = render_status_html(probes_report(snapshot::kProbesCriticalDown));
+  EXPECT_NE(html.find("<h2>Dependencies</h2>"), std::string::npos);
+  EXPECT_NE(html.find("a critical probe is down"), std::string::npos);
+  EXPECT_NE(html.find("80 %"), std::string::npos);
+  EXPECT_EQ(html.find("es<x>"), std::string::npos);
+  EXPECT_EQ(html.find("timeout <b>"), std::string::npos);
+  EXPECT_NE(html.find("es&lt;x&gt;"), std::string::npos);
+  EXPECT_EQ(render_status_html(sample_report()).find("Dependencies"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace coupecircuit::module
