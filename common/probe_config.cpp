@@ -270,7 +270,7 @@ class ProbeBuilder {
   }
 
  private:
-  Error at(int line, const std::string& why) const { return make_error(source_ + ":" + std::to_string(line) + ": " + why); }
+  [[nodiscard]] Error at(int line, const std::string& why) const { return make_error(source_ + ":" + std::to_string(line) + ": " + why); }
 
   const std::string& source_;
   const IniLineReader::Section& header_;

@@ -17,7 +17,7 @@
 
 namespace coupecircuit::probes {
 
-inline constexpr std::size_t kMaxBodyBytes = 64U * 1024U;  // read of an HTTP body, then the transfer stops
+inline constexpr std::size_t kMaxBodyBytes = std::size_t{64} * 1024;  // read of an HTTP body, then the transfer stops
 
 struct CheckOutcome {
   bool up = false;

@@ -1,15 +1,12 @@
 // coupecircuit-probes: checks the dependencies declared in the [probe NAME]
 // sections of coupecircuitd.conf (HTTP, TCP, Redis, PostgreSQL), without
 // privilege, and hands their status to coupecircuitd in the results file.
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdlib>
-#include <filesystem>
 
 #include "config_text.hpp"
+#include "daemon_start.hpp"
 #include "prepare.hpp"
 #include "program.hpp"
 
@@ -31,29 +28,6 @@ coupecircuit::Result<coupecircuit::probes::ProbesConfig> load_effective_config(c
   return config;
 }
 
-// Paths typed on the command line are relative to the starting directory;
-// the program moves to "/" when it detaches and reads the configuration
-// again on SIGHUP.
-void make_absolute(std::string& path) {
-  std::error_code ignored;
-  const auto absolute = std::filesystem::absolute(path, ignored);
-  if (!absolute.empty()) path = absolute.lexically_normal().string();
-}
-
-bool detach() {
-  const pid_t child = ::fork();
-  if (child < 0) return false;
-  if (child > 0) std::_Exit(0);
-  if (::setsid() < 0) return false;
-  if (::chdir("/") != 0) return false;
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, STDIN_FILENO);
-    ::close(null_fd);
-  }
-  return true;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -73,13 +47,15 @@ int main(int argc, char** argv) {
     return status == 0 ? 0 : 2;
   }
   line.config_given = config_option->count() > 0;
-  make_absolute(line.config_path);
-  if (line.results_path) make_absolute(*line.results_path);
+  coupecircuit::make_absolute(line.config_path);
+  if (line.results_path) coupecircuit::make_absolute(*line.results_path);
   ::signal(SIGPIPE, SIG_IGN);
 
   coupecircuit::probes::ProgramOptions options;
   options.once = line.once;
   options.load_config = [&line] { return load_effective_config(line); };
-  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) options.detach = detach;
+  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) {
+    options.detach = coupecircuit::detach_from_terminal;
+  }
   return coupecircuit::probes::run_probes_program(options);
 }

@@ -47,7 +47,8 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
   return bytes;
 }
 
-int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int on_progress(void* user, curl_off_t /*download_total*/, curl_off_t /*downloaded*/, curl_off_t /*upload_total*/,
+                curl_off_t /*uploaded*/) {
   const auto* transfer = static_cast<Transfer*>(user);
   return transfer->stop->load(std::memory_order_relaxed) ? 1 : 0;
 }
@@ -82,7 +83,7 @@ std::string transfer_error(CURLcode code, const ProbeSpec& spec) {
 
 class HttpCheck final : public Check {
  public:
-  explicit HttpCheck(const ProbeSpec& spec) : spec_(spec) {
+  explicit HttpCheck(ProbeSpec spec) : spec_(std::move(spec)) {
     for (const auto& header : spec_.http.headers) headers_.reset(curl_slist_append(headers_.release(), header.c_str()));
     if (spec_.http.body_regex.empty()) return;
     int error = 0;
@@ -152,7 +153,7 @@ class HttpCheck final : public Check {
   };
 
   // Empty when the body matches (or is not checked).
-  std::string body_error(const std::string& body) const {
+  [[nodiscard]] std::string body_error(const std::string& body) const {
     if (spec_.http.body_regex.empty()) return {};
     if (!code_ || !match_context_) return "body pattern unusable";
     std::unique_ptr<pcre2_match_data, MatchDataDeleter> data(pcre2_match_data_create_from_pattern(code_.get(), nullptr));
@@ -175,9 +176,9 @@ class HttpCheck final : public Check {
 
 class TcpCheck final : public Check {
  public:
-  explicit TcpCheck(const ProbeSpec& spec) : spec_(spec) {
-    const bool ipv6 = spec.tcp.host.find(':') != std::string::npos;
-    url_ = "http://" + (ipv6 ? "[" + spec.tcp.host + "]" : spec.tcp.host) + ":" + std::to_string(spec.tcp.port) + "/";
+  explicit TcpCheck(ProbeSpec spec) : spec_(std::move(spec)) {
+    const bool ipv6 = spec_.tcp.host.find(':') != std::string::npos;
+    url_ = "http://" + (ipv6 ? "[" + spec_.tcp.host + "]" : spec_.tcp.host) + ":" + std::to_string(spec_.tcp.port) + "/";
   }
 
   CheckOutcome run(const std::atomic<bool>& stop) override {

@@ -61,7 +61,7 @@ std::string connect_sqlstate(const PGconn* connection) {
   const std::string message = PQerrorMessage(connection);
   const auto fatal = message.find("FATAL:  ");
   if (fatal == std::string::npos || message.size() < fatal + 8 + 6) return {};
-  const std::string code = message.substr(fatal + 8, 5);
+  std::string code = message.substr(fatal + 8, 5);
   if (message[fatal + 13] != ':') return {};
   for (const char c : code) {
     if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'))) return {};
@@ -79,7 +79,7 @@ std::string refused_error(const std::string& sqlstate) {
 
 class PostgresqlCheck final : public Check {
  public:
-  explicit PostgresqlCheck(const ProbeSpec& spec) : spec_(spec) {}
+  explicit PostgresqlCheck(ProbeSpec spec) : spec_(std::move(spec)) {}
 
   CheckOutcome run(const std::atomic<bool>& stop) override {
     CheckOutcome outcome;
@@ -114,7 +114,7 @@ class PostgresqlCheck final : public Check {
   }
 
  private:
-  std::string timeout_error() const { return "timeout after " + std::to_string(spec_.timeout_ms) + " ms"; }
+  [[nodiscard]] std::string timeout_error() const { return "timeout after " + std::to_string(spec_.timeout_ms) + " ms"; }
 
   // Empty when connected; "53300" when every slot is taken; else the error.
   std::string connect(PGconn* connection, std::int64_t deadline, const std::atomic<bool>& stop) const {
@@ -134,6 +134,26 @@ class PostgresqlCheck final : public Check {
     }
   }
 
+  // The first result of the query sent (the others are read and dropped);
+  // empty when read, else why not.
+  std::string read_result(PGconn* connection, std::int64_t deadline, const std::atomic<bool>& stop,
+                          std::unique_ptr<PGresult, ResultDeleter>& result) const {
+    for (;;) {
+      if (PQconsumeInput(connection) == 0) return "connection lost during the saturation query";
+      if (PQisBusy(connection) != 0) {
+        if (wait_socket(connection, false, deadline, stop) != Wait::ready) return timeout_error();
+        continue;
+      }
+      PGresult* next = PQgetResult(connection);
+      if (next == nullptr) return {};
+      if (!result) {
+        result.reset(next);
+      } else {
+        PQclear(next);
+      }
+    }
+  }
+
   // Empty when measured; else why not (the server is up all the same).
   std::string measure(PGconn* connection, std::int64_t deadline, const std::atomic<bool>& stop,
                       std::optional<std::uint32_t>& saturation) const {
@@ -144,17 +164,7 @@ class PostgresqlCheck final : public Check {
       if (wait_socket(connection, true, deadline, stop) != Wait::ready) return timeout_error();
     }
     std::unique_ptr<PGresult, ResultDeleter> result;
-    for (;;) {
-      if (PQconsumeInput(connection) == 0) return "connection lost during the saturation query";
-      if (PQisBusy(connection) == 0) {
-        PGresult* next = PQgetResult(connection);
-        if (next == nullptr) break;
-        if (!result) result.reset(next);
-        else PQclear(next);
-        continue;
-      }
-      if (wait_socket(connection, false, deadline, stop) != Wait::ready) return timeout_error();
-    }
+    if (std::string failed = read_result(connection, deadline, stop, result); !failed.empty()) return failed;
     if (!result || PQresultStatus(result.get()) != PGRES_TUPLES_OK || PQntuples(result.get()) != 1 ||
         PQnfields(result.get()) != 3) {
       const char* sqlstate = result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;

@@ -1,7 +1,6 @@
 #include "program.hpp"
 
 #include <poll.h>
-#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
@@ -9,7 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
+#include <system_error>
 #include <map>
 #include <memory>
 
@@ -20,6 +21,9 @@
 
 namespace coupecircuit::probes {
 namespace {
+
+// strerror is not thread-safe; this is (strerror_r underneath).
+std::string errno_text(int error) { return std::error_code(error, std::generic_category()).message(); }
 
 constexpr int kWatchdogMs = 1000;
 constexpr mode_t kResultsMode = 0644;  // read by coupecircuitd (root) and coupecircuitctl
@@ -57,7 +61,7 @@ class Program {
     }
     if (options_.once) return run_once();
     if (options_.detach && !options_.detach()) {
-      log::error(log::id::kProbesCannotRun, std::string("cannot detach: ") + std::strerror(errno));
+      log::error(log::id::kProbesCannotRun, std::string("cannot detach: ") + errno_text(errno));
       return 1;
     }
     if (!open_descriptors()) return 1;
@@ -91,7 +95,7 @@ class Program {
     signals_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
     changes_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!signals_ || !changes_) {
-      log::error(log::id::kProbesCannotRun, std::string("signalfd/eventfd: ") + std::strerror(errno));
+      log::error(log::id::kProbesCannotRun, std::string("signalfd/eventfd: ") + errno_text(errno));
       return false;
     }
     return true;
@@ -109,7 +113,7 @@ class Program {
       const std::int64_t wait_ms = std::clamp<std::int64_t>(next_write_ms - wall_now_ms(), 0, kWatchdogMs);
       pollfd fds[2] = {{signals_.get(), POLLIN, 0}, {changes_.get(), POLLIN, 0}};
       if (::poll(fds, 2, static_cast<int>(wait_ms)) < 0 && errno != EINTR) {
-        log::error(log::id::kProbesCannotRun, std::string("poll failed: ") + std::strerror(errno));
+        log::error(log::id::kProbesCannotRun, std::string("poll failed: ") + errno_text(errno));
         return 1;
       }
       if ((fds[0].revents & POLLIN) != 0 && !handle_signals()) return 0;
@@ -134,7 +138,7 @@ class Program {
       if (info.ssi_signo == SIGHUP) {
         reload();
       } else {
-        log::info(log::id::kProbesStopping, std::string("stopping on ") + ::strsignal(static_cast<int>(info.ssi_signo)));
+        log::info(log::id::kProbesStopping, std::string("stopping on SIG") + ::sigabbrev_np(static_cast<int>(info.ssi_signo)));
         return false;
       }
     }

@@ -43,9 +43,9 @@ std::string error_word(const redisReply& reply) {
 
 class RedisCheck final : public Check {
  public:
-  explicit RedisCheck(const ProbeSpec& spec) : spec_(spec) {}
+  explicit RedisCheck(ProbeSpec spec) : spec_(std::move(spec)) {}
 
-  CheckOutcome run(const std::atomic<bool>&) override {
+  CheckOutcome run(const std::atomic<bool>& /*stop: each step is bounded by the timeout*/) override {
     CheckOutcome outcome;
     started_ = monotonic_us();
     const std::int64_t deadline = started_ + std::int64_t{spec_.timeout_ms} * 1000;
@@ -82,9 +82,9 @@ class RedisCheck final : public Check {
   }
 
  private:
-  std::uint32_t elapsed() const { return static_cast<std::uint32_t>(std::min<std::int64_t>(monotonic_us() - started_, UINT32_MAX)); }
+  [[nodiscard]] std::uint32_t elapsed() const { return static_cast<std::uint32_t>(std::min<std::int64_t>(monotonic_us() - started_, UINT32_MAX)); }
 
-  Reply command(redisContext& context, std::int64_t deadline, std::vector<const char*> argv,
+  static Reply command(redisContext& context, std::int64_t deadline, std::vector<const char*> argv,
                 std::vector<std::size_t> lengths) {
     const std::int64_t left = deadline - monotonic_us();
     if (left <= 0) return nullptr;
@@ -93,7 +93,7 @@ class RedisCheck final : public Check {
         redisCommandArgv(&context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
   }
 
-  std::string connect_error(const redisContext& context) const {
+  [[nodiscard]] std::string connect_error(const redisContext& context) const {
     if (context.err == REDIS_ERR_IO && (errno == EAGAIN || errno == ETIMEDOUT || errno == EINPROGRESS)) {
       return "timeout after " + std::to_string(spec_.timeout_ms) + " ms";
     }

@@ -1,17 +1,16 @@
 // coupecircuitd: counts active authenticated PHP sessions, reads load signals
 // and publishes them with the manual cut and threshold overrides in the
 // snapshot read by mod_coupecircuit and coupecircuitctl.
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <optional>
 
 #include "daemon.hpp"
+#include "daemon_start.hpp"
 #include "daemon_config.hpp"
 #include "log.hpp"
 
@@ -59,37 +58,11 @@ coupecircuit::Result<coupecircuit::DaemonConfig> load_effective_config(const Com
   return config;
 }
 
-// Paths typed on the command line are relative to the directory the helper
-// was started from; it moves to "/" when it detaches, and reads the
-// configuration again on SIGHUP: make them absolute first.
-void make_absolute(std::string& path) {
-  std::error_code ignored;
-  const auto absolute = std::filesystem::absolute(path, ignored);
-  if (!absolute.empty()) path = absolute.lexically_normal().string();
-}
-
 void make_paths_absolute(CommandLine& line) {
-  make_absolute(line.config_path);
+  coupecircuit::make_absolute(line.config_path);
   for (auto* path : {&line.session_dir, &line.snapshot_path, &line.state_path}) {
-    if (*path) make_absolute(**path);
+    if (*path) coupecircuit::make_absolute(**path);
   }
-}
-
-// Classic detach for init systems without supervision; systemd runs the
-// helper with --foreground (Type=notify). Called by the daemon once the
-// configuration and its resources were checked: the parent exits 0 only then.
-bool detach() {
-  const pid_t child = ::fork();
-  if (child < 0) return false;
-  if (child > 0) std::_Exit(0);
-  if (::setsid() < 0) return false;
-  if (::chdir("/") != 0) return false;
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, STDIN_FILENO);
-    ::close(null_fd);
-  }
-  return true;
 }
 
 }  // namespace
@@ -130,6 +103,8 @@ int main(int argc, char** argv) {
   coupecircuit::DaemonRunOptions options;
   options.once = line.once;
   options.load_config = [&line] { return load_effective_config(line); };
-  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) options.detach = detach;
+  if (!line.once && !line.foreground && std::getenv("NOTIFY_SOCKET") == nullptr) {
+    options.detach = coupecircuit::detach_from_terminal;
+  }
   return coupecircuit::run_daemon(options);
 }

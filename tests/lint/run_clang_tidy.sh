@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # clang-tidy (Debian clang-tidy 14) with the checks of .clang-tidy on the
-# project's sources (common/, scanner/, ctl/, mod_coupecircuit/; not the
+# project's sources (common/, scanner/, probes/, ctl/, mod_coupecircuit/; not the
 # tests), from the compile_commands.json of a CMake build tree.
 #   tests/lint/run_clang_tidy.sh [--report] [--fail-on REGEX] [--jobs N] [BUILD_DIR]
 # Lists the findings; exits 1 when one of them is of a check matching REGEX
@@ -30,7 +30,7 @@ command -v run-clang-tidy-14 >/dev/null || { echo "run_clang_tidy: install clang
 
 log="$build_dir/clang-tidy.log"
 # The sources of the project, not of the tests or of the build tree.
-files_regex="^$source_dir/(common|scanner|ctl|mod_coupecircuit)/[^/]*\.cpp\$"
+files_regex="^$source_dir/(common|scanner|probes|ctl|mod_coupecircuit)/[^/]*\.cpp\$"
 status=0
 run-clang-tidy-14 -quiet -j "$jobs" -p "$build_dir" -clang-tidy-binary clang-tidy-14 \
   "$files_regex" >"$log" 2>&1 || status=$?
