@@ -229,6 +229,7 @@ Lease::Lease(LeaseSettings settings) : settings_(std::move(settings)), keys_(Lea
 void Lease::drop(std::uint64_t now_ms) noexcept {
   holding_ = false;
   valid_until_ms_ = 0;
+  holder_.clear();  // unknown until Redis answers again
   (void)now_ms;
 }
 
@@ -343,21 +344,6 @@ Result<CountsReader::ReadOutcome> CountsReader::read(const ScriptRunner& run, st
 namespace coupecircuit::cluster {
 namespace {
 
-struct ReplyDeleter {
-  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-Reply command_argv(redisContext* context, const std::vector<std::string>& words) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lengths;
-  for (const auto& word : words) {
-    argv.push_back(word.data());
-    lengths.push_back(word.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-}
-
 std::string text_of(const redisReply* reply) {
   return reply->str != nullptr ? std::string(reply->str, reply->len) : std::string();
 }
@@ -384,33 +370,38 @@ ScriptReply flatten(const redisReply* reply) {
 
 }  // namespace
 
-std::string HiredisScripts::failure() const {
-  return context_->errstr[0] != '\0' ? std::string(context_->errstr) : std::string("connection lost");
+ScriptCache::Send send_on(redisContext* context) {
+  return [context](const std::vector<std::string_view>& words) -> Result<redis::Reply> {
+    if (context == nullptr) return make_error("not connected");
+    redis::Reply reply = redis::command(context, words);
+    if (!reply) return make_error(redis::connection_error(context));
+    return reply;
+  };
 }
 
-Result<std::string> HiredisScripts::sha_of(const LuaScript& script) {
+Result<std::string> ScriptCache::sha_of(const LuaScript& script) {
   if (const auto known = loaded_.find(script.name); known != loaded_.end()) return known->second;
   ++commands_sent_;
-  const Reply loaded = command_argv(context_, {"SCRIPT", "LOAD", std::string(script.source)});
-  if (!loaded) return make_error(failure());
-  if (loaded->type != REDIS_REPLY_STRING) return make_error("SCRIPT LOAD refused: " + text_of(loaded.get()));
-  return loaded_.emplace(script.name, text_of(loaded.get())).first->second;
+  auto loaded = send_({"SCRIPT", "LOAD", script.source});
+  if (!loaded) return loaded.error();
+  if ((*loaded)->type != REDIS_REPLY_STRING) return make_error("SCRIPT LOAD refused: " + text_of(loaded->get()));
+  return loaded_.emplace(script.name, text_of(loaded->get())).first->second;
 }
 
-Result<ScriptReply> HiredisScripts::run(const LuaScript& script, const std::vector<std::string>& keys,
-                                        const std::vector<std::string>& args) {
-  if (context_ == nullptr) return make_error("not connected");
+Result<ScriptReply> ScriptCache::run(const LuaScript& script, const std::vector<std::string>& keys,
+                                     const std::vector<std::string>& args) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto sha = sha_of(script);
     if (!sha) return sha.error();
-    std::vector<std::string> words{"EVALSHA", *sha, std::to_string(keys.size())};
+    const std::string count = std::to_string(keys.size());
+    std::vector<std::string_view> words{"EVALSHA", *sha, count};
     words.insert(words.end(), keys.begin(), keys.end());
     words.insert(words.end(), args.begin(), args.end());
     ++commands_sent_;
-    const Reply reply = command_argv(context_, words);
-    if (!reply) return make_error(failure());
-    if (reply->type != REDIS_REPLY_ERROR) return flatten(reply.get());
-    const std::string error = text_of(reply.get());
+    auto reply = send_(words);
+    if (!reply) return reply.error();
+    if ((*reply)->type != REDIS_REPLY_ERROR) return flatten(reply->get());
+    const std::string error = text_of(reply->get());
     if (error.rfind("NOSCRIPT", 0) != 0) return make_error("lease script " + std::string(script.name) + ": " + error);
     loaded_.erase(script.name);  // the server forgot it (restart, failover, SCRIPT FLUSH)
   }

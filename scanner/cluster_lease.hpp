@@ -28,10 +28,9 @@
 #include <string_view>
 #include <vector>
 
+#include "redis_connection.hpp"
 #include "result.hpp"
 #include "session_scanner.hpp"
-
-struct redisContext;
 
 namespace coupecircuit::cluster {
 
@@ -70,34 +69,32 @@ using ScriptReply = std::vector<std::string>;
 using ScriptRunner = std::function<Result<ScriptReply>(const LuaScript& script, const std::vector<std::string>& keys,
                                                        const std::vector<std::string>& args)>;
 
-// Scripts over one hiredis connection: EVALSHA with the SHA-1 SCRIPT LOAD
+// Scripts over one Redis connection: EVALSHA with the SHA-1 SCRIPT LOAD
 // returned (loaded again after a NOSCRIPT: a restarted or failed-over
-// server). A connection failure is an error: the caller reconnects and calls
-// reset().
-class HiredisScripts {
+// server, SCRIPT FLUSH). `send` runs one command (the cluster link's
+// SlotConnection::run, which follows MOVED; a plain connection in tests).
+class ScriptCache {
  public:
-  explicit HiredisScripts(redisContext* context = nullptr) noexcept : context_(context) {}
-  void reset(redisContext* context) noexcept {
-    context_ = context;
-    loaded_.clear();
-  }
+  using Send = std::function<Result<redis::Reply>(const std::vector<std::string_view>& words)>;
+  explicit ScriptCache(Send send) : send_(std::move(send)) {}
   Result<ScriptReply> run(const LuaScript& script, const std::vector<std::string>& keys, const std::vector<std::string>& args);
   [[nodiscard]] ScriptRunner runner() {
     return [this](const LuaScript& script, const std::vector<std::string>& keys, const std::vector<std::string>& args) {
       return run(script, keys, args);
     };
   }
-  // Commands sent so far (for the benchmark's budget of commands per second).
+  // Commands sent so far (the budget of commands per second).
   [[nodiscard]] std::uint64_t commands_sent() const noexcept { return commands_sent_; }
 
  private:
   [[nodiscard]] Result<std::string> sha_of(const LuaScript& script);
-  [[nodiscard]] std::string failure() const;
 
-  redisContext* context_;
+  Send send_;
   std::map<std::string_view, std::string> loaded_;  // script name -> SHA-1
   std::uint64_t commands_sent_ = 0;
 };
+// A Send over one plain hiredis connection.
+[[nodiscard]] ScriptCache::Send send_on(redisContext* context);
 
 // The session figures the holder publishes: what a snapshot shows of the
 // session store.

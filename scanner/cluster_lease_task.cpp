@@ -29,8 +29,25 @@ ClusterCounts counts_of(const RedisStoreStatus& own, const SessionCounts& counts
 SessionLease::SessionLease(LeaseSettings settings, std::uint32_t stale_after_ms)
     : stale_after_ms_(std::max<std::uint32_t>(stale_after_ms, 1000)),
       refresh_ms_(std::max<std::uint32_t>(stale_after_ms_ / 3, kCountsRefreshMs)),
+      scripts_([this](const std::vector<std::string_view>& words) -> Result<redis::Reply> {
+        if (connection_ == nullptr) return make_error("not connected");
+        return connection_->run(words);
+      }),
       lease_(std::move(settings)),
       reader_(lease_.keys(), stale_after_ms_) {}
+
+std::uint64_t SessionLease::run(redis::SlotConnection& connection, std::int64_t now_wall_ms) {
+  (void)now_wall_ms;  // the lease runs on the monotonic clock and Redis's
+  connection_ = &connection;
+  return run(scripts_.runner(), snapshot::monotonic_now_ns() / 1'000'000);
+}
+
+void SessionLease::on_unreachable() { unreachable(snapshot::monotonic_now_ns() / 1'000'000); }
+
+void SessionLease::on_stop(redis::SlotConnection& connection) {
+  connection_ = &connection;
+  release(scripts_.runner());
+}
 
 void SessionLease::attach_store(RedisSessionStore* store) {
   const std::lock_guard lock(mutex_);
@@ -94,7 +111,7 @@ void SessionLease::publish_due(const ScriptRunner& run, std::uint64_t now_ms) {
   const auto outcome = lease_.publish(run, *offered, now_ms);
   if (!outcome) return;
   if (*outcome != Lease::PublishOutcome::published) {
-    log::warning(log::id::kLeaseLost, "cluster " + lease_.settings().cluster + ": Redis refused this node's counts (" +
+    log::notice(log::id::kLeaseLost, "cluster " + lease_.settings().cluster + ": Redis refused this node's counts (" +
                                           (*outcome == Lease::PublishOutcome::lower_fencing ? "a higher fencing number "
                                                                                                "was published"
                                                                                              : "the lease is another's") +
@@ -145,7 +162,14 @@ void SessionLease::apply(const RedisStoreStatus& own, snapshot::Payload& payload
   auto& cluster = payload.cluster;
   // The worker may be unable to run (Redis unreachable): the lease is not
   // ours beyond its TTL whatever the worker last said.
-  const bool holding = holding_ && now_ms < valid_until_ms_;
+  if (holding_ && now_ms >= valid_until_ms_) {
+    holding_ = false;
+    holder_.clear();
+    if (store_ != nullptr) store_->set_counting(false);
+    log::notice(log::id::kLeaseLost, "cluster " + lease_.settings().cluster +
+                                         ": the session lease could not be renewed within its TTL: this node stops counting");
+  }
+  const bool holding = holding_;
   snapshot::copy_text(cluster.lease_holder, holder_);
   if (holding && own.last_good_pass_wall_ns >= holding_since_wall_ns_) {
     cluster.flags |= snapshot::kClusterLeaseHolder;

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "cluster_lease.hpp"
+#include "cluster_link.hpp"
 #include "redis_store.hpp"
 #include "snapshot_layout.hpp"
 
@@ -27,11 +28,16 @@ namespace coupecircuit::cluster {
 inline constexpr std::uint32_t kCountsReadMs = 1000;  // a reader's period
 inline constexpr std::uint32_t kHolderPollMs = 100;   // a holder looks for new counts to publish this often
 
-class SessionLease {
+class SessionLease final : public ClusterLink::Task {
  public:
   // stale_after_ms: counts older than this are missing; the holder
   // republishes unchanged counts every third of it.
   SessionLease(LeaseSettings settings, std::uint32_t stale_after_ms);
+
+  // ---- ClusterLink::Task, on the link's worker thread with its connection.
+  std::uint64_t run(redis::SlotConnection& connection, std::int64_t now_wall_ms) override;
+  void on_unreachable() override;
+  void on_stop(redis::SlotConnection& connection) override;
 
   // ---- The link's worker thread.
   // Whatever is due: lease step, publish, read. Returns the milliseconds
@@ -67,6 +73,8 @@ class SessionLease {
   const std::uint32_t refresh_ms_;
 
   // Worker thread only.
+  redis::SlotConnection* connection_ = nullptr;
+  ScriptCache scripts_;
   Lease lease_;
   CountsReader reader_;
   std::uint64_t next_read_ms_ = 0;

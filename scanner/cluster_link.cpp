@@ -70,6 +70,9 @@ class ClusterLink::Worker {
       if (connection_.connected() && subscriber_) next = std::min(next, run_due_work());
       wait_until(next);
     }
+    if (connection_.connected()) {
+      for (auto& slot : tasks_) slot.task->on_stop(connection_);
+    }
   }
 
   void stop() {

@@ -53,6 +53,8 @@ class ClusterLink {
     virtual std::uint64_t run(redis::SlotConnection& connection, std::int64_t now_wall_ms) = 0;
     // The connection was lost (or never made): what the task holds may be stale.
     virtual void on_unreachable() {}
+    // The link stops (clean stop, reload): last words while still connected.
+    virtual void on_stop(redis::SlotConnection& connection) { (void)connection; }
   };
 
   explicit ClusterLink(ClusterConfig config);

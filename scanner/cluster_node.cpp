@@ -36,16 +36,23 @@ std::string state_name(const snapshot::Payload& payload) {
 
 }  // namespace
 
-void ClusterNode::configure(const ClusterConfig& config, const std::string& state_path, bool start_worker) {
+void ClusterNode::configure(const ClusterConfig& config, const std::string& state_path, bool start_worker,
+                            const LeaseOptions& lease) {
   const std::string mirror_path = mirror_path_for(state_path);
+  const LeaseOptions lease_wanted = start_worker ? lease : LeaseOptions{};
   if (!config.enabled()) {
     link_.reset();
+    lease_.reset();
     config_ = config;
     applied_.reset();
     return;
   }
-  if (link_ && config == config_ && mirror_path == mirror_path_) return;  // unchanged: keep the running link
-  link_.reset();
+  if (link_ && config == config_ && mirror_path == mirror_path_ && lease_wanted == lease_options_) {
+    return;  // unchanged: keep the running link
+  }
+  link_.reset();  // a clean stop: releases the lease
+  lease_.reset();
+  lease_options_ = lease_wanted;
   config_ = config;
   mirror_path_ = mirror_path;
   applied_.reset();
@@ -58,6 +65,11 @@ void ClusterNode::configure(const ClusterConfig& config, const std::string& stat
     local_unsynced_since_ = (*mirror)->local_unsynced_since_wall_s;
   }
   link_ = std::make_unique<ClusterLink>(config_);
+  if (lease_wanted.enabled) {
+    lease_ = std::make_shared<cluster::SessionLease>(
+        cluster::LeaseSettings{config_.name, config_.node, config_.lease_ttl_s * 1000, {}}, lease_wanted.stale_after_ms);
+    link_->add_task(lease_);
+  }
   if (applied_) link_->applied(*applied_);
   log::info(log::id::kClusterJoined,
             "cluster " + config_.name + ": node " + config_.node + ", Redis " + to_string(config_.redis.targets.front().endpoints.front()) +
@@ -68,6 +80,14 @@ void ClusterNode::configure(const ClusterConfig& config, const std::string& stat
   if (start_worker) link_->start();
   reachable_ = false;
   report_urgent_ = true;
+}
+
+void ClusterNode::attach_store(RedisSessionStore* store) const {
+  if (lease_) lease_->attach_store(store);
+}
+
+void ClusterNode::apply_lease(const RedisStoreStatus& own, snapshot::Payload& payload, SessionCounts& counts) const {
+  if (lease_) lease_->apply(own, payload, counts, snapshot::monotonic_now_ns() / 1'000'000);
 }
 
 void ClusterNode::local_state_read(const ControlState& local, bool changed) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "cluster_control.hpp"
+#include "cluster_lease_task.hpp"
 #include "cluster_link.hpp"
 #include "daemon_config.hpp"
 #include "snapshot_layout.hpp"
@@ -26,11 +27,26 @@
 
 namespace coupecircuit {
 
+// The session lease (scanner/cluster_lease_task.hpp): only with sessions
+// in Redis and a worker.
+struct LeaseOptions {
+  bool enabled = false;
+  std::uint32_t stale_after_ms = 30'000;
+  bool operator==(const LeaseOptions&) const = default;
+};
+
 class ClusterNode {
  public:
   // (Re)configures: a new link when [cluster] changed, none outside a
   // cluster. `start_worker` false: no thread, no Redis (--once).
-  void configure(const ClusterConfig& config, const std::string& state_path, bool start_worker);
+  void configure(const ClusterConfig& config, const std::string& state_path, bool start_worker,
+                 const LeaseOptions& lease = {});
+  // Sessions counted by the lease holder only (the store must start idle).
+  [[nodiscard]] bool counts_by_lease() const noexcept { return lease_ != nullptr; }
+  // The Redis store whose counting follows the lease (nullptr before it goes away).
+  void attach_store(RedisSessionStore* store) const;
+  // The cluster's session counts in the payload publish_store() filled.
+  void apply_lease(const RedisStoreStatus& own, snapshot::Payload& payload, SessionCounts& counts) const;
   [[nodiscard]] bool joined() const noexcept { return link_ != nullptr; }
   [[nodiscard]] int change_fd() const noexcept { return link_ ? link_->change_fd() : -1; }
   [[nodiscard]] ClusterLink* link() const noexcept { return link_.get(); }
@@ -53,6 +69,8 @@ class ClusterNode {
   ClusterConfig config_;
   std::string mirror_path_;
   std::unique_ptr<ClusterLink> link_;
+  std::shared_ptr<cluster::SessionLease> lease_;
+  LeaseOptions lease_options_;
   std::optional<ClusterControl> applied_;
   std::int64_t local_unsynced_since_ = 0;
   ControlState local_;

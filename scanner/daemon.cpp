@@ -237,9 +237,15 @@ void Daemon::commit(Resources&& resources) {
   } else {
     scanner_.emplace(config_.scan);
   }
+  cluster_.attach_store(nullptr);  // the store may be replaced
+  LeaseOptions lease;
+  lease.enabled = config_.cluster.enabled() && config_.save_handler != SaveHandler::files;
+  lease.stale_after_ms = (config_.cluster.counts_stale_after_s != 0 ? config_.cluster.counts_stale_after_s
+                                                                     : 3 * config_.rescan_interval_s) * 1000;
+  cluster_.configure(config_.cluster, config_.state_path, !options_.once, lease);
   configure_store();
+  cluster_.attach_store(redis_.get());
   probes_.configure(config_.probes_configured, config_.probes_results_path);
-  cluster_.configure(config_.cluster, config_.state_path, !options_.once);
 }
 
 // Sessions in Redis: a store with its own worker thread, kept across a
@@ -263,13 +269,14 @@ void Daemon::configure_store() {
     return;
   }
   redis_ = std::make_unique<RedisSessionStore>(std::move(options));
+  redis_->set_counting(!cluster_.counts_by_lease());  // in a cluster: the lease holder only
   if (!options_.once) redis_->start();
 }
 
 // The first snapshot carries the first pass's counts when Redis answers
 // quickly; a slow or absent server only delays it by this much.
 void Daemon::wait_first_store_pass() {
-  if (!redis_) return;
+  if (!redis_ || cluster_.counts_by_lease()) return;
   if (options_.once) {
     redis_->run_pass_now();
     return;
@@ -296,6 +303,7 @@ void Daemon::publish_store(snapshot::Payload& payload, std::int64_t now_s, Sessi
     payload.flags |= snapshot::kFlagSessionsUnavailable;
     payload.sessions_unavailable_since_wall_s = store.unavailable_since_wall_s;
   }
+  cluster_.apply_lease(store, payload, counts);  // in a cluster: the lease holder's counts
 }
 
 void Daemon::load_state(bool at_start) {

@@ -179,6 +179,8 @@ std::string apply_cluster_setting(ClusterConfig& cluster, std::string_view key, 
   }
   if (key == "auth_file") return apply_absolute_path(key, value, cluster.auth_file);
   if (key == "timeout_ms") return apply_bounded(value, 50, 60'000, [&](auto v) { cluster.timeout_ms = v; });
+  if (key == "lease_ttl") return apply_bounded(value, 1, 300, [&](auto v) { cluster.lease_ttl_s = v; });
+  if (key == "counts_stale_after") return apply_bounded(value, 1, 3600, [&](auto v) { cluster.counts_stale_after_s = v; });
   return kUnknownSetting;
 }
 

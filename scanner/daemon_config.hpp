@@ -33,6 +33,8 @@ struct ClusterConfig {
   std::string auth_file;   // [cluster] auth_file: the Redis password, root-only file
   std::string auth_password;  // read from auth_file by read_cluster_password; never logged
   std::uint32_t timeout_ms = 1000;  // [cluster] timeout_ms: connect and command
+  std::uint32_t lease_ttl_s = 6;    // [cluster] lease_ttl: the session lease's TTL (sessions in Redis)
+  std::uint32_t counts_stale_after_s = 0;  // [cluster] counts_stale_after; 0: 3 x [sessions] rescan_interval
   std::string where;       // "file:line" of [cluster] redis, for the errors met when connecting
   [[nodiscard]] bool enabled() const noexcept { return !name.empty(); }
   bool operator==(const ClusterConfig&) const = default;

@@ -88,8 +88,8 @@ class RedisLease : public ::testing::Test {
     if (pid_ <= 0) GTEST_SKIP() << "redis-server not installed";
     context_.reset(redisConnect("127.0.0.1", port_));
     ASSERT_TRUE(context_ && context_->err == 0);
-    scripts_.reset(context_.get());
-    run_ = scripts_.runner();
+    scripts_ = std::make_unique<ScriptCache>(send_on(context_.get()));
+    run_ = scripts_->runner();
     // Each test has a cluster of its own.
     cluster_ = std::string("t-") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     keys_ = LeaseKeys::for_cluster(cluster_);
@@ -133,7 +133,7 @@ class RedisLease : public ::testing::Test {
   static inline std::uint16_t port_ = 0;
   static inline test::TempDir* directory_ = nullptr;
   Context context_;
-  HiredisScripts scripts_;
+  std::unique_ptr<ScriptCache> scripts_;
   ScriptRunner run_;
   std::string cluster_;
   LeaseKeys keys_;
@@ -343,7 +343,7 @@ TEST_F(RedisLease, ScriptsAreLoadedAgainAfterAFlush) {
 }
 
 TEST_F(RedisLease, ConnectionLossIsAnError) {
-  HiredisScripts none;
+  ScriptCache none(send_on(nullptr));
   Lease a = lease("web-1");
   const auto stepped = a.step(none.runner(), 0);
   ASSERT_FALSE(stepped);
