@@ -17,6 +17,7 @@
 #include <memory>
 #include <thread>
 
+#include "daemon_config.hpp"
 #include "snapshot.hpp"
 #include "unit_test_support.hpp"
 
@@ -147,6 +148,24 @@ TEST(LeaseKeys, UseTheClusterAsHashTag) {
   EXPECT_EQ(node_of_value("web-1:0123abcd"), "web-1");
   EXPECT_EQ(random_token().size(), 16U);
   EXPECT_NE(random_token(), random_token());
+}
+
+TEST(LeaseConfig, TtlAndStalenessInTheClusterSection) {
+  const auto defaults = parse_daemon_config_text("[cluster]\nname = prod\nredis = tcp://127.0.0.1:6379\n", "t.conf");
+  ASSERT_TRUE(defaults) << defaults.error().message;
+  EXPECT_EQ(defaults->cluster.lease_ttl_s, 6U);
+  EXPECT_EQ(defaults->cluster.counts_stale_after_s, 0U);  // 3 x [sessions] rescan_interval
+  const auto set = parse_daemon_config_text(
+      "[cluster]\nname = prod\nredis = tcp://127.0.0.1:6379\nlease_ttl = 2\ncounts_stale_after = 9\n", "t.conf");
+  ASSERT_TRUE(set) << set.error().message;
+  EXPECT_EQ(set->cluster.lease_ttl_s, 2U);
+  EXPECT_EQ(set->cluster.counts_stale_after_s, 9U);
+  for (const char* bad : {"lease_ttl = 0", "lease_ttl = 301", "lease_ttl = 2.5", "counts_stale_after = 0"}) {
+    const auto refused = parse_daemon_config_text(
+        std::string("[cluster]\nname = prod\nredis = tcp://127.0.0.1:6379\n") + bad + "\n", "t.conf");
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_NE(refused.error().message.find("t.conf:4"), std::string::npos) << refused.error().message;
+  }
 }
 
 TEST(ClusterCountsJson, RoundTripsAndRejectsWrongShapes) {
