@@ -208,7 +208,10 @@ def cut_latency(cluster: Cluster, toggles: int) -> list[str]:
     for i in range(toggles):
         on = i % 2 == 0
         started = time.monotonic()
-        first.ctl_ok("cut", "on" if on else "off", *(["--reason", "bench"] if on else []))
+        result = subprocess.run([str(first.paths.ctl), "--config", str(first.config), "cut", "on" if on else "off"],
+                                capture_output=True, text=True, timeout=30, env=harness.clean_env())
+        if result.returncode != 0:
+            raise RuntimeError(f"toggle {i}: coupecircuitctl -> {result.returncode}: {result.stdout}{result.stderr}")
         want = "1" if on else "0"
         while farthest.env().get("COUPURE_CHARGE_SERVEUR") != want:
             if time.monotonic() - started > 10:
