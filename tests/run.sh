@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
 # The test command. Run as root (the helper and Apache run as in production):
-#   1. configure and build (RelWithDebInfo, warnings as errors);
+#   1. configure and build (Release, warnings as errors: GCC warns about
+#      other things at -O3 than at -O2);
 #   2. every CTest test, side by side (ctest -j): unit, stress, integration
 #      against a real Apache, PHP and php-fpm;
 #   meanwhile, in the background at the lowest CPU priority (nice 19: they
 #   use the CPU the tests leave idle and do not take it from them):
-#      - the fuzzers (clang, ASan + UBSan), each for a bounded time;
-#      - a Release build with warnings as errors (GCC warns about other
-#        things at -O3), then the Debian packages (dpkg-buildpackage), then
-#        clang-tidy (tests/lint/run_clang_tidy.sh);
+#      - the fuzzers (clang, ASan + UBSan, Debug), each for a bounded time;
+#      - the Debian packages (dpkg-buildpackage: -O2 with Debian's hardening
+#        flags, warnings as errors here), so that every source is compiled
+#        once per set of flags: the programs and the module at -O3 and -O2,
+#        the tests at -O3;
+#      - clang-tidy (tests/lint/run_clang_tidy.sh);
 #   3. the Debian package install test on the packages built in 2.
+# With ccache installed, every build goes through it (the package build
+# too: its copy of the sources is always at the same place).
 # Benchmarks are not tests: bench/run.sh. The time of each phase is printed
 # at the end and kept in <build>/test-times.txt.
 #
 # Environment:
 #   COUPECIRCUIT_BUILD_DIR            build tree (default <source>/build); the
-#                                     fuzz, Release and package builds go below it
+#                                     fuzz and package builds go below it
+#   COUPECIRCUIT_BUILD_TYPE           CMake build type of the tree the tests
+#                                     run on (default Release)
 #   COUPECIRCUIT_CTEST_JOBS           ctest -j (default: twice the cores, the
 #                                     integration tests mostly wait on servers)
 #   COUPECIRCUIT_FUZZ_SECONDS         seconds per fuzz target (default 30)
 #   COUPECIRCUIT_SKIP_PACKAGE_TEST=1  no package build and install test
-#   COUPECIRCUIT_SKIP_RELEASE_BUILD=1 no Release build
 #   COUPECIRCUIT_CLANG_TIDY           report (default: findings listed, not a
 #                                     failure), blocking, or off
 #   COUPECIRCUIT_CLANG_TIDY_FAIL_ON   with blocking, the checks whose findings
@@ -28,6 +34,7 @@
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="${COUPECIRCUIT_BUILD_DIR:-$source_dir/build}"
+build_type="${COUPECIRCUIT_BUILD_TYPE:-Release}"
 jobs="$(nproc)"
 ctest_jobs="${COUPECIRCUIT_CTEST_JOBS:-$((jobs * 2))}"
 fuzz_seconds="${COUPECIRCUIT_FUZZ_SECONDS:-30}"
@@ -35,7 +42,11 @@ clang_tidy="${COUPECIRCUIT_CLANG_TIDY:-report}"
 logs="$build_dir/test-logs"
 times="$build_dir/test-times.txt"
 launcher=()
-if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache); fi
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  # CMake's default for the builds configured elsewhere (fuzzers, package).
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+fi
 
 started=$(date +%s)
 mkdir -p "$logs"
@@ -63,7 +74,7 @@ lane() {
   ) &
 }
 
-phase configure cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+phase configure cmake -S "$source_dir" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" \
   -DCOUPECIRCUIT_WERROR=ON "${launcher[@]}" >"$logs/configure.log" ||
   { cat "$logs/configure.log"; exit 1; }
 phase build cmake --build "$build_dir" -j "$jobs"
@@ -72,34 +83,36 @@ fuzz_lane() {
   COUPECIRCUIT_FUZZ_BUILD_DIR="$build_dir/fuzz" phase "fuzz (${fuzz_seconds} s per target)" \
     nice -n 19 "$source_dir/tests/fuzz/run_fuzzers.sh" --seconds "$fuzz_seconds" --jobs "$jobs"
 }
-builds_lane() {
-  local status=0
-  if [ "${COUPECIRCUIT_SKIP_RELEASE_BUILD:-0}" != 1 ]; then
-    phase "release build (-Werror)" nice -n 19 bash -c '
-      cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release -DCOUPECIRCUIT_WERROR=ON "${@:4}" >/dev/null &&
-      cmake --build "$2" -j "$3"' _ "$source_dir" "$build_dir/release" "$jobs" "${launcher[@]}" || status=1
-  fi
-  if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ]; then
-    phase "package build" nice -n 19 "$source_dir/tests/package/install_test.sh" --build-only "$build_dir/package" ||
-      status=1
-  fi
-  if [ "$clang_tidy" != off ]; then
-    local mode=()
-    [ "$clang_tidy" = blocking ] || mode=(--report)
-    mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-.*}")
-    phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
-      --jobs "$jobs" "$build_dir" || status=1
-  fi
-  return $status
+# The packages as Debian builds them (-O2, hardening), with warnings as
+# errors and all the cores (dh builds with one job unless told).
+package_lane() {
+  DEB_BUILD_OPTIONS="parallel=$jobs ${DEB_BUILD_OPTIONS:-}" DEB_CXXFLAGS_APPEND=-Werror DEB_CFLAGS_APPEND=-Werror \
+    phase "package build (-Werror)" nice -n 19 "$source_dir/tests/package/install_test.sh" --build-only \
+    "$build_dir/package"
 }
+clang_tidy_lane() {
+  local mode=()
+  [ "$clang_tidy" = blocking ] || mode=(--report)
+  mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-.*}")
+  phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
+    --jobs "$jobs" "$build_dir"
+}
+lanes=(fuzz)
 lane fuzz fuzz_lane
-lane builds builds_lane
+if [ "${COUPECIRCUIT_SKIP_PACKAGE_TEST:-0}" != 1 ]; then
+  lanes+=(package)
+  lane package package_lane
+fi
+if [ "$clang_tidy" != off ]; then
+  lanes+=(clang-tidy)
+  lane clang-tidy clang_tidy_lane
+fi
 
 failed=()
 phase "ctest -j $ctest_jobs" ctest --test-dir "$build_dir" --output-on-failure -j "$ctest_jobs" || failed+=(ctest)
 
 wait
-for name in fuzz builds; do
+for name in "${lanes[@]}"; do
   if [ "$(cat "$logs/$name.status" 2>/dev/null || echo 1)" != 0 ]; then
     echo "== $name failed ($logs/$name.log):"
     tail -n 60 "$logs/$name.log"
