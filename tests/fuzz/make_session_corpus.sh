@@ -58,6 +58,17 @@ class UsernamePasswordToken {
     }
 }
 
+// Symfony's session bags: the attributes given, the usual metadata.
+function symfony_session(array $attributes): void {
+    $_SESSION['_sf2_attributes'] = $attributes;
+    $_SESSION['_sf2_meta'] = ['u' => 1700000000, 'c' => 1699990000, 'l' => 0];
+}
+
+// Logged in through one firewall: its CSRF token and its security token.
+function symfony_login(string $csrf_id, string $csrf_token, string $firewall): void {
+    symfony_session(["_csrf/$csrf_id" => $csrf_token, "_security_$firewall" => serialize(new UsernamePasswordToken())]);
+}
+
 session_id('corpus');
 session_start();
 $_SESSION = [];
@@ -80,15 +91,10 @@ case 'zend_marker_last':
     $_SESSION['vzn_x'] = ['prefs' => ['lang' => 'fr', 'rows' => 50], 'menu' => null, 'storage' => ['id' => 42, 'name' => 'compte_reel']];
     break;
 case 'symfony_authenticated':
-    $_SESSION['_sf2_attributes'] = [
-        '_csrf/authenticate' => 'p6q1hY0x7xvH0mJd6l0b0Uo5sQ0',
-        '_security_main' => serialize(new UsernamePasswordToken()),
-    ];
-    $_SESSION['_sf2_meta'] = ['u' => 1700000000, 'c' => 1699990000, 'l' => 0];
+    symfony_login('authenticate', 'p6q1hY0x7xvH0mJd6l0b0Uo5sQ0', 'main');
     break;
 case 'symfony_anonymous':
-    $_SESSION['_sf2_attributes'] = ['_csrf/authenticate' => 'p6q1hY0x7xvH0mJd6l0b0Uo5sQ0'];
-    $_SESSION['_sf2_meta'] = ['u' => 1700000000, 'c' => 1699990000, 'l' => 0];
+    symfony_session(['_csrf/authenticate' => 'p6q1hY0x7xvH0mJd6l0b0Uo5sQ0']);
     break;
 case 'objects':
     $_SESSION['Default'] = ['initialized' => true];
@@ -143,11 +149,7 @@ case 'big_then_marker':
 case 'empty':
     break;
 case 'two_firewalls':
-    $_SESSION['_sf2_attributes'] = [
-        '_csrf/admin' => 'q7r2iZ1y8ywI1nKe7m1c1Vp6tR1',
-        '_security_admin' => serialize(new UsernamePasswordToken()),
-    ];
-    $_SESSION['_sf2_meta'] = ['u' => 1700000000, 'c' => 1699990000, 'l' => 0];
+    symfony_login('admin', 'q7r2iZ1y8ywI1nKe7m1c1Vp6tR1', 'admin');
     break;
 case 'plain_user_id':
     $_SESSION['user_id'] = 42;

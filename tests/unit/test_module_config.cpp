@@ -44,24 +44,30 @@ TEST(ModuleConfig, MaxAgeAcceptsPositiveSecondsOnly) {
   }
 }
 
+namespace {
+
+// CoupeCircuitThreshold KIND TRIP [RELEASE] parsed: its kind and values.
+void expect_threshold(const char* kind, const char* trip, const char* release, bool is_load, std::uint64_t trip_value,
+                      std::uint64_t release_value) {
+  auto parsed = cm::parse_threshold(kind, trip, release);
+  ASSERT_TRUE(parsed) << kind << " " << trip << " " << release;
+  EXPECT_EQ(parsed->is_load, is_load);
+  EXPECT_EQ(parsed->trip, trip_value);
+  EXPECT_EQ(parsed->release, release_value);
+  EXPECT_EQ(parsed->release_given, *release != '\0');
+}
+
+}  // namespace
+
 TEST(ModuleConfig, ThresholdSessionsWithDefaultReleaseAtNinetyPercent) {
-  auto parsed = cm::parse_threshold("sessions", "500", "");
-  ASSERT_TRUE(parsed);
-  EXPECT_FALSE(parsed->is_load);
-  EXPECT_EQ(parsed->trip, 500U);
-  EXPECT_EQ(parsed->release, 450U);
-  EXPECT_FALSE(parsed->release_given);
-  auto small = cm::parse_threshold("sessions", "1", "");
-  ASSERT_TRUE(small);
-  EXPECT_EQ(small->release, 0U);  // always strictly below TRIP
+  expect_threshold("sessions", "500", "", false, 500, 450);
+  expect_threshold("sessions", "1", "", false, 1, 0);  // always strictly below TRIP
 }
 
 TEST(ModuleConfig, ThresholdLoadWithRelease) {
+  expect_threshold("LOAD", "8", "6.5", true, 800, 650);
   auto parsed = cm::parse_threshold("LOAD", "8", "6.5");
   ASSERT_TRUE(parsed);
-  EXPECT_TRUE(parsed->is_load);
-  EXPECT_EQ(parsed->trip, 800U);
-  EXPECT_EQ(parsed->release, 650U);
   cm::ServerSettings settings;
   cm::apply_threshold(settings, *parsed);
   cm::finish_settings(settings, "");
@@ -71,7 +77,7 @@ TEST(ModuleConfig, ThresholdLoadWithRelease) {
 }
 
 TEST(ModuleConfig, ThresholdErrorsNameTheDirective) {
-  const char* cases[][3] = {{"foo", "1", ""},        {"sessions", "abc", ""}, {"load", "1.234", ""},
+  const char* cases[][3] = {{"foo", "1", ""},         {"sessions", "abc", ""},  {"load", "1.234", ""},
                             {"sessions", "10", "20"}, {"sessions", "10", "10"}, {"sessions", "0", ""},
                             {"load", "-1", ""},       {"sessions", "5", "x"}};
   for (const auto& c : cases) {
