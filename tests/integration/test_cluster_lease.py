@@ -1,6 +1,7 @@
 """One session pass per cluster (docs/CLUSTER.md): three real coupecircuitd
-sharing one real redis-server for their sessions and their cluster, sessions
-written by real PHP (phpredis). Exactly one helper holds the lease and
+sharing one real redis-server for their sessions and their cluster (and two
+sharing a real 3-master Redis Cluster), sessions written by real PHP
+(phpredis). Exactly one helper holds the lease and
 counts, the others show its counts; kill -9 of the holder hands the lease
 and the counting to another within TTL + 1 s while Apache answers 200
 under wrk; Redis killed: every node flags its sessions unknown, Apache still
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from harness import run_dir_for, wait_for
-from redis_harness import RedisServer, counts, new_id, php_sessions, redis_available
+from redis_harness import RedisCluster, RedisServer, counts, new_id, php_sessions, redis_available
 from test_faults_under_load import MPM_FULL, PREFORK_MPM, Wrk
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server and redis-cli are needed")
@@ -162,3 +163,36 @@ def test_redis_killed_sessions_unknown_everywhere_requests_served(nodes, redis, 
     for node, helper in nodes.items():
         wait_for(lambda h=helper: cluster_doc(h)[0], lambda d: d["sessions"]["known"], LEASE_TTL + STALE_AFTER + 10,
                  f"{node} counts again")
+
+
+def test_one_counter_on_a_redis_cluster(make_helper, paths):
+    """Sessions and the cluster's keys on a 3-master Redis Cluster: the lease
+    keys share one hash slot ({lease-test}), one node counts every master."""
+    redis_cluster = RedisCluster(run_dir_for(paths, f"cluster-lease-rc-{os.getpid()}") / "rc", masters=3).start()
+    try:
+        seeds = redis_cluster.seeds()
+        php_sessions("rediscluster", seeds, [("authenticated", new_id()) for _ in range(6)])
+        helpers = {}
+        for name in NODES[:2]:
+            config = (f"\n[sessions]\nsave_handler = rediscluster\nsave_path = {seeds}\n"
+                      f"\n[cluster]\nname = {CLUSTER}\nnode = {name}\nredis = {seeds}\n"
+                      f"lease_ttl = {LEASE_TTL}\ncounts_stale_after = {STALE_AFTER}\n")
+            helpers[name] = make_helper(start=False, name=name, interval=PASS_INTERVAL, config_extra=config)
+            helpers[name].start(wait=False)
+        for name, helper in helpers.items():
+            wait_for(lambda h=helper: cluster_doc(h)[0],
+                     lambda d: d["sessions"]["known"] and d["sessions"]["active"]["authenticated"] == 6,
+                     20, f"{name} shows the 6 logins of the 3 masters")
+        holder = wait_for(lambda: holders(helpers), lambda h: len(h) == 1, 10, "one lease holder")[0][0]
+        reader = next(n for n in helpers if n != holder)
+        document, block = cluster_doc(helpers[reader])
+        assert block["counts_from_peer"] and block["lease_holder"] == holder, block
+        assert document["store"]["masters_reached"] == 3 and document["store"]["masters_total"] == 3, document
+        # The lease's keys live together on one master (one Lua script).
+        owners = {node.port for node in redis_cluster.masters()
+                  if node.cli("EXISTS", f"coupecircuit:{{{CLUSTER}}}:lease", check=False).stdout.strip() == "1"}
+        assert len(owners) == 1, owners
+    finally:
+        for helper in locals().get("helpers", {}).values():
+            helper.stop()
+        redis_cluster.stop()
