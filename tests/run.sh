@@ -27,10 +27,16 @@
 #                                     integration tests mostly wait on servers)
 #   COUPECIRCUIT_FUZZ_SECONDS         seconds per fuzz target (default 30)
 #   COUPECIRCUIT_SKIP_PACKAGE_TEST=1  no package build and install test
-#   COUPECIRCUIT_CLANG_TIDY           report (default: findings listed, not a
-#                                     failure), blocking, or off
+#   COUPECIRCUIT_CLANG_TIDY           blocking (default: every finding listed,
+#                                     those of COUPECIRCUIT_CLANG_TIDY_FAIL_ON
+#                                     fail the run), report (none fails), or off
 #   COUPECIRCUIT_CLANG_TIDY_FAIL_ON   with blocking, the checks whose findings
-#                                     fail the run (regex, default: all)
+#                                     fail the run (regex, default: the
+#                                     cognitive complexity above .clang-tidy's
+#                                     threshold)
+#   COUPECIRCUIT_CLANG_TIDY_NOT_IN    with blocking, the files (regex on the
+#                                     path from the source root) whose
+#                                     findings are listed but do not fail
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="${COUPECIRCUIT_BUILD_DIR:-$source_dir/build}"
@@ -38,7 +44,7 @@ build_type="${COUPECIRCUIT_BUILD_TYPE:-Release}"
 jobs="$(nproc)"
 ctest_jobs="${COUPECIRCUIT_CTEST_JOBS:-$((jobs * 2))}"
 fuzz_seconds="${COUPECIRCUIT_FUZZ_SECONDS:-30}"
-clang_tidy="${COUPECIRCUIT_CLANG_TIDY:-report}"
+clang_tidy="${COUPECIRCUIT_CLANG_TIDY:-blocking}"
 logs="$build_dir/test-logs"
 times="$build_dir/test-times.txt"
 launcher=()
@@ -93,7 +99,8 @@ package_lane() {
 clang_tidy_lane() {
   local mode=()
   [ "$clang_tidy" = blocking ] || mode=(--report)
-  mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-.*}")
+  mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-readability-function-cognitive-complexity}")
+  mode+=(--not-in "${COUPECIRCUIT_CLANG_TIDY_NOT_IN:-^\$}")
   phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
     --jobs "$jobs" "$build_dir"
 }
