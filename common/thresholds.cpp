@@ -72,6 +72,36 @@ EffectiveThresholds resolve_thresholds(const snapshot::Payload& payload, const s
   return result;
 }
 
+namespace {
+
+// The measured saturation of a probe, or null: not in the table, down,
+// unknown, stale, or not measured.
+const snapshot::ProbeEntry* measured_probe(const snapshot::Payload& payload, const char* name) noexcept {
+  const bool fresh = (payload.probe_flags & snapshot::kProbesConfigured) != 0 &&
+                     (payload.probe_flags & snapshot::kProbesStale) == 0;
+  if (!fresh) return nullptr;
+  const std::uint32_t count = payload.probe_count < snapshot::kMaxProbes ? payload.probe_count
+                                                                          : static_cast<std::uint32_t>(snapshot::kMaxProbes);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const auto& entry = payload.probes[i];
+    if (std::strncmp(entry.name, name, snapshot::kProbeNameCapacity) != 0) continue;
+    const bool measured = entry.status == snapshot::kProbeUp && (entry.flags & snapshot::kProbeHasSaturation) != 0;
+    return measured ? &entry : nullptr;
+  }
+  return nullptr;
+}
+
+void check_saturation(const snapshot::Payload& payload, const SaturationLimits& limits, ThresholdCheck& check) noexcept {
+  for (std::uint32_t i = 0; i < limits.count && i < snapshot::kMaxProbes; ++i) {
+    const SaturationLimit& limit = limits.limit[i];
+    const snapshot::ProbeEntry* probe = measured_probe(payload, limit.probe);
+    check.over = check.over || (probe != nullptr && probe->saturation_pct >= limit.trip_pct);
+    check.saturation_high = check.saturation_high || probe == nullptr || probe->saturation_pct > limit.release_pct;
+  }
+}
+
+}  // namespace
+
 Verdict compute_verdict(const snapshot::Payload& payload, const EffectiveThresholds& thresholds) noexcept {
   return verdict_of((payload.flags & snapshot::kFlagCutActive) != 0, check_thresholds(payload, thresholds, 0, 0).over);
 }
@@ -88,7 +118,8 @@ ThresholdCheck check_thresholds(const snapshot::Payload& payload, const Effectiv
     check.over = check.over || payload.load_centi[0] >= thresholds.load_from->load_centi;
     check.load_high = payload.load_centi[0] > load_release;
   }
-  check.under = !check.sessions_high && !check.load_high;
+  if (thresholds.saturation != nullptr) check_saturation(payload, *thresholds.saturation, check);
+  check.under = !check.sessions_high && !check.load_high && !check.saturation_high;
   return check;
 }
 

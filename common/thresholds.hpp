@@ -45,9 +45,22 @@ enum class Verdict : std::uint8_t { ok, surcharge, coupure, inconnu };
   return cut ? Verdict::coupure : tripped ? Verdict::surcharge : Verdict::ok;
 }
 
+// Saturation thresholds of dependency probes (CoupeCircuitThreshold
+// saturation:NAME TRIP [RELEASE]), in integer percent.
+struct SaturationLimit {
+  char probe[snapshot::kProbeNameCapacity] = {};
+  std::uint32_t trip_pct = 0;
+  std::uint32_t release_pct = 0;  // < trip_pct
+};
+struct SaturationLimits {
+  std::uint32_t count = 0;
+  SaturationLimit limit[snapshot::kMaxProbes];
+};
+
 struct EffectiveThresholds {
   const snapshot::ThresholdSet* sessions_from = nullptr;  // the set holding the sessions threshold, or null
   const snapshot::ThresholdSet* load_from = nullptr;
+  const SaturationLimits* saturation = nullptr;  // the vhost's directive ones, or null
 };
 
 // Finds this vhost's override entry in a payload copy (name lowercase).
@@ -68,11 +81,14 @@ struct EffectiveThresholds {
 // or below its RELEASE (under), and which values are above their RELEASE.
 // While the sessions are not known, the sessions threshold neither trips nor
 // releases: it never sets `over`, and counts as high (so `under` stays false).
+// The same for a saturation threshold whose probe is down or unknown, or whose
+// results are stale (fail open: a probe fault never trips a vhost).
 struct ThresholdCheck {
   bool over = false;
   bool under = true;
   bool sessions_high = false;
   bool load_high = false;
+  bool saturation_high = false;
 };
 [[nodiscard]] ThresholdCheck check_thresholds(const snapshot::Payload& payload, const EffectiveThresholds& thresholds,
                                               std::uint64_t sessions_release, std::uint64_t load_release) noexcept;

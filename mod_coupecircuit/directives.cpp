@@ -184,7 +184,7 @@ const command_rec kCommands[] = {
                   "CoupeCircuitMaxAge SECONDS - the snapshot is stale after this many seconds without a heartbeat "
                   "(default 10)"),
     AP_INIT_TAKE23("CoupeCircuitThreshold", as_cmd_func(set_threshold), nullptr, RSRC_CONF,
-                   "CoupeCircuitThreshold sessions|load TRIP [RELEASE] - this vhost's threshold (RELEASE < TRIP, "
+                   "CoupeCircuitThreshold sessions|load|saturation:PROBE TRIP [RELEASE] - this vhost's threshold (RELEASE < TRIP, "
                    "default 90% of TRIP)"),
     AP_INIT_TAKE2("CoupeCircuitEnvName", as_cmd_func(set_env_name), nullptr, RSRC_CONF,
                   "CoupeCircuitEnvName LOGICAL NAME - export a variable under another name (load_avg, sessions_actives, "

@@ -1,6 +1,9 @@
 #include "module_config.hpp"
 
+#include <cstring>
+
 #include "decimal.hpp"
+#include "probe_results.hpp"
 #include "text.hpp"
 #include "snapshot.hpp"
 #include "thresholds.hpp"
@@ -14,6 +17,7 @@ ServerSettings merge_settings(const ServerSettings& parent, const ServerSettings
   inherit(merged.hold_seconds, parent.hold_seconds);
   inherit(merged.sessions_threshold, parent.sessions_threshold);
   inherit(merged.load_threshold, parent.load_threshold);
+  inherit(merged.saturation_thresholds, parent.saturation_thresholds);
   for (std::size_t i = 0; i < kVariableCount; ++i) inherit(merged.env_names[i], parent.env_names[i]);
   inherit(merged.snapshot_path, parent.snapshot_path);
   return merged;
@@ -65,14 +69,57 @@ Result<std::uint64_t> parse_hold(std::string_view value) {
   return *seconds;
 }
 
+namespace {
+
+constexpr std::string_view kSaturationKind = "saturation:";
+constexpr std::uint64_t kMaxSaturationTrip = probes::kMaxSaturationPct;
+
+// CoupeCircuitThreshold saturation:NAME TRIP [RELEASE]: integer percent.
+Result<ThresholdDirective> parse_saturation_threshold(std::string_view kind, std::string_view trip,
+                                                      std::string_view release) {
+  ThresholdDirective result;
+  result.is_saturation = true;
+  const std::string_view name = kind.substr(kSaturationKind.size());
+  if (auto valid = probes::validate_probe_name(name); !valid) {
+    return make_error("CoupeCircuitThreshold " + quoted(kind) + ": " + valid.error().message);
+  }
+  std::memcpy(result.probe, name.data(), name.size());
+  auto trip_value = parse_unsigned(trip, kMaxSaturationTrip);
+  if (!trip_value || *trip_value == 0) {
+    return make_error("CoupeCircuitThreshold " + std::string(kind) + " TRIP: " + quoted(trip) +
+                      " is not a whole percentage from 1 to " + std::to_string(kMaxSaturationTrip));
+  }
+  result.trip = *trip_value;
+  result.release = default_release(result.trip);
+  if (!release.empty()) {
+    auto release_value = parse_unsigned(release, kMaxSaturationTrip);
+    if (!release_value) {
+      return make_error("CoupeCircuitThreshold " + std::string(kind) + " RELEASE: " + release_value.error().message);
+    }
+    if (*release_value >= result.trip) {
+      return make_error("CoupeCircuitThreshold " + std::string(kind) + ": RELEASE " + quoted(release) +
+                        " must be lower than TRIP " + quoted(trip));
+    }
+    result.release = *release_value;
+    result.release_given = true;
+  }
+  return result;
+}
+
+}  // namespace
+
 Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_view trip, std::string_view release) {
   ThresholdDirective result;
+  if (kind.size() > kSaturationKind.size() && equals_ignoring_case(kind.substr(0, kSaturationKind.size()), kSaturationKind)) {
+    return parse_saturation_threshold(kind, trip, release);
+  }
   if (equals_ignoring_case(kind, "sessions")) {
     result.is_load = false;
   } else if (equals_ignoring_case(kind, "load")) {
     result.is_load = true;
   } else {
-    return make_error("CoupeCircuitThreshold: the first argument must be sessions or load, not " + quoted(kind));
+    return make_error("CoupeCircuitThreshold: the first argument must be sessions, load or saturation:PROBE, not " +
+                      quoted(kind));
   }
   const ThresholdKind threshold_kind = result.is_load ? ThresholdKind::load : ThresholdKind::sessions;
   auto parse = [&](std::string_view text) { return parse_threshold_number(threshold_kind, text); };
@@ -97,7 +144,22 @@ Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_vi
 }
 
 void apply_threshold(ServerSettings& settings, const ThresholdDirective& threshold) noexcept {
-  (threshold.is_load ? settings.load_threshold : settings.sessions_threshold) = threshold;
+  if (!threshold.is_saturation) {
+    (threshold.is_load ? settings.load_threshold : settings.sessions_threshold) = threshold;
+    return;
+  }
+  if (!settings.saturation_thresholds) settings.saturation_thresholds.emplace();
+  SaturationLimits& limits = *settings.saturation_thresholds;
+  std::uint32_t index = 0;
+  while (index < limits.count && std::strncmp(limits.limit[index].probe, threshold.probe, sizeof threshold.probe) != 0) {
+    ++index;
+  }
+  if (index == snapshot::kMaxProbes) return;  // at most one per probe: 16 probes
+  if (index == limits.count) ++limits.count;
+  SaturationLimit& limit = limits.limit[index];
+  std::memcpy(limit.probe, threshold.probe, sizeof limit.probe);
+  limit.trip_pct = static_cast<std::uint32_t>(threshold.trip);
+  limit.release_pct = static_cast<std::uint32_t>(threshold.release);
 }
 
 Result<Variable> parse_logical_name(std::string_view logical) {

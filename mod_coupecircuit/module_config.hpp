@@ -18,6 +18,7 @@
 #include "exported_variables.hpp"
 #include "result.hpp"
 #include "snapshot_layout.hpp"
+#include "thresholds.hpp"
 
 namespace coupecircuit::module {
 
@@ -41,7 +42,9 @@ inline constexpr std::uint64_t kMaxMaxAgeSeconds = 86400;
 
 // One CoupeCircuitThreshold line, parsed.
 struct ThresholdDirective {
-  bool is_load = false;       // else sessions
+  bool is_load = false;       // else sessions (or saturation)
+  bool is_saturation = false;  // saturation:NAME, in integer percent
+  char probe[snapshot::kProbeNameCapacity] = {};
   std::uint64_t trip = 0;     // sessions, or load centi
   std::uint64_t release = 0;  // < trip; default 90 % of trip
   bool release_given = false;
@@ -61,6 +64,7 @@ struct ServerSettings {
   std::optional<std::uint64_t> hold_seconds;
   std::optional<ThresholdDirective> sessions_threshold;
   std::optional<ThresholdDirective> load_threshold;
+  std::optional<SaturationLimits> saturation_thresholds;  // one per probe named, replaced as a whole on merge
   std::array<std::optional<const char*>, kVariableCount> env_names{};
   std::optional<const char*> snapshot_path;  // main server only
 

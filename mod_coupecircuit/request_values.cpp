@@ -113,6 +113,7 @@ VhostLimits vhost_limits(const snapshot::Payload& payload, const ServerSettings&
           ? nullptr
           : find_vhost_override(payload, settings.vhost_hash, std::string_view(settings.vhost_name));
   limits.effective = resolve_thresholds(payload, vhost_override, settings.thresholds);
+  if (settings.saturation_thresholds) limits.effective.saturation = &*settings.saturation_thresholds;
   limits.sessions_release = release_of(limits.effective.sessions_from, settings, false);
   limits.load_release_centi = release_of(limits.effective.load_from, settings, true);
   return limits;
@@ -139,6 +140,7 @@ Evaluation evaluate(const snapshot::Payload& payload, const ServerSettings& sett
   out.under = evaluation.check.under;
   out.sessions_high = evaluation.check.sessions_high;
   out.load_high = evaluation.check.load_high;
+  out.saturation_high = evaluation.check.saturation_high;
   out.sessions_known = evaluation.sessions_known;
 
   ExportInputs inputs;
@@ -300,7 +302,7 @@ const FreshRequest* SnapshotSource::answer_fresh(const ServerSettings& settings,
     settled = !SharedState::wants_change(word, values.over, values.under);
     tripped = settled ? (word & kTrippedBit) != 0
                       : shared->update(settings.verdict_slot, values.over, values.under, now_ns, settings.hold_ns(),
-                                       trip_reasons(values.sessions_high, values.load_high));
+                                       trip_reasons(values.sessions_high, values.load_high, values.saturation_high));
   }
   const Verdict verdict = verdict_of(values.cut, tripped);
   const std::uint64_t age = age_ns / 1'000'000'000ULL;
@@ -377,7 +379,8 @@ void SnapshotSource::compute(const ServerSettings& settings, std::uint64_t now_n
     out.tripped = shared != nullptr ? shared->update(settings.verdict_slot, evaluation.check.over,
                                                      evaluation.check.under, now_ns, settings.hold_ns(),
                                                      trip_reasons(evaluation.check.sessions_high,
-                                                                  evaluation.check.load_high))
+                                                                  evaluation.check.load_high,
+                                                                  evaluation.check.saturation_high))
                                     : evaluation.check.over;
     out.sessions_high = evaluation.check.sessions_high;
     out.load_high = evaluation.check.load_high;

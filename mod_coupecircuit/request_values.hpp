@@ -66,8 +66,10 @@ struct VhostLimits {
 [[nodiscard]] VhostLimits vhost_limits(const snapshot::Payload& payload, const ServerSettings& settings) noexcept;
 
 // Why a vhost trips, for SharedState::update(): the values above RELEASE.
-[[nodiscard]] constexpr std::uint64_t trip_reasons(bool sessions_high, bool load_high) noexcept {
-  return (sessions_high ? kTripReasonSessions : 0) | (load_high ? kTripReasonLoad : 0);
+[[nodiscard]] constexpr std::uint64_t trip_reasons(bool sessions_high, bool load_high,
+                                                  bool saturation_high = false) noexcept {
+  return (sessions_high ? kTripReasonSessions : 0) | (load_high ? kTripReasonLoad : 0) |
+         (saturation_high ? kTripReasonSaturation : 0);
 }
 
 // What a request's enforcement and health check need, in seven bits: the
@@ -126,6 +128,7 @@ struct FreshValues {
   bool under = true;
   bool sessions_high = false;
   bool load_high = false;
+  bool saturation_high = false;
   bool sessions_known = true;
   // The variables that do not change with each request (all but the
   // verdict and the age): which are exported, and their texts, each

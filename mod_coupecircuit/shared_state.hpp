@@ -37,6 +37,7 @@ static_assert(sizeof(VerdictSlot) == 64);
 
 inline constexpr std::uint64_t kTripReasonSessions = 1;
 inline constexpr std::uint64_t kTripReasonLoad = 2;
+inline constexpr std::uint64_t kTripReasonSaturation = 4;
 
 // A slot's last transitions, as the status page shows them.
 struct SlotTransitions {

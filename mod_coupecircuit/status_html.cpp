@@ -410,6 +410,7 @@ void render_transitions(std::string& out, const StatusReport& report, const Vhos
     std::string reasons;
     if ((t.trip_reasons & kTripReasonSessions) != 0) reasons = "sessions";
     if ((t.trip_reasons & kTripReasonLoad) != 0) reasons += reasons.empty() ? "load" : " and load";
+    if ((t.trip_reasons & kTripReasonSaturation) != 0) reasons += reasons.empty() ? "saturation" : " and saturation";
     out += reasons.empty() ? std::string("threshold reached") : reasons + " above RELEASE, one at its TRIP";
   }
   out += "</dd>\n<dt>Released at</dt><dd class=\"released-at\">";

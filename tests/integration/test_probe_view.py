@@ -168,7 +168,9 @@ class TestProbesThroughApache:
         results_path.unlink(missing_ok=True)
         class_logs.allow(r"CC0551 ")
         helper = make_class_helper(name=f"helper-{variant}", config_extra=f"\n[probes]\nresults = {results_path}\n")
-        apache = make_class_apache(variant, helper, with_module=True, server_lines=HEALTH_LINES)
+        vhosts = [harness.VirtualHost("default.test"),
+                  harness.VirtualHost("sat.test", ["CoupeCircuitThreshold saturation:pg 80 70", "CoupeCircuitHold 1"])]
+        apache = make_class_apache(variant, helper, with_module=True, server_lines=HEALTH_LINES, vhosts=vhosts)
         return helper, apache, results_path
 
     def publish(self, servers, *probes: dict, **options) -> None:
@@ -202,11 +204,17 @@ class TestProbesThroughApache:
         assert env["SATURATION_MAIN_DB"] == "80"
         assert env["SATURATION_ELASTIC"] is None  # no saturation measured
         assert env["COUPECIRCUIT_ETAT"] == "ok"
+        assert apache.client().env(host="sat.test")["COUPECIRCUIT_ETAT"] == "ok"  # 57 % < TRIP 80 %
         self.publish(servers, probe("pg", critical=True, saturation=100, kind="postgresql"),
                      probe("main-db", status="down", kind="postgresql"), probe("elastic", status="down"))
         env = self.env(apache)
         assert env["COUPECIRCUIT_INDISPONIBLE"] == "main-db,elastic"
         assert env["SATURATION_PG"] == "100"
+        # saturation:pg 80 trips sat.test only, through the same verdict and health.
+        assert env["COUPECIRCUIT_ETAT"] == "ok"
+        assert apache.client().env(host="sat.test")["COUPECIRCUIT_ETAT"] == "surcharge"
+        tripped = apache.client().request("/health", host="sat.test")
+        assert (tripped.status, tripped.body) == (503, b"DRAIN surcharge\n")
         assert env["SATURATION_MAIN_DB"] is None  # down: no measurement
         health = apache.client().request("/health")
         assert (health.status, health.body) == (200, b"UP\n")  # nothing critical down
@@ -237,9 +245,29 @@ class TestProbesThroughApache:
 
     def test_back_up_is_up(self, servers):
         _, apache, _ = servers
+        # pg down (previous test): its saturation threshold neither tripped nor released sat.test.
+        assert apache.client().env(host="sat.test")["COUPECIRCUIT_ETAT"] == "surcharge"
         self.publish(servers, probe("pg", critical=True, saturation=10, kind="postgresql"))
         health = apache.client().request("/health")
         assert (health.status, health.body) == (200, b"UP\n")
+        harness.wait_for(lambda: apache.client().env(host="sat.test")["COUPECIRCUIT_ETAT"], lambda v: v == "ok", 10,
+                         "sat.test released under RELEASE 70 % after its hold")
         document = apache.client().request("/health?format=health+json").json()
         assert document["status"] == "pass"
         assert document["checks"]["pg:utilization"][0]["observedValue"] == 10
+
+
+def test_a_bad_saturation_threshold_fails_configtest_naming_file_and_line(make_helper, make_apache, paths):
+    if not paths.module.is_file():
+        pytest.skip(f"mod_coupecircuit.so not built ({paths.module})")
+    helper = make_helper(start=False)
+    for line, why in (("CoupeCircuitThreshold saturation:p\\x01g 80", "character outside"),
+                      ("CoupeCircuitThreshold saturation:pg 0", "whole percentage"),
+                      ("CoupeCircuitThreshold saturation:pg 80 90", "RELEASE")):
+        apache = make_apache("prefork", helper, start=False, with_module=True, server_lines=[line],
+                             name=f"apache-{abs(hash(line))}")
+        result = apache.configtest()
+        assert result.returncode != 0, line
+        output = result.stdout + result.stderr
+        assert "CoupeCircuitThreshold" in output and why in output, output
+        assert f"line {apache.line_of(line.split()[1])}" in output, output

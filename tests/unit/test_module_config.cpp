@@ -271,3 +271,37 @@ TEST(ExportedVariables, TextsComeFromTheirSource) {
   EXPECT_EQ(text(cm::Variable::coupure).text, nullptr);
   EXPECT_STREQ(text(cm::Variable::seuil_sessions).text, "10");
 }
+
+TEST(ModuleConfig, SaturationThresholdDirective) {
+  auto parsed = cm::parse_threshold("saturation:main-db", "80", "");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->is_saturation);
+  EXPECT_STREQ(parsed->probe, "main-db");
+  EXPECT_EQ(parsed->trip, 80U);
+  EXPECT_EQ(parsed->release, 72U);
+  auto with_release = cm::parse_threshold("Saturation:pg", "90", "50");
+  ASSERT_TRUE(with_release) << with_release.error().message;
+  EXPECT_EQ(with_release->release, 50U);
+  for (const auto& [kind, trip, release] :
+       std::vector<std::tuple<const char*, const char*, const char*>>{{"saturation:", "80", ""},
+                                                                       {"saturation:pg db", "80", ""},
+                                                                       {"saturation:pg", "0", ""},
+                                                                       {"saturation:pg", "80.5", ""},
+                                                                       {"saturation:pg", "1001", ""},
+                                                                       {"saturation:pg", "80", "80"},
+                                                                       {"saturation:pg", "80", "x"}}) {
+    auto bad = cm::parse_threshold(kind, trip, release);
+    ASSERT_FALSE(bad) << kind << " " << trip << " " << release;
+    EXPECT_EQ(bad.error().message.rfind("CoupeCircuitThreshold", 0), 0U) << bad.error().message;
+  }
+  cm::ServerSettings settings;
+  cm::apply_threshold(settings, *parsed);
+  cm::apply_threshold(settings, *with_release);
+  cm::apply_threshold(settings, *cm::parse_threshold("saturation:main-db", "85", ""));  // replaces
+  ASSERT_TRUE(settings.saturation_thresholds);
+  ASSERT_EQ(settings.saturation_thresholds->count, 2U);
+  EXPECT_EQ(settings.saturation_thresholds->limit[0].trip_pct, 85U);
+  const auto merged = cm::merge_settings(settings, cm::ServerSettings{});
+  ASSERT_TRUE(merged.saturation_thresholds);
+  EXPECT_EQ(merged.saturation_thresholds->count, 2U);
+}

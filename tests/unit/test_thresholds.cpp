@@ -316,3 +316,62 @@ TEST(SessionsKnown, UnknownSessionsNeitherTripNorRelease) {
 
 }  // namespace
 }  // namespace coupecircuit
+
+namespace coupecircuit {
+namespace {
+
+snapshot::Payload saturation_payload(std::uint32_t status, std::uint32_t pct, std::uint32_t table_flags = 0) {
+  snapshot::Payload p{};
+  p.probe_flags = snapshot::kProbesConfigured | table_flags;
+  p.probe_count = 1;
+  std::strcpy(p.probes[0].name, "pg");
+  p.probes[0].status = status;
+  p.probes[0].flags = snapshot::kProbeHasSaturation;
+  p.probes[0].saturation_pct = pct;
+  return p;
+}
+
+TEST(SaturationThreshold, TripsAndReleasesThroughTheOneCheck) {
+  SaturationLimits limits;
+  limits.count = 1;
+  std::strcpy(limits.limit[0].probe, "pg");
+  limits.limit[0].trip_pct = 80;
+  limits.limit[0].release_pct = 70;
+  EffectiveThresholds thresholds;
+  thresholds.saturation = &limits;
+  auto low = check_thresholds(saturation_payload(snapshot::kProbeUp, 50), thresholds, 0, 0);
+  EXPECT_FALSE(low.over);
+  EXPECT_TRUE(low.under);
+  auto at = check_thresholds(saturation_payload(snapshot::kProbeUp, 80), thresholds, 0, 0);
+  EXPECT_TRUE(at.over);
+  EXPECT_TRUE(at.saturation_high);
+  auto between = check_thresholds(saturation_payload(snapshot::kProbeUp, 75), thresholds, 0, 0);
+  EXPECT_FALSE(between.over);
+  EXPECT_FALSE(between.under);  // above RELEASE: stays tripped
+  EXPECT_EQ(compute_verdict(saturation_payload(snapshot::kProbeUp, 100), thresholds), Verdict::surcharge);
+}
+
+TEST(SaturationThreshold, DownUnknownOrStaleNeitherTripsNorReleases) {
+  SaturationLimits limits;
+  limits.count = 1;
+  std::strcpy(limits.limit[0].probe, "pg");
+  limits.limit[0].trip_pct = 80;
+  limits.limit[0].release_pct = 70;
+  EffectiveThresholds thresholds;
+  thresholds.saturation = &limits;
+  for (const auto& payload : {saturation_payload(snapshot::kProbeDown, 100),
+                              saturation_payload(snapshot::kProbeUnknown, 100),
+                              saturation_payload(snapshot::kProbeUp, 100, snapshot::kProbesStale)}) {
+    const auto check = check_thresholds(payload, thresholds, 0, 0);
+    EXPECT_FALSE(check.over);
+    EXPECT_FALSE(check.under);
+  }
+  // A probe absent from the table (renamed) neither.
+  std::strcpy(limits.limit[0].probe, "other");
+  const auto absent = check_thresholds(saturation_payload(snapshot::kProbeUp, 100), thresholds, 0, 0);
+  EXPECT_FALSE(absent.over);
+  EXPECT_FALSE(absent.under);
+}
+
+}  // namespace
+}  // namespace coupecircuit
