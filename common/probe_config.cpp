@@ -70,7 +70,9 @@ int on_setting(void* user, const char* section_text, const char* key, const char
   const std::string why = apply_program_setting(collector->config, section, key, value);
   if (why.empty()) return 1;
   if (collector->first_error.empty()) {
-    collector->first_error = "[" + std::string(section) + "] " + key + " = " + value + ": " + why;
+    // append, not operator+ chains: GCC 12 at -O3 warns falsely (-Wrestrict) on those.
+    collector->first_error.append("[").append(section).append("] ").append(key).append(" = ").append(value);
+    collector->first_error.append(": ").append(why);
     collector->first_error_line = collector->reader->line;
   }
   return 0;
