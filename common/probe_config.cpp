@@ -369,8 +369,8 @@ Result<ProbesConfig> parse_probes_config_text(std::string_view text, const std::
 Result<ProbesConfig> load_probes_config(const std::string& path, bool required) {
   auto text = read_config_file(path, required);
   if (!text) return text.error();
-  if (!*text) return ProbesConfig{};
-  return parse_probes_config_text(**text, path);
+  // A missing file parses as an empty one: the defaults.
+  return parse_probes_config_text(text->value_or(std::string()), path);
 }
 
 std::int64_t stale_after_ms(const ProbesConfig& config) noexcept {
