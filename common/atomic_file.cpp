@@ -80,7 +80,9 @@ AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
   return *this;
 }
 
-AtomicFile::~AtomicFile() { discard(); }
+AtomicFile::~AtomicFile() {
+  discard();
+}
 
 void AtomicFile::discard() noexcept {
   if (!committed_ && !temporary_.empty()) ::unlink(temporary_.c_str());
@@ -121,6 +123,16 @@ Result<void> AtomicFile::commit() {
   UniqueFd directory_fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (directory_fd) ::fsync(directory_fd.get());  // make the rename durable across a crash
   return {};
+}
+
+Result<void> replace_private_file(const std::string& path, std::string_view contents, mode_t mode) {
+  const std::string directory = parent_directory(path);
+  if (auto made = ensure_directory(directory, 0755); !made) return made;
+  if (auto safe = check_private_directory(directory); !safe) return safe;
+  auto file = AtomicFile::create(path, mode);
+  if (!file) return file.error();
+  if (auto wrote = file->write_all(contents); !wrote) return wrote;
+  return file->commit();
 }
 
 }  // namespace coupecircuit

@@ -29,6 +29,12 @@ namespace coupecircuit {
 // others (nor by its group, unless that group is root's).
 [[nodiscard]] Result<void> check_private_directory(const std::string& directory);
 
+// Replaces the file at `path` with `contents` (mode `mode`) atomically, in
+// its directory made if missing (0755) and refused unless private: another
+// user able to write there could swap the file or plant a link where the
+// temporary goes.
+[[nodiscard]] Result<void> replace_private_file(const std::string& path, std::string_view contents, mode_t mode);
+
 class AtomicFile {
  public:
   AtomicFile(const AtomicFile&) = delete;

@@ -315,13 +315,7 @@ Result<std::optional<ClusterMirror>> load_cluster_mirror(const std::string& path
 }
 
 Result<void> save_cluster_mirror(const std::string& path, const ClusterMirror& mirror) {
-  const std::string directory = parent_directory(path);
-  if (auto made = ensure_directory(directory, 0755); !made) return made;
-  if (auto safe = check_private_directory(directory); !safe) return safe;
-  auto file = AtomicFile::create(path, 0644);
-  if (!file) return file.error();
-  if (auto wrote = file->write_all(serialize_cluster_mirror(mirror)); !wrote) return wrote;
-  return file->commit();
+  return replace_private_file(path, serialize_cluster_mirror(mirror), 0644);
 }
 
 }  // namespace coupecircuit

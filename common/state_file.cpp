@@ -344,15 +344,7 @@ Result<ControlState> load_state_file(const std::string& path) {
 }
 
 Result<void> save_state_file(const std::string& path, const ControlState& state) {
-  const std::string directory = parent_directory(path);
-  if (auto made = ensure_directory(directory, 0755); !made) return made;
-  // Another user able to write in the directory could swap the file (or
-  // plant a link where the temporary goes): refuse rather than write there.
-  if (auto safe = check_private_directory(directory); !safe) return safe;
-  auto file = AtomicFile::create(path, 0644);
-  if (!file) return file.error();
-  if (auto wrote = file->write_all(serialize_state(state)); !wrote) return wrote;
-  return file->commit();
+  return replace_private_file(path, serialize_state(state), 0644);
 }
 
 void apply_state_to_payload(const ControlState& state, snapshot::Payload& payload) noexcept {

@@ -7,22 +7,13 @@
 #include <string_view>
 
 #include "daemon_config.hpp"
+#include "daemon_config_test_support.hpp"
 #include "redis_connection.hpp"
 
 namespace coupecircuit {
 namespace {
 
-void expect_error(std::string_view text, int line, std::initializer_list<std::string_view> fragments) {
-  const auto parsed = parse_daemon_config_text(text, "test.conf");
-  ASSERT_FALSE(parsed.has_value()) << "accepted:\n" << text;
-  const std::string& message = parsed.error().message;
-  const std::string prefix = "test.conf:" + std::to_string(line) + ": ";
-  EXPECT_EQ(message.substr(0, prefix.size()), prefix) << message;
-  for (const auto fragment : fragments) {
-    EXPECT_NE(message.find(std::string(fragment)), std::string::npos)
-        << "message \"" << message << "\" lacks \"" << fragment << "\"";
-  }
-}
+constexpr auto expect_error = test::expect_config_error;
 
 TEST(ClusterConfig, AbsentMeansNotInACluster) {
   const auto parsed = parse_daemon_config_text("[sessions]\ndir = /tmp\n", "test.conf");
