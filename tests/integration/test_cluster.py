@@ -194,6 +194,21 @@ class TestStandalone:
         wait_for(lambda: nodes[2].status()["cluster"]["local_change_unsynced"], lambda flag: flag is False, 2.0,
                  "the flag clears once the local layer is emptied")
 
+    def test_a_node_that_does_not_confirm_is_named(self, standalone_nodes):
+        nodes = standalone_nodes
+        frozen = nodes[2].helper
+        os.kill(frozen.pid, signal.SIGSTOP)  # registered (3 s TTL) but applying nothing
+        try:
+            result = nodes[0].ctl("cut", "on", wait=0.5)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "not confirmed within 0.5 s by: node3" in result.stdout, result.stdout
+            assert "node1" not in result.stdout.split("by:")[1]
+        finally:
+            os.kill(frozen.pid, signal.SIGCONT)
+        wait_for(nodes.control_versions, lambda versions: len(set(versions)) == 1, 5.0, "node3 catches up")
+        nodes.wait_env(cut_value("1"), 2.0, "cut on every node once node3 runs again")
+        nodes[0].ctl_ok("cut", "off")
+
     def test_a_stopped_node_is_marked_missing(self, standalone_nodes):
         nodes = standalone_nodes
         nodes[2].helper.stop()
