@@ -23,6 +23,7 @@ struct CommandLine {
   std::optional<std::uint32_t> active_minutes, interval;
   bool foreground = false;
   bool once = false;
+  bool check = false;
 };
 
 coupecircuit::Result<coupecircuit::DaemonConfig> load_effective_config(const CommandLine& line) {
@@ -88,6 +89,9 @@ int main(int argc, char** argv) {
   app.add_option("--interval", line.interval, "Seconds between full rescans (default 60, 10 for Redis)")->check(CLI::Range(1U, 86400U));
   app.add_flag("--foreground", line.foreground, "Do not detach (systemd, tests)");
   app.add_flag("--once", line.once, "Scan once, publish the snapshot, exit");
+  app.add_flag("--check", line.check,
+               "Check the configuration (and the password files it names) and exit: 0 valid, 2 not (the error names "
+               "the line)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -99,6 +103,18 @@ int main(int argc, char** argv) {
   // A write to a closed pipe (stderr read by a process that went away) must
   // fail with EPIPE, not kill the helper.
   ::signal(SIGPIPE, SIG_IGN);
+
+  if (line.check) {
+    auto config = load_effective_config(line);
+    if (!config) {
+      std::fprintf(stderr, "coupecircuitd: %s\n", config.error().message.c_str());
+      return 2;
+    }
+    std::printf("%s: configuration valid%s\n", line.config_path.c_str(),
+                config->cluster.enabled() ? (" (cluster " + config->cluster.name + ", node " + config->cluster.node + ")").c_str()
+                                          : "");
+    return 0;
+  }
 
   coupecircuit::DaemonRunOptions options;
   options.once = line.once;

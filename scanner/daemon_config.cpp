@@ -341,8 +341,10 @@ Result<void> resolve_session_store(DaemonConfig& config, const std::string& wher
 Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) {
   auto text = read_config_file(path, required);
   if (!text) return text.error();
-  if (!*text) return DaemonConfig{};
-  return parse_daemon_config_text(**text, path);
+  // A missing optional file: the defaults, parsed from nothing (one path,
+  // which also keeps GCC 12's -O3 free of a maybe-uninitialized false positive).
+  DaemonConfig defaults;
+  return parse_daemon_config_text(*text ? std::string_view(**text) : std::string_view(), path, std::move(defaults));
 }
 
 }  // namespace coupecircuit

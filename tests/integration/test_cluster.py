@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -289,7 +290,7 @@ def test_wrong_password_is_named(make_helper, run_dir):
 
 
 @pytest.mark.parametrize("name", ["prod web", "prod/web", "{prod}"])
-def test_bad_cluster_name_names_the_line(make_helper, logs, name):
+def test_bad_cluster_name_names_the_line(make_helper, logs, paths, name):
     logs.allow(r"CC0005")  # the configuration error, on purpose
     helper = make_helper(start=False, name="node",
                          config_extra=cluster_section(name, "n1", "tcp://127.0.0.1:6379"))
@@ -297,11 +298,17 @@ def test_bad_cluster_name_names_the_line(make_helper, logs, name):
     result = helper.run_once()
     assert result.returncode == 2
     assert f"coupecircuitd.conf:{line}: [cluster] name = {name}" in helper.log_text(), helper.log_text()
+    check = subprocess.run([str(paths.daemon), "--config", str(helper.config), "--check"], capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 2 and f"coupecircuitd.conf:{line}: [cluster] name" in check.stderr, check.stderr
     ctl = helper.ctl("status", global_args=["--config", str(helper.config)])
     assert ctl.returncode == 2 and f"coupecircuitd.conf:{line}: [cluster] name" in ctl.stderr, ctl.stderr
 
 
-def test_status_cluster_without_cluster_section(make_helper):
+def test_status_cluster_without_cluster_section(make_helper, paths):
     helper = make_helper()
+    check = subprocess.run([str(paths.daemon), "--config", str(helper.config), "--check"], capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0 and "configuration valid" in check.stdout, check.stdout + check.stderr
     result = helper.ctl("status", "--cluster", global_args=["--config", str(helper.config)])
     assert result.returncode == 2 and "no [cluster] section" in result.stderr, result.stdout + result.stderr
