@@ -277,7 +277,8 @@ Result<void> Lease::acquire(const ScriptRunner& run, std::uint64_t now_ms) {
   holding_ = false;
   // Held by another: try again just after it would expire, and at least
   // every third of the TTL (a release is seen then).
-  const std::uint64_t until_expiry = pttl > 0 ? static_cast<std::uint64_t>(pttl) + 10 : 10;
+  // (A key without expiry, set by hand, is tried again at that pace too.)
+  const std::uint64_t until_expiry = pttl > 0 ? static_cast<std::uint64_t>(pttl) + 10 : settings_.ttl_ms / 3;
   next_step_ms_ = now_ms + std::min<std::uint64_t>(until_expiry, settings_.ttl_ms / 3);
   return {};
 }

@@ -225,6 +225,15 @@ TEST_F(RedisLease, OneHolderAtATimeAndFencingGoesUp) {
   EXPECT_EQ(a.holder(), "web-2");
 }
 
+TEST_F(RedisLease, AKeyWithoutExpiryIsNotPolledInALoop) {
+  raw({"SET", keys_.lease, "web-9:by-hand"});  // no PX: an operator's mistake
+  Lease a = lease("web-1");
+  ASSERT_TRUE(a.step(run_, 1000));
+  EXPECT_FALSE(a.holding(1000));
+  EXPECT_EQ(a.holder(), "web-9");
+  EXPECT_EQ(a.next_step_ms(), 1000U + 2000U);
+}
+
 TEST_F(RedisLease, OnlyTheHolderRenewsOrReleases) {
   Lease a = lease("web-1");
   ASSERT_TRUE(a.step(run_, 0));
