@@ -149,7 +149,7 @@ void SessionLease::release(const ScriptRunner& run) {
   const bool was_holding = lease_.holding(snapshot::monotonic_now_ns() / 1'000'000);
   if (!was_holding) return;
   if (lease_.release(run)) {
-    log::info(log::id::kLeaseLost, "cluster " + lease_.settings().cluster + ": session lease released on stop");
+    log::notice(log::id::kLeaseLost, "cluster " + lease_.settings().cluster + ": session lease released on stop");
   }
   const std::lock_guard lock(mutex_);
   holding_ = false;

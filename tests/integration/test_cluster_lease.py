@@ -96,6 +96,15 @@ def test_exactly_one_node_counts(nodes, redis):
     for name, helper in nodes.items():
         wait_for(lambda h=helper: cluster_doc(h)[0], lambda d: d["sessions"]["active"]["authenticated"] == 3,
                  PASS_INTERVAL + 5, f"{name} shows the new login")
+    # A clean stop releases the lease (compare-and-delete): another node takes
+    # it at its next attempt, sooner than the TTL would let it.
+    stopped_at = time.monotonic()
+    assert nodes[holder].stop() == 0
+    assert "CC0451" in nodes[holder].log_text() and "released on stop" in nodes[holder].log_text()
+    others = {name: helper for name, helper in nodes.items() if name != holder}
+    wait_for(lambda: holders(others), lambda h: len(h) == 1, LEASE_TTL, "another holder after a clean stop",
+             interval=0.05)
+    print(f"lease taken over after a clean stop: {time.monotonic() - stopped_at:.2f} s")
 
 
 def test_holder_killed_another_takes_over_within_ttl(nodes, redis, make_apache, logs):
