@@ -338,13 +338,16 @@ Result<void> resolve_session_store(DaemonConfig& config, const std::string& wher
   return {};
 }
 
+Result<DaemonConfig> parse_daemon_config_text(std::string_view text, const std::string& source_name) {
+  DaemonConfig defaults;
+  return parse_daemon_config_text(text, source_name, std::move(defaults));
+}
+
 Result<DaemonConfig> load_daemon_config(const std::string& path, bool required) {
   auto text = read_config_file(path, required);
   if (!text) return text.error();
-  // A missing optional file: the defaults, parsed from nothing (one path,
-  // which also keeps GCC 12's -O3 free of a maybe-uninitialized false positive).
-  DaemonConfig defaults;
-  return parse_daemon_config_text(*text ? std::string_view(**text) : std::string_view(), path, std::move(defaults));
+  // A missing optional file: the defaults, parsed from nothing (one path).
+  return parse_daemon_config_text(*text ? std::string_view(**text) : std::string_view(), path);
 }
 
 }  // namespace coupecircuit
