@@ -30,6 +30,33 @@ void expect_rejected(SaveHandler handler, std::string_view text, std::string_vie
   EXPECT_EQ(result.error().message.find("s3cret"), std::string::npos) << result.error().message;
 }
 
+struct RejectedCase {
+  std::string_view text;
+  std::string_view names;
+};
+
+void expect_all_rejected(SaveHandler handler, std::initializer_list<RejectedCase> cases) {
+  for (const auto& [text, names] : cases) expect_rejected(handler, text, names);
+}
+
+// What one parsed target must hold: how many endpoints, and one of them.
+struct ExpectedTarget {
+  std::size_t endpoints;
+  std::size_t index;
+  std::string_view host;
+  int port;
+  std::string_view password;
+  std::string_view prefix;
+};
+
+void expect_target(const RedisTarget& target, const ExpectedTarget& expected) {
+  ASSERT_EQ(target.endpoints.size(), expected.endpoints);
+  EXPECT_EQ(target.endpoints[expected.index].host, expected.host);
+  EXPECT_EQ(target.endpoints[expected.index].port, expected.port);
+  EXPECT_EQ(target.password, expected.password);
+  EXPECT_EQ(target.prefix, expected.prefix);
+}
+
 TEST(SavePath, Handlers) {
   EXPECT_EQ(*parse_save_handler("files"), SaveHandler::files);
   EXPECT_EQ(*parse_save_handler("redis"), SaveHandler::redis);
@@ -47,23 +74,19 @@ TEST(SavePath, FilesLayouts) {
   const auto mode = parsed(SaveHandler::files, "\"1;0600;/srv/sessions\"");
   EXPECT_EQ(mode.directory, "/srv/sessions");
   EXPECT_EQ(mode.depth, 1U);
-  expect_rejected(SaveHandler::files, "x;/tmp", "depth \"x\"");
-  expect_rejected(SaveHandler::files, "1;0999;/tmp", "mode \"0999\"");
-  expect_rejected(SaveHandler::files, "1;0600;sessions", "directory \"sessions\"");
-  expect_rejected(SaveHandler::files, "1;2;3;/tmp", "too many ';'");
-  expect_rejected(SaveHandler::files, "  ", "empty");
+  expect_all_rejected(SaveHandler::files, {{"x;/tmp", "depth \"x\""},
+                                           {"1;0999;/tmp", "mode \"0999\""},
+                                           {"1;0600;sessions", "directory \"sessions\""},
+                                           {"1;2;3;/tmp", "too many ';'"},
+                                           {"  ", "empty"}});
 }
 
 TEST(SavePath, RedisUrls) {
   const auto one = parsed(SaveHandler::redis, "tcp://10.0.0.5:6380?auth=s3cret&database=2&prefix=sf_s&timeout=2.5");
   ASSERT_EQ(one.targets.size(), 1U);
-  const auto& target = one.targets[0];
-  ASSERT_EQ(target.endpoints.size(), 1U);
-  EXPECT_EQ(target.endpoints[0].host, "10.0.0.5");
-  EXPECT_EQ(target.endpoints[0].port, 6380);
-  EXPECT_EQ(target.password, "s3cret");
-  EXPECT_EQ(target.database, 2U);
-  EXPECT_EQ(target.prefix, "sf_s");
+  expect_target(one.targets[0],
+                {.endpoints = 1, .index = 0, .host = "10.0.0.5", .port = 6380, .password = "s3cret", .prefix = "sf_s"});
+  EXPECT_EQ(one.targets[0].database, 2U);
   EXPECT_TRUE(save_path_has_password(one));
 
   const auto defaults = parsed(SaveHandler::redis, "tcp://redis.example");
@@ -73,7 +96,8 @@ TEST(SavePath, RedisUrls) {
   EXPECT_FALSE(save_path_has_password(defaults));
 
   // phpredis shards over several URLs, separated by commas or spaces.
-  const auto pool = parsed(SaveHandler::redis, "tcp://a:1?weight=2, tcp://b:2 unix:///run/redis/redis.sock?prefix=p%3A");
+  const auto pool =
+      parsed(SaveHandler::redis, "tcp://a:1?weight=2, tcp://b:2 unix:///run/redis/redis.sock?prefix=p%3A");
   ASSERT_EQ(pool.targets.size(), 3U);
   EXPECT_EQ(pool.targets[1].endpoints[0].host, "b");
   EXPECT_EQ(pool.targets[2].endpoints[0].socket_path, "/run/redis/redis.sock");
@@ -88,37 +112,34 @@ TEST(SavePath, RedisUrls) {
 }
 
 TEST(SavePath, RedisErrorsNameThePart) {
-  expect_rejected(SaveHandler::redis, "tcp://h:99999", "port \"99999\"");
-  expect_rejected(SaveHandler::redis, "tcp://h:1?database=two&auth=s3cret", "database=\"two\"");
-  expect_rejected(SaveHandler::redis, "tcp://h:1?auth=s3cret&prefx=a", "unknown parameter \"prefx\"");
-  expect_rejected(SaveHandler::redis, "tls://h:1?auth=s3cret", "TLS is not supported");
-  expect_rejected(SaveHandler::redis, "http://h:1", "unknown scheme \"http\"");
-  expect_rejected(SaveHandler::redis, "tcp://:1", "missing host");
-  expect_rejected(SaveHandler::redis, "tcp://user:s3cret@h:1", "use ?auth=");
-  expect_rejected(SaveHandler::redis, "tcp://h:1?timeout=-1", "timeout=\"-1\"");
-  expect_rejected(SaveHandler::redis, "unix:relative.sock", "not absolute");
-  expect_rejected(SaveHandler::redis, " , ", "no server");
-  expect_rejected(SaveHandler::redis, "tcp://h:1?auth=s3cret&auth=s3cret", "auth given twice");
+  expect_all_rejected(SaveHandler::redis, {{"tcp://h:99999", "port \"99999\""},
+                                           {"tcp://h:1?database=two&auth=s3cret", "database=\"two\""},
+                                           {"tcp://h:1?auth=s3cret&prefx=a", "unknown parameter \"prefx\""},
+                                           {"tls://h:1?auth=s3cret", "TLS is not supported"},
+                                           {"http://h:1", "unknown scheme \"http\""},
+                                           {"tcp://:1", "missing host"},
+                                           {"tcp://user:s3cret@h:1", "use ?auth="},
+                                           {"tcp://h:1?timeout=-1", "timeout=\"-1\""},
+                                           {"unix:relative.sock", "not absolute"},
+                                           {" , ", "no server"},
+                                           {"tcp://h:1?auth=s3cret&auth=s3cret", "auth given twice"}});
 }
 
 TEST(SavePath, ClusterSeeds) {
   const auto cluster =
-      parsed(SaveHandler::rediscluster, "seed[]=10.0.0.1:7000&seed[]=10.0.0.2:7001&prefix=app_&auth=s3cret&timeout=2&failover=error");
+      parsed(SaveHandler::rediscluster,
+             "seed[]=10.0.0.1:7000&seed[]=10.0.0.2:7001&prefix=app_&auth=s3cret&timeout=2&failover=error");
   ASSERT_EQ(cluster.targets.size(), 1U);
-  const auto& target = cluster.targets[0];
-  ASSERT_EQ(target.endpoints.size(), 2U);
-  EXPECT_EQ(target.endpoints[1].host, "10.0.0.2");
-  EXPECT_EQ(target.endpoints[1].port, 7001);
-  EXPECT_EQ(target.prefix, "app_");
-  EXPECT_EQ(target.password, "s3cret");
+  expect_target(cluster.targets[0],
+                {.endpoints = 2, .index = 1, .host = "10.0.0.2", .port = 7001, .password = "s3cret", .prefix = "app_"});
   EXPECT_EQ(parsed(SaveHandler::rediscluster, "seed%5B%5D=h:1").targets[0].prefix, kRedisClusterDefaultPrefix);
 
-  expect_rejected(SaveHandler::rediscluster, "prefix=a&auth=s3cret", "no seed[]");
-  expect_rejected(SaveHandler::rediscluster, "seed[]=h", "missing port");
-  expect_rejected(SaveHandler::rediscluster, "seed[]=h:0&auth=s3cret", "port \"0\"");
-  expect_rejected(SaveHandler::rediscluster, "seed[]=h:1&database=1", "database");
-  expect_rejected(SaveHandler::rediscluster, "seed[]=h:1&failover=maybe", "failover=\"maybe\"");
-  expect_rejected(SaveHandler::rediscluster, "seed[]=h:1&sed[]=h:2", "unknown parameter \"sed[]\"");
+  expect_all_rejected(SaveHandler::rediscluster, {{"prefix=a&auth=s3cret", "no seed[]"},
+                                                  {"seed[]=h", "missing port"},
+                                                  {"seed[]=h:0&auth=s3cret", "port \"0\""},
+                                                  {"seed[]=h:1&database=1", "database"},
+                                                  {"seed[]=h:1&failover=maybe", "failover=\"maybe\""},
+                                                  {"seed[]=h:1&sed[]=h:2", "unknown parameter \"sed[]\""}});
 }
 
 TEST(SavePathConfig, FileErrorsNameLineAndNeverThePassword) {
@@ -134,7 +155,8 @@ TEST(SavePathConfig, FileErrorsNameLineAndNeverThePassword) {
 
 TEST(SavePathConfig, ResolvesTheStoreAndItsDefaults) {
   auto config = parse_daemon_config_text(
-      "[sessions]\nsave_handler = rediscluster\nsave_path = seed[]=127.0.0.1:7000\ngc_maxlifetime = 3600\n", "test.conf");
+      "[sessions]\nsave_handler = rediscluster\nsave_path = seed[]=127.0.0.1:7000\ngc_maxlifetime = 3600\n",
+      "test.conf");
   ASSERT_TRUE(config) << config.error().message;
   ASSERT_TRUE(resolve_session_store(*config, "test.conf"));
   EXPECT_EQ(config->store.handler, SaveHandler::rediscluster);

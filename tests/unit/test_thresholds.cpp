@@ -331,14 +331,24 @@ snapshot::Payload saturation_payload(std::uint32_t status, std::uint32_t pct, st
   return p;
 }
 
-TEST(SaturationThreshold, TripsAndReleasesThroughTheOneCheck) {
+// One saturation limit on probe "pg": trips at 80 %, releases below 70 %.
+struct PgSaturationThresholds {
   SaturationLimits limits;
-  limits.count = 1;
-  std::strcpy(limits.limit[0].probe, "pg");
-  limits.limit[0].trip_pct = 80;
-  limits.limit[0].release_pct = 70;
   EffectiveThresholds thresholds;
-  thresholds.saturation = &limits;
+  PgSaturationThresholds() {
+    limits.count = 1;
+    std::strcpy(limits.limit[0].probe, "pg");
+    limits.limit[0].trip_pct = 80;
+    limits.limit[0].release_pct = 70;
+    thresholds.saturation = &limits;
+  }
+  PgSaturationThresholds(const PgSaturationThresholds&) = delete;
+  PgSaturationThresholds& operator=(const PgSaturationThresholds&) = delete;
+};
+
+TEST(SaturationThreshold, TripsAndReleasesThroughTheOneCheck) {
+  const PgSaturationThresholds pg;
+  const EffectiveThresholds& thresholds = pg.thresholds;
   auto low = check_thresholds(saturation_payload(snapshot::kProbeUp, 50), thresholds, 0, 0);
   EXPECT_FALSE(low.over);
   EXPECT_TRUE(low.under);
@@ -352,13 +362,8 @@ TEST(SaturationThreshold, TripsAndReleasesThroughTheOneCheck) {
 }
 
 TEST(SaturationThreshold, DownUnknownOrStaleNeitherTripsNorReleases) {
-  SaturationLimits limits;
-  limits.count = 1;
-  std::strcpy(limits.limit[0].probe, "pg");
-  limits.limit[0].trip_pct = 80;
-  limits.limit[0].release_pct = 70;
-  EffectiveThresholds thresholds;
-  thresholds.saturation = &limits;
+  PgSaturationThresholds pg;
+  const EffectiveThresholds& thresholds = pg.thresholds;
   for (const auto& payload : {saturation_payload(snapshot::kProbeDown, 100),
                               saturation_payload(snapshot::kProbeUnknown, 100),
                               saturation_payload(snapshot::kProbeUp, 100, snapshot::kProbesStale)}) {
@@ -367,7 +372,7 @@ TEST(SaturationThreshold, DownUnknownOrStaleNeitherTripsNorReleases) {
     EXPECT_FALSE(check.under);
   }
   // A probe absent from the table (renamed) neither.
-  std::strcpy(limits.limit[0].probe, "other");
+  std::strcpy(pg.limits.limit[0].probe, "other");
   const auto absent = check_thresholds(saturation_payload(snapshot::kProbeUp, 100), thresholds, 0, 0);
   EXPECT_FALSE(absent.over);
   EXPECT_FALSE(absent.under);
