@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,24 +53,37 @@ TEST(ParseUnsigned, RejectsEmbeddedNul) {
   EXPECT_FALSE(parse_unsigned(text, 100000).has_value());
 }
 
+// A text parsed against a maximum: the value it gives, or kRejected.
+constexpr std::optional<std::uint64_t> kRejected;
+
+struct Bounded {
+  std::string_view text;
+  std::uint64_t max;
+  std::optional<std::uint64_t> expected;
+};
+
+void expect_bounded(Result<std::uint64_t> (*parse)(std::string_view, std::uint64_t),
+                    std::initializer_list<Bounded> cases) {
+  for (const auto& [text, max, expected] : cases) {
+    const auto parsed = parse(text, max);
+    EXPECT_EQ(parsed.has_value(), expected.has_value()) << text << " against " << max;
+    if (parsed && expected) {
+      EXPECT_EQ(*parsed, *expected) << text << " against " << max;
+    }
+  }
+}
+
 TEST(ParseUnsigned, EnforcesTheMaximumExactly) {
-  EXPECT_EQ(parse_unsigned("1000", 1000).value(), 1000U);
-  EXPECT_FALSE(parse_unsigned("1001", 1000).has_value());
-  EXPECT_FALSE(parse_unsigned("10000", 1000).has_value());
-  EXPECT_EQ(parse_unsigned("15", 15).value(), 15U);
-  EXPECT_FALSE(parse_unsigned("16", 15).has_value());
-  EXPECT_FALSE(parse_unsigned("19", 15).has_value());
-  EXPECT_FALSE(parse_unsigned("1000000000001", kMaxSessionsValue).has_value());
+  expect_bounded(parse_unsigned,
+                 {Bounded{"1000", 1000, 1000U}, Bounded{"1001", 1000, kRejected}, Bounded{"10000", 1000, kRejected},
+                  Bounded{"15", 15, 15U}, Bounded{"16", 15, kRejected}, Bounded{"19", 15, kRejected},
+                  Bounded{"1000000000001", kMaxSessionsValue, kRejected}});
 }
 
 TEST(ParseUnsigned, RejectsASingleDigitAboveTheMaximum) {
   // A digit larger than the maximum must not wrap around in the bound check.
-  EXPECT_FALSE(parse_unsigned("9", 8).has_value());
-  EXPECT_FALSE(parse_unsigned("5", 0).has_value());
-  EXPECT_FALSE(parse_unsigned("4", 3).has_value());
-  EXPECT_EQ(parse_unsigned("0", 0).value(), 0U);
-  EXPECT_EQ(parse_unsigned("000", 0).value(), 0U);
-  EXPECT_EQ(parse_unsigned("8", 8).value(), 8U);
+  expect_bounded(parse_unsigned, {Bounded{"9", 8, kRejected}, Bounded{"5", 0, kRejected}, Bounded{"4", 3, kRejected},
+                                  Bounded{"0", 0, 0U}, Bounded{"000", 0, 0U}, Bounded{"8", 8, 8U}});
 }
 
 TEST(ParseUnsigned, HandlesTheFullRangeWithoutOverflow) {
@@ -121,13 +136,9 @@ TEST(ParseCenti, EnforcesTheDefaultMaximum) {
 }
 
 TEST(ParseCenti, EnforcesACustomMaximum) {
-  EXPECT_EQ(parse_centi("4.50", 450).value(), 450U);
-  EXPECT_FALSE(parse_centi("4.51", 450).has_value());
-  EXPECT_FALSE(parse_centi("5", 450).has_value());
-  EXPECT_EQ(parse_centi("0.99", 99).value(), 99U);
-  EXPECT_FALSE(parse_centi("1", 99).has_value());
-  EXPECT_EQ(parse_centi("0", 0).value(), 0U);
-  EXPECT_FALSE(parse_centi("0.01", 0).has_value());
+  expect_bounded(parse_centi, {Bounded{"4.50", 450, 450U}, Bounded{"4.51", 450, kRejected},
+                               Bounded{"5", 450, kRejected}, Bounded{"0.99", 99, 99U}, Bounded{"1", 99, kRejected},
+                               Bounded{"0", 0, 0U}, Bounded{"0.01", 0, kRejected}});
 }
 
 TEST(ParseCenti, DoesNotWrapNearTheTopOfTheRange) {
@@ -140,29 +151,32 @@ TEST(ParseCenti, DoesNotWrapNearTheTopOfTheRange) {
 
 // ---- rendering
 
-std::string render_u(std::uint64_t value) {
+// Renders into a roomy buffer and checks that the length returned is the
+// terminated text's.
+template <std::size_t (*Render)(char*, std::size_t, std::uint64_t) noexcept>
+std::string rendered(std::uint64_t value) {
   char buffer[32];
   std::memset(buffer, 'X', sizeof buffer);
-  const std::size_t length = render_unsigned(buffer, sizeof buffer, value);
+  const std::size_t length = Render(buffer, sizeof buffer, value);
   EXPECT_EQ(length, std::strlen(buffer));
   return {buffer, length};
 }
 
-std::string render_c(std::uint64_t centi) {
-  char buffer[32];
-  std::memset(buffer, 'X', sizeof buffer);
-  const std::size_t length = render_centi(buffer, sizeof buffer, centi);
-  EXPECT_EQ(length, std::strlen(buffer));
-  return {buffer, length};
+constexpr auto render_u = rendered<render_unsigned>;
+constexpr auto render_c = rendered<render_centi>;
+
+struct Rendered {
+  std::uint64_t value;
+  std::string_view text;
+};
+
+void expect_renders(std::string (*render)(std::uint64_t), std::initializer_list<Rendered> cases) {
+  for (const auto& [value, text] : cases) EXPECT_EQ(render(value), text) << value;
 }
 
 TEST(RenderUnsigned, RendersDecimalDigits) {
-  EXPECT_EQ(render_u(0), "0");
-  EXPECT_EQ(render_u(7), "7");
-  EXPECT_EQ(render_u(10), "10");
-  EXPECT_EQ(render_u(500), "500");
-  EXPECT_EQ(render_u(kMaxSessionsValue), "1000000000000");
-  EXPECT_EQ(render_u(kU64Max), "18446744073709551615");
+  expect_renders(render_u, {Rendered{0, "0"}, Rendered{7, "7"}, Rendered{10, "10"}, Rendered{500, "500"},
+                            Rendered{kMaxSessionsValue, "1000000000000"}, Rendered{kU64Max, "18446744073709551615"}});
 }
 
 TEST(RenderUnsigned, NeverWritesPastTheCapacityAndAlwaysTerminates) {
@@ -189,15 +203,9 @@ TEST(RenderUnsigned, NeverWritesPastTheCapacityAndAlwaysTerminates) {
 }
 
 TEST(RenderCenti, RendersTwoDecimals) {
-  EXPECT_EQ(render_c(0), "0.00");
-  EXPECT_EQ(render_c(5), "0.05");
-  EXPECT_EQ(render_c(50), "0.50");
-  EXPECT_EQ(render_c(100), "1.00");
-  EXPECT_EQ(render_c(405), "4.05");
-  EXPECT_EQ(render_c(450), "4.50");
-  EXPECT_EQ(render_c(1234), "12.34");
-  EXPECT_EQ(render_c(kMaxLoadCenti), "1000000.00");
-  EXPECT_EQ(render_c(kU64Max), "184467440737095516.15");
+  expect_renders(render_c, {Rendered{0, "0.00"}, Rendered{5, "0.05"}, Rendered{50, "0.50"}, Rendered{100, "1.00"},
+                            Rendered{405, "4.05"}, Rendered{450, "4.50"}, Rendered{1234, "12.34"},
+                            Rendered{kMaxLoadCenti, "1000000.00"}, Rendered{kU64Max, "184467440737095516.15"}});
 }
 
 TEST(RenderCenti, FitsTheSnapshotTextFieldsAndStaysWithinCapacity) {
