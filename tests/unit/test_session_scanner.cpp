@@ -79,6 +79,14 @@ class SessionScannerTest : public ::testing::Test {
     return scanner.counts(now_);
   }
 
+  // A full scan that must succeed; its statistics (all zero after a
+  // recorded failure, so that the checks that follow fail too).
+  static ScanStatistics scanned(SessionScanner& scanner) {
+    const auto result = scanner.full_scan();
+    EXPECT_TRUE(result.has_value()) << result.error().message;
+    return result.has_value() ? *result : ScanStatistics{};
+  }
+
   TempDir dir_;
   std::int64_t now_ = test::wall_now_s();
 };
@@ -121,14 +129,13 @@ TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
   add(".sess_hidden", kAuthenticated);
 
   SessionScanner scanner(options());
-  const auto statistics = scanner.full_scan();
-  ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
-  EXPECT_EQ(statistics->files_seen, 7U);
-  EXPECT_EQ(statistics->files_read, 4U) << "empty files and files already inactive are not opened";
-  EXPECT_EQ(statistics->files_deferred, 1U) << "sess_auth_old";
-  EXPECT_EQ(statistics->skipped, 0U);
-  EXPECT_EQ(statistics->unreadable, 0U);
-  EXPECT_EQ(statistics->directories, 1U);
+  const ScanStatistics statistics = scanned(scanner);
+  EXPECT_EQ(statistics.files_seen, 7U);
+  EXPECT_EQ(statistics.files_read, 4U) << "empty files and files already inactive are not opened";
+  EXPECT_EQ(statistics.files_deferred, 1U) << "sess_auth_old";
+  EXPECT_EQ(statistics.skipped, 0U);
+  EXPECT_EQ(statistics.unreadable, 0U);
+  EXPECT_EQ(statistics.directories, 1U);
   EXPECT_EQ(scanner.tracked_files(), 7U);
   EXPECT_EQ(scanner.directories(), std::vector<std::string>{""});
 
@@ -141,10 +148,9 @@ TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
   ScanOptions every_file = options();
   every_file.classify_inactive = true;
   SessionScanner complete(every_file);
-  const auto complete_statistics = complete.full_scan();
-  ASSERT_TRUE(complete_statistics.has_value());
-  EXPECT_EQ(complete_statistics->files_read, 5U);
-  EXPECT_EQ(complete_statistics->files_deferred, 0U);
+  const ScanStatistics complete_statistics = scanned(complete);
+  EXPECT_EQ(complete_statistics.files_read, 5U);
+  EXPECT_EQ(complete_statistics.files_deferred, 0U);
   EXPECT_EQ(complete.counts(now_), make_counts({1, 1, 1, 2}, {1, 0, 0, 1})) << describe(complete.counts(now_));
 }
 
@@ -193,15 +199,14 @@ TEST_F(SessionScannerTest, SubDirectoriesUpToMaxDepth) {
 
   {
     SessionScanner scanner(options(2));
-    const auto statistics = scanner.full_scan();
-    ASSERT_TRUE(statistics.has_value()) << statistics.error().message;
+    const ScanStatistics statistics = scanned(scanner);
     const SessionCounts counts = scanner.counts(now_);
     EXPECT_EQ(counts, make_counts({0, 1, 1, 3}, {0, 0, 0, 0})) << describe(counts);
     std::vector<std::string> directories = scanner.directories();
     std::sort(directories.begin(), directories.end());
     EXPECT_EQ(directories, (std::vector<std::string>{"", "0", "0/f", "a", "a/b", "sess_dir"}));
-    EXPECT_EQ(statistics->directories, 6U);
-    EXPECT_EQ(statistics->skipped, 0U) << "a directory named sess_* is walked, not skipped";
+    EXPECT_EQ(statistics.directories, 6U);
+    EXPECT_EQ(statistics.skipped, 0U) << "a directory named sess_* is walked, not skipped";
   }
   {
     SessionScanner scanner(options(0));
@@ -385,9 +390,7 @@ TEST_F(SessionScannerTest, RescanFollowsChanges) {
   ASSERT_EQ(::unlink((dir_ / "x/sess_e").c_str()), 0);
   ASSERT_EQ(::rmdir((dir_ / "x").c_str()), 0);  // a whole directory goes
 
-  const auto statistics = scanner.full_scan();
-  ASSERT_TRUE(statistics.has_value());
-  EXPECT_EQ(statistics->files_read, 4U) << "sess_a, sess_b, sess_c, sess_f";
+  EXPECT_EQ(scanned(scanner).files_read, 4U) << "sess_a, sess_b, sess_c, sess_f";
   EXPECT_EQ(scanner.tracked_files(), 4U);
   const SessionCounts counts = scanner.counts(now_);
   EXPECT_EQ(counts, make_counts({0, 2, 0, 2}, {0, 0, 0, 0})) << describe(counts);
@@ -398,23 +401,19 @@ TEST_F(SessionScannerTest, AFileInactiveWhenFirstSeenIsReadOnceAWriteMakesItActi
   add("sess_old", kAuthenticated, 3600);
   add("sess_old_too", kAuthenticated, 3600);
   SessionScanner scanner(options());
-  const auto first = scanner.full_scan();
-  ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->files_read, 0U);
-  EXPECT_EQ(first->files_deferred, 2U);
+  const ScanStatistics first = scanned(scanner);
+  EXPECT_EQ(first.files_read, 0U);
+  EXPECT_EQ(first.files_deferred, 2U);
   EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 0}, {0, 0, 0, 0}, 2)) << describe(scanner.counts(now_));
 
   // Unchanged and still inactive: neither read nor counted as deferred again.
-  const auto again = scanner.full_scan();
-  ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(again->files_read, 0U);
-  EXPECT_EQ(again->files_deferred, 0U);
+  const ScanStatistics again = scanned(scanner);
+  EXPECT_EQ(again.files_read, 0U);
+  EXPECT_EQ(again.files_deferred, 0U);
 
   // PHP writes one (new mtime): the full scan reads it...
   touch("sess_old", 5);
-  const auto touched = scanner.full_scan();
-  ASSERT_TRUE(touched.has_value());
-  EXPECT_EQ(touched->files_read, 1U);
+  EXPECT_EQ(scanned(scanner).files_read, 1U);
   EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 0}, 1)) << describe(scanner.counts(now_));
   // ...and so does the inotify path.
   touch("sess_old_too", 1);
@@ -431,32 +430,30 @@ TEST_F(SessionScannerTest, AReloadKeepsTheTableUnlessFilesAreClassifiedDifferent
   ASSERT_TRUE(scanner.full_scan().has_value());
   EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 1}, {0, 0, 0, 0}, 1));
 
+  // Another activity window, kept classes (reconfigure is true), then a rescan.
+  const auto rescan_with_window = [&](unsigned active_minutes) {
+    ScanOptions window = options();
+    window.active_minutes = active_minutes;
+    EXPECT_TRUE(scanner.reconfigure(window));
+    return scanned(scanner).files_read;
+  };
+
   // A shorter window: nothing to read again, the class is kept.
-  ScanOptions shorter = options();
-  shorter.active_minutes = 1;
-  EXPECT_TRUE(scanner.reconfigure(shorter));
-  const auto rescan = scanner.full_scan();
-  ASSERT_TRUE(rescan.has_value());
-  EXPECT_EQ(rescan->files_read, 0U);
+  EXPECT_EQ(rescan_with_window(1), 0U);
   EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 0}, {0, 0, 0, 1}, 1));
 
   // A longer window covering the unread file: the rescan reads it.
+  EXPECT_EQ(rescan_with_window(60), 1U);
+  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 2}, {0, 0, 0, 0}, 0));
   ScanOptions longer = options();
   longer.active_minutes = 60;
-  EXPECT_TRUE(scanner.reconfigure(longer));
-  const auto widened = scanner.full_scan();
-  ASSERT_TRUE(widened.has_value());
-  EXPECT_EQ(widened->files_read, 1U);
-  EXPECT_EQ(scanner.counts(now_), make_counts({0, 0, 0, 2}, {0, 0, 0, 0}, 0));
 
   // Another rule: every file is read again under it.
   ScanOptions symfony = longer;
   symfony.rule = *parse_authenticated_rule("_sf2_attributes contains _security_main");
   EXPECT_FALSE(scanner.reconfigure(symfony));
   EXPECT_EQ(scanner.counts(now_), SessionCounts{});
-  const auto reread = scanner.full_scan();
-  ASSERT_TRUE(reread.has_value());
-  EXPECT_EQ(reread->files_read, 2U);
+  EXPECT_EQ(scanned(scanner).files_read, 2U);
   EXPECT_EQ(scanner.counts(now_).active_authenticated(), 0U);
 }
 
@@ -466,7 +463,7 @@ TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
   constexpr int kFiles = 3000;
   for (int i = 0; i < kFiles; ++i) {
     const std::string directory = i % 3 == 0 ? "" : (i % 3 == 1 ? "a/" : "a/b/");
-    const std::string_view content = i % 4 == 0 ? std::string_view(kAuthenticated)
+    const std::string_view content = i % 4 == 0   ? std::string_view(kAuthenticated)
                                      : i % 4 == 1 ? std::string_view(kAnonymous)
                                      : i % 4 == 2 ? std::string_view(kUnknown)
                                                   : std::string_view();
@@ -487,7 +484,8 @@ TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
     const auto four_statistics = four.full_scan();
     ASSERT_TRUE(one_statistics.has_value());
     ASSERT_TRUE(four_statistics.has_value());
-    EXPECT_EQ(four.counts(now_), one.counts(now_)) << describe(four.counts(now_)) << " / " << describe(one.counts(now_));
+    EXPECT_EQ(four.counts(now_), one.counts(now_))
+        << describe(four.counts(now_)) << " / " << describe(one.counts(now_));
     EXPECT_EQ(four.counts(now_).files_seen, static_cast<std::uint64_t>(kFiles));
     EXPECT_EQ(four_statistics->files_read, one_statistics->files_read);
     EXPECT_EQ(four_statistics->files_deferred, one_statistics->files_deferred);
@@ -503,10 +501,9 @@ TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
     ASSERT_EQ(::unlink((dir_ / "sess_3").c_str()), 0);
     add("a/sess_new", kAuthenticated, 2);
     ASSERT_TRUE(one.full_scan().has_value());
-    const auto rescan = four.full_scan();
-    ASSERT_TRUE(rescan.has_value());
+    const ScanStatistics rescan = scanned(four);
     EXPECT_EQ(four.counts(now_), one.counts(now_));
-    EXPECT_EQ(rescan->files_read, 2U) << "a/b/sess_2 and a/sess_new";
+    EXPECT_EQ(rescan.files_read, 2U) << "a/b/sess_2 and a/sess_new";
     ASSERT_EQ(::unlink((dir_ / "a/sess_new").c_str()), 0);
     test::write_file(dir_ / "sess_3", "");
   }
@@ -517,20 +514,15 @@ TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
   add("sess_b", kAnonymous, 60);
   add("sub/sess_c", kUnknown, 60);
   SessionScanner scanner(options());
-  const auto first = scanner.full_scan();
-  ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->files_read, 3U);
+  EXPECT_EQ(scanned(scanner).files_read, 3U);
 
-  const auto unchanged = scanner.full_scan();
-  ASSERT_TRUE(unchanged.has_value());
-  EXPECT_EQ(unchanged->files_read, 0U);
-  EXPECT_EQ(unchanged->files_seen, 3U);
+  const ScanStatistics unchanged = scanned(scanner);
+  EXPECT_EQ(unchanged.files_read, 0U);
+  EXPECT_EQ(unchanged.files_seen, 3U);
 
   // Same content, new mtime: read again.
   touch("sess_a", 30);
-  const auto touched = scanner.full_scan();
-  ASSERT_TRUE(touched.has_value());
-  EXPECT_EQ(touched->files_read, 1U);
+  EXPECT_EQ(scanned(scanner).files_read, 1U);
 
   // Nanoseconds count too.
   test::set_mtime(dir_ / "sess_a", now_ - 30, 5);
@@ -541,9 +533,7 @@ TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
   test::write_file(replacement, anonymous_of_size(kAuthenticated.size()));
   test::set_mtime(replacement, now_ - 30, 5);
   ASSERT_EQ(::rename(replacement.c_str(), (dir_ / "sess_a").c_str()), 0);
-  const auto renamed = scanner.full_scan();
-  ASSERT_TRUE(renamed.has_value());
-  EXPECT_EQ(renamed->files_read, 1U);
+  EXPECT_EQ(scanned(scanner).files_read, 1U);
   EXPECT_EQ(scanner.counts(now_), make_counts({0, 2, 1, 0}, {0, 0, 0, 0})) << describe(scanner.counts(now_));
 
   EXPECT_EQ(scanner.full_scan()->files_read, 0U);
@@ -592,9 +582,7 @@ TEST_F(SessionScannerTest, IncrementalUpdatesMatchAFullScan) {
   EXPECT_EQ(scanner.tracked_files(), 7U);
 
   // The incremental path left every entry current: nothing to read again.
-  const auto rescan = scanner.full_scan();
-  ASSERT_TRUE(rescan.has_value());
-  EXPECT_EQ(rescan->files_read, 0U);
+  EXPECT_EQ(scanned(scanner).files_read, 0U);
   EXPECT_EQ(scanner.counts(now_), full);
 }
 
