@@ -70,6 +70,15 @@ class SessionScannerTest : public ::testing::Test {
     test::set_mtime(path, now_ - age_s);
   }
 
+  struct SessionFile {
+    std::string relative;
+    std::string_view content;
+    std::int64_t age_s = 60;
+  };
+  void add(std::initializer_list<SessionFile> files) {
+    for (const auto& file : files) add(file.relative, file.content, file.age_s);
+  }
+
   void touch(const std::string& relative, std::int64_t age_s) { test::set_mtime(dir_ / relative, now_ - age_s); }
 
   [[nodiscard]] SessionCounts fresh_counts(unsigned max_depth = 2) const {
@@ -114,19 +123,14 @@ TEST(SessionScannerHashes, PathHashIsBuiltOneComponentAtATime) {
 }
 
 TEST_F(SessionScannerTest, CountsEachClassActiveAndInactive) {
-  add("sess_auth1", kAuthenticated, 60);
-  add("sess_auth2", kAuthenticated, 10);
-  add("sess_auth_old", kAuthenticated, 3600);
-  add("sess_anon", kAnonymous, 60);
-  add("sess_unknown", kUnknown, 600);
-  add("sess_empty", "", 60);
-  add("sess_empty_old", "", 7200);
+  add({SessionFile{"sess_auth1", kAuthenticated, 60}, SessionFile{"sess_auth2", kAuthenticated, 10},
+       SessionFile{"sess_auth_old", kAuthenticated, 3600}, SessionFile{"sess_anon", kAnonymous, 60},
+       SessionFile{"sess_unknown", kUnknown, 600}, SessionFile{"sess_empty", "", 60},
+       SessionFile{"sess_empty_old", "", 7200}});
   // Not session files: ignored whatever their content.
-  add("sess_", kAuthenticated);
-  add("foo", kAuthenticated);
-  add("Sess_upper", kAuthenticated);
-  add("xsess_a", kAuthenticated);
-  add(".sess_hidden", kAuthenticated);
+  add({SessionFile{"sess_", kAuthenticated}, SessionFile{"foo", kAuthenticated},
+       SessionFile{"Sess_upper", kAuthenticated}, SessionFile{"xsess_a", kAuthenticated},
+       SessionFile{".sess_hidden", kAuthenticated}});
 
   SessionScanner scanner(options());
   const ScanStatistics statistics = scanned(scanner);
@@ -162,21 +166,21 @@ TEST_F(SessionScannerTest, AnEmptyDirectoryCountsNothing) {
 }
 
 TEST_F(SessionScannerTest, MissingSessionDirectoryIsAnError) {
-  ScanOptions missing = options();
-  missing.session_dir = dir_ / "nope";
-  SessionScanner scanner(missing);
-  const auto scanned = scanner.full_scan();
-  ASSERT_FALSE(scanned.has_value());
-  EXPECT_EQ(scanned.error().code, ENOENT);
-  EXPECT_NE(scanned.error().message.find(dir_ / "nope"), std::string::npos) << scanned.error().message;
+  const auto scan_of = [&](const char* relative) {
+    ScanOptions elsewhere = options();
+    elsewhere.session_dir = dir_ / relative;
+    SessionScanner scanner(elsewhere);
+    return scanner.full_scan();
+  };
+  const auto missing = scan_of("nope");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ENOENT);
+  EXPECT_NE(missing.error().message.find(dir_ / "nope"), std::string::npos) << missing.error().message;
 
   add("file", "x");
-  ScanOptions not_directory = options();
-  not_directory.session_dir = dir_ / "file";
-  SessionScanner file_scanner(not_directory);
-  const auto file_scanned = file_scanner.full_scan();
-  ASSERT_FALSE(file_scanned.has_value());
-  EXPECT_EQ(file_scanned.error().code, ENOTDIR);
+  const auto not_directory = scan_of("file");
+  ASSERT_FALSE(not_directory.has_value());
+  EXPECT_EQ(not_directory.error().code, ENOTDIR);
 }
 
 TEST_F(SessionScannerTest, AFailedScanKeepsThePreviousCounts) {
@@ -190,11 +194,9 @@ TEST_F(SessionScannerTest, AFailedScanKeepsThePreviousCounts) {
 }
 
 TEST_F(SessionScannerTest, SubDirectoriesUpToMaxDepth) {
-  add("sess_top", kAnonymous);
-  add("a/sess_1", kAuthenticated);
-  add("a/b/sess_2", kAuthenticated);
-  add("a/b/c/sess_3", kAuthenticated);
-  add("0/f/sess_4", kUnknown);
+  add({SessionFile{"sess_top", kAnonymous}, SessionFile{"a/sess_1", kAuthenticated},
+       SessionFile{"a/b/sess_2", kAuthenticated}, SessionFile{"a/b/c/sess_3", kAuthenticated},
+       SessionFile{"0/f/sess_4", kUnknown}});
   add("sess_dir/sess_in", kAuthenticated);  // a directory named like a session
 
   {
@@ -371,11 +373,9 @@ TEST_F(SessionScannerTest, ReadsAtMostMaxReadBytes) {
 }
 
 TEST_F(SessionScannerTest, RescanFollowsChanges) {
-  add("sess_a", kAnonymous, 60);
-  add("sess_b", kAuthenticated, 60);
-  add("sess_c", kAuthenticated, 3600);
-  add("sess_d", kUnknown, 60);
-  add("x/sess_e", kAuthenticated, 60);
+  add({SessionFile{"sess_a", kAnonymous, 60}, SessionFile{"sess_b", kAuthenticated, 60},
+       SessionFile{"sess_c", kAuthenticated, 3600}, SessionFile{"sess_d", kUnknown, 60},
+       SessionFile{"x/sess_e", kAuthenticated, 60}});
 
   SessionScanner scanner(options());
   ASSERT_TRUE(scanner.full_scan().has_value());
@@ -510,9 +510,8 @@ TEST_F(SessionScannerTest, ThreadedScanCountsExactlyLikeASingleThread) {
 }
 
 TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
-  add("sess_a", kAuthenticated, 60);
-  add("sess_b", kAnonymous, 60);
-  add("sub/sess_c", kUnknown, 60);
+  add({SessionFile{"sess_a", kAuthenticated, 60}, SessionFile{"sess_b", kAnonymous, 60},
+       SessionFile{"sub/sess_c", kUnknown, 60}});
   SessionScanner scanner(options());
   EXPECT_EQ(scanned(scanner).files_read, 3U);
 
@@ -540,13 +539,10 @@ TEST_F(SessionScannerTest, ContentIsReadAgainOnlyWhenInodeSizeOrMtimeChange) {
 }
 
 TEST_F(SessionScannerTest, IncrementalUpdatesMatchAFullScan) {
-  add("sess_a", kAnonymous, 60);
-  add("sess_b", kAuthenticated, 60);
-  add("sess_c", kAuthenticated, 3600);
-  add("sess_d", kUnknown, 60);
-  add("a/b/sess_e", kAuthenticated, 60);
-  add("a/b/sess_f", kAnonymous, 60);
-  add("a/sess_g", "", 60);
+  add({SessionFile{"sess_a", kAnonymous, 60}, SessionFile{"sess_b", kAuthenticated, 60},
+       SessionFile{"sess_c", kAuthenticated, 3600}, SessionFile{"sess_d", kUnknown, 60},
+       SessionFile{"a/b/sess_e", kAuthenticated, 60}, SessionFile{"a/b/sess_f", kAnonymous, 60},
+       SessionFile{"a/sess_g", "", 60}});
 
   SessionScanner scanner(options());
   ASSERT_TRUE(scanner.full_scan().has_value());
