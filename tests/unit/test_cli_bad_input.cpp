@@ -55,6 +55,14 @@ FileIdentity identity_of(const std::string& directory, const std::string& path) 
   return identity;
 }
 
+// coupecircuitctl on this state file and snapshot, without waiting for a helper.
+ProcessResult run_ctl(const std::string& state, const std::string& snapshot,
+                      const std::vector<std::string>& arguments) {
+  std::vector<std::string> command = {kCtl, "--state", state, "--snapshot", snapshot, "--wait", "0"};
+  command.insert(command.end(), arguments.begin(), arguments.end());
+  return run_process(command);
+}
+
 // A control directory with a state file made by coupecircuitctl itself.
 class CtlBadArguments : public ::testing::Test {
  protected:
@@ -68,11 +76,7 @@ class CtlBadArguments : public ::testing::Test {
     ASSERT_NE(test::read_file(state_).find("garder"), std::string::npos);
   }
 
-  ProcessResult ctl(const std::vector<std::string>& arguments) {
-    std::vector<std::string> command = {kCtl, "--state", state_, "--snapshot", snapshot_, "--wait", "0"};
-    command.insert(command.end(), arguments.begin(), arguments.end());
-    return run_process(command);
-  }
+  ProcessResult ctl(const std::vector<std::string>& arguments) { return run_ctl(state_, snapshot_, arguments); }
 
   TempDir dir_;
   std::string state_;
@@ -80,40 +84,18 @@ class CtlBadArguments : public ::testing::Test {
 };
 
 TEST_F(CtlBadArguments, ExitTwoWithUsageAndTheStateFileUntouched) {
-  const std::vector<std::vector<std::string>> bad = {
+  std::vector<std::vector<std::string>> bad = {
       {},
       {"bogus"},
       {"cut"},
       {"cut", "maybe"},
       {"cut", "on", "--reason"},
-      {"cut", "on", "--reason", "line\x01two"},
-      {"cut", "on", "--reason", "tab\there"},
-      {"cut", "on", "--reason", "new\nline"},
-      {"cut", "on", "--reason", "del\x7f"},
-      {"cut", "on", "--reason", std::string(128, 'r')},
-      {"cut", "on", "--reason", "op\xe9ration"},           // Latin-1, not UTF-8
-      {"cut", "on", "--reason", "\xed\xa0\x80surrogate"},  // UTF-16 surrogate in UTF-8
-      {"cut", "on", "--reason", "\xc0\xafoverlong"},
       {"cut", "off", "extra"},
       {"cut", "on", "now"},
       {"threshold"},
       {"threshold", "set"},
       {"threshold", "set", "load"},
-      {"threshold", "set", "load", "1.234"},
-      {"threshold", "set", "load", "-1"},
-      {"threshold", "set", "load", "1,5"},
-      {"threshold", "set", "load", "nan"},
-      {"threshold", "set", "load", "1000000.01"},
-      {"threshold", "set", "sessions", "-1"},
-      {"threshold", "set", "sessions", "1e3"},
-      {"threshold", "set", "sessions", " 12"},
-      {"threshold", "set", "sessions", "1000000000001"},
-      {"threshold", "set", "sessions", "99999999999999999999999"},
       {"threshold", "set", "users", "3"},
-      {"threshold", "set", "sessions", "12", "--vhost", "bad name"},
-      {"threshold", "set", "sessions", "12", "--vhost", ""},
-      {"threshold", "set", "sessions", "12", "--vhost", "a/b"},
-      {"threshold", "set", "sessions", "12", "--vhost", std::string(88, 'v')},
       {"threshold", "set", "sessions", "12", "extra"},
       {"threshold", "unset", "sessions", "--vhost", "x;rm"},
       {"threshold", "unset"},
@@ -124,6 +106,21 @@ TEST_F(CtlBadArguments, ExitTwoWithUsageAndTheStateFileUntouched) {
       {"--max-age", "0", "status"},
       {"--wait", "-1", "cut", "off"},
   };
+  // Each bad value under the one command that takes it.
+  const std::vector<std::string> bad_reasons = {"line\x01two",           "tab\there", "new\nline", "del\x7f",
+                                                std::string(128, 'r'),
+                                                "op\xe9ration",           // Latin-1, not UTF-8
+                                                "\xed\xa0\x80surrogate",  // UTF-16 surrogate in UTF-8
+                                                "\xc0\xafoverlong"};
+  for (const auto& reason : bad_reasons) bad.push_back({"cut", "on", "--reason", reason});
+  for (const char* load : {"1.234", "-1", "1,5", "nan", "1000000.01"}) {
+    bad.push_back({"threshold", "set", "load", load});
+  }
+  for (const char* sessions : {"-1", "1e3", " 12", "1000000000001", "99999999999999999999999"}) {
+    bad.push_back({"threshold", "set", "sessions", sessions});
+  }
+  const std::vector<std::string> bad_vhosts = {"bad name", "", "a/b", std::string(88, 'v')};
+  for (const auto& vhost : bad_vhosts) bad.push_back({"threshold", "set", "sessions", "12", "--vhost", vhost});
   const FileIdentity before = identity_of(dir_.path(), state_);
   for (const auto& arguments : bad) {
     std::string shown;
@@ -131,7 +128,7 @@ TEST_F(CtlBadArguments, ExitTwoWithUsageAndTheStateFileUntouched) {
     const ProcessResult result = ctl(arguments);
     EXPECT_EQ(result.exit_code, 2) << shown << result.describe();
     EXPECT_NE(lowercase(result.err).find("usage"), std::string::npos) << shown << ": no usage on stderr\n"
-                                                                       << result.describe();
+                                                                      << result.describe();
     EXPECT_EQ(identity_of(dir_.path(), state_), before) << shown << " changed the state file or its directory";
   }
   // The state is still the one made in SetUp.
@@ -215,9 +212,7 @@ class CorruptedState : public ::testing::Test {
   }
 
   ProcessResult ctl(const std::vector<std::string>& arguments) {
-    std::vector<std::string> command = {kCtl, "--state", state_, "--snapshot", dir_ / "run/snapshot", "--wait", "0"};
-    command.insert(command.end(), arguments.begin(), arguments.end());
-    return run_process(command);
+    return run_ctl(state_, dir_ / "run/snapshot", arguments);
   }
 
   TempDir dir_;
