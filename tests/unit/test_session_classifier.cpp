@@ -41,6 +41,11 @@ SessionClass classify(std::string_view data, bool truncated = false, const Class
   return classify_session(data, truncated, rule);
 }
 
+// Each untruncated file under the default rule gets the expected class.
+void expect_class(SessionClass expected, std::initializer_list<std::string_view> files) {
+  for (const auto& data : files) EXPECT_EQ(classify(data), expected) << data;
+}
+
 // PHP's serialize() of a string.
 std::string ser(std::string_view s) { return "s:" + std::to_string(s.size()) + ":\"" + std::string(s) + "\";"; }
 
@@ -316,16 +321,13 @@ TEST(SessionClassifierRule, SymfonyRule) {
 }
 
 TEST(SessionClassifierRule, ContainerIsTopLevelAndMarkerIsDirect) {
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storage\";N;}"), SessionClass::authenticated);
-  EXPECT_EQ(classify("storage|a:1:{s:1:\"x\";N;}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("storage|s:7:\"storage\";"), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{s:1:\"x\";a:1:{s:7:\"storage\";N;}}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{s:8:\"storages\";N;}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"Storage\";N;}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("a:1:{s:7:\"storage\";a:0:{}}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("a:1:{s:3:\"vzn\";a:1:{s:7:\"storage\";N;}}"), SessionClass::authenticated);
-  EXPECT_EQ(classify(bin_record("vzn", "a:1:{s:7:\"storage\";N;}")), SessionClass::authenticated);
-  EXPECT_EQ(classify(bin_record("storage", "a:0:{}")), SessionClass::anonymous);
+  expect_class(SessionClass::authenticated,
+               {"vzn|a:1:{s:7:\"storage\";N;}", "a:1:{s:3:\"vzn\";a:1:{s:7:\"storage\";N;}}",
+                bin_record("vzn", "a:1:{s:7:\"storage\";N;}")});
+  expect_class(SessionClass::anonymous,
+               {"storage|a:1:{s:1:\"x\";N;}", "storage|s:7:\"storage\";",
+                "vzn|a:1:{s:1:\"x\";a:1:{s:7:\"storage\";N;}}", "vzn|a:1:{s:8:\"storages\";N;}",
+                "vzn|a:1:{s:7:\"Storage\";N;}", "a:1:{s:7:\"storage\";a:0:{}}", bin_record("storage", "a:0:{}")});
 }
 
 TEST(SessionClassifierRule, ExactContainerKey) {
@@ -343,11 +345,11 @@ TEST(SessionClassifierRule, ExactContainerKey) {
 TEST(SessionClassifierRule, ObjectsCountLikeArrays) {
   EXPECT_EQ(classify("u|O:8:\"stdClass\":1:{s:7:\"storage\";i:1;}"), SessionClass::authenticated);
   // Protected ("\0*\0storage") and private ("\0User\0storage") properties.
-  EXPECT_EQ(classify("u|O:4:\"User\":1:{s:10:\"\0*\0storage\";i:1;}"sv), SessionClass::authenticated);
-  EXPECT_EQ(classify("u|O:4:\"User\":1:{s:13:\"\0User\0storage\";i:1;}"sv), SessionClass::authenticated);
-  EXPECT_EQ(classify("u|O:4:\"User\":1:{s:17:\"\0App\\User\0storage\";i:1;}"sv), SessionClass::authenticated);
-  EXPECT_EQ(classify("u|O:4:\"User\":1:{s:10:\"\0*\0storagx\";i:1;}"sv), SessionClass::anonymous);
-  EXPECT_EQ(classify("u|O:4:\"User\":1:{s:8:\"\0storage\";i:1;}"sv), SessionClass::anonymous);
+  expect_class(SessionClass::authenticated,
+               {"u|O:4:\"User\":1:{s:10:\"\0*\0storage\";i:1;}"sv, "u|O:4:\"User\":1:{s:13:\"\0User\0storage\";i:1;}"sv,
+                "u|O:4:\"User\":1:{s:17:\"\0App\\User\0storage\";i:1;}"sv});
+  expect_class(SessionClass::anonymous,
+               {"u|O:4:\"User\":1:{s:10:\"\0*\0storagx\";i:1;}"sv, "u|O:4:\"User\":1:{s:8:\"\0storage\";i:1;}"sv});
   // Serializable payloads (C:) are opaque.
   EXPECT_EQ(classify("u|C:3:\"Bag\":22:{a:1:{s:7:\"storage\";N;}}"), SessionClass::anonymous);
   // An object cannot stand for php_serialize's outer array.
@@ -506,13 +508,11 @@ TEST(SessionClassifierGrammar, EmptyFile) {
 }
 
 TEST(SessionClassifierGrammar, MarkerBeforeMalformedDataStillCounts) {
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storage\";s:9:\"compte_reel\";}"), SessionClass::authenticated);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storage\";N;}next|garbage"), SessionClass::authenticated);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storage\";"), SessionClass::authenticated);
+  expect_class(SessionClass::authenticated, {"vzn|a:1:{s:7:\"storage\";s:9:\"compte_reel\";}",
+                                             "vzn|a:1:{s:7:\"storage\";N;}next|garbage", "vzn|a:1:{s:7:\"storage\";"});
   // Malformed before the marker: nothing after the error is trusted.
-  EXPECT_EQ(classify("bad|s:2:\"x\";vzn|a:1:{s:7:\"storage\";N;}"), SessionClass::unknown);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storage\"N;}"), SessionClass::unknown);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"storag\";N;}"), SessionClass::unknown);
+  expect_class(SessionClass::unknown, {"bad|s:2:\"x\";vzn|a:1:{s:7:\"storage\";N;}", "vzn|a:1:{s:7:\"storage\"N;}",
+                                       "vzn|a:1:{s:7:\"storag\";N;}"});
 }
 
 TEST(SessionClassifierGrammar, TruncatedFlagMeansUnknownUnlessMarkerSeen) {
@@ -627,10 +627,9 @@ TEST(SessionClassifierAdversarial, PipesAndMarkersInsideStringsDoNotCount) {
   EXPECT_EQ(classify(php), SessionClass::anonymous);
   EXPECT_EQ(classify(php, false, default_rule(SessionFormat::php)), SessionClass::anonymous);
   // The string as the last value of a record: its tail looks like a record.
-  EXPECT_EQ(classify("note|" + ser(fake)), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"comment\";" + ser("s:7:\"storage\";") + "}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{s:7:\"comment\";s:7:\"storage\";}"), SessionClass::anonymous);
-  EXPECT_EQ(classify("vzn|a:1:{i:0;" + ser("storage") + "}"), SessionClass::anonymous);
+  expect_class(SessionClass::anonymous,
+               {"note|" + ser(fake), "vzn|a:1:{s:7:\"comment\";" + ser("s:7:\"storage\";") + "}",
+                "vzn|a:1:{s:7:\"comment\";s:7:\"storage\";}", "vzn|a:1:{i:0;" + ser("storage") + "}"});
   // A user-chosen key is still a key: that is what the rule asks for.
   EXPECT_EQ(classify("vzn|a:1:{" + ser("storage") + ser("|") + "}"), SessionClass::authenticated);
 }
@@ -667,11 +666,8 @@ TEST(SessionClassifierAdversarial, DeepNestingIsBounded) {
     s += std::string(depth, '}');
     return s;
   };
-  EXPECT_EQ(classify(nested(1)), SessionClass::anonymous);
-  EXPECT_EQ(classify(nested(64)), SessionClass::anonymous);
-  EXPECT_EQ(classify(nested(65)), SessionClass::unknown);
-  EXPECT_EQ(classify(nested(1000)), SessionClass::unknown);
-  EXPECT_EQ(classify(nested(200000)), SessionClass::unknown);
+  expect_class(SessionClass::anonymous, {nested(1), nested(64)});
+  expect_class(SessionClass::unknown, {nested(65), nested(1000), nested(200000)});
   // Unterminated, very deep, in every format.
   std::string deep;
   for (int i = 0; i < 100000; ++i) deep += "a:1:{i:0;";
@@ -688,18 +684,12 @@ TEST(SessionClassifierAdversarial, DeepNestingIsBounded) {
 }
 
 TEST(SessionClassifierAdversarial, HugeCountsAndLengthsDoNotOverrun) {
-  EXPECT_EQ(classify("k|a:18446744073709551615:{}"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|a:4611686018427387903:{i:0;N;}"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|s:4611686018427387903:\"abc\";"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|s:18446744073709551616:\"abc\";"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|C:3:\"Bag\":4611686018427387903:{}"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|O:4611686018427387903:\"a\":0:{}"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|E:4611686018427387903:\"a:b\";"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|d:" + std::string(100, '1') + ";"), SessionClass::anonymous);
-  EXPECT_EQ(classify("k|d:" + std::string(100, '1') + "x;"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|s:288230376151711743:\"abc\";"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|s:1844674407370955161:\"abc\";"), SessionClass::unknown);
-  EXPECT_EQ(classify("k|i:" + std::string(100, '1') + ";"), SessionClass::anonymous);
+  expect_class(SessionClass::unknown, {"k|a:18446744073709551615:{}", "k|a:4611686018427387903:{i:0;N;}",
+                                       "k|s:4611686018427387903:\"abc\";", "k|s:18446744073709551616:\"abc\";",
+                                       "k|C:3:\"Bag\":4611686018427387903:{}", "k|O:4611686018427387903:\"a\":0:{}",
+                                       "k|E:4611686018427387903:\"a:b\";", "k|d:" + std::string(100, '1') + "x;",
+                                       "k|s:288230376151711743:\"abc\";", "k|s:1844674407370955161:\"abc\";"});
+  expect_class(SessionClass::anonymous, {"k|d:" + std::string(100, '1') + ";", "k|i:" + std::string(100, '1') + ";"});
 }
 
 // ---------------------------------------------------------------------------
