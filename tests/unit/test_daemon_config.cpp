@@ -28,6 +28,26 @@ std::string rules_text(const ClassifierRule& rule) {
 
 constexpr auto expect_error = test::expect_config_error;
 
+// A bad value of one [sessions] setting, and what the message must say
+// besides the setting's name.
+struct BadValue {
+  std::string_view value;
+  std::string_view fragment{};  // empty: the name alone
+};
+
+// Each "[sessions]\n<key> = <value>" is rejected on line 2, naming the key.
+void expect_bad_sessions_values(std::string_view key, std::initializer_list<BadValue> values) {
+  for (const auto& [value, fragment] : values) {
+    const std::string text =
+        "[sessions]\n" + std::string(key) + (value.empty() ? " =" : " = ") + std::string(value) + "\n";
+    if (fragment.empty()) {
+      expect_error(text, 2, {key});
+    } else {
+      expect_error(text, 2, {key, fragment});
+    }
+  }
+}
+
 TEST(DaemonConfig, Defaults) {
   const DaemonConfig config;
   EXPECT_EQ(config.scan.session_dir, "/var/lib/php/sessions");
@@ -238,20 +258,13 @@ TEST(DaemonConfig, ScanThreadsAndClassifyInactive) {
 }
 
 TEST(DaemonConfigErrors, BadNumbers) {
-  expect_error("[sessions]\nactive_minutes = abc\n", 2, {"active_minutes", "abc"});
-  expect_error("[sessions]\nactive_minutes = -5\n", 2, {"active_minutes", "-5"});
-  expect_error("[sessions]\nactive_minutes = 1.5\n", 2, {"active_minutes"});
-  expect_error("[sessions]\nactive_minutes =\n", 2, {"active_minutes"});
-  expect_error("[sessions]\nactive_minutes = 0\n", 2, {"active_minutes", "minimum"});
-  expect_error("[sessions]\nactive_minutes = 10081\n", 2, {"active_minutes", "too large"});
-  expect_error("[sessions]\nrescan_interval = 0\n", 2, {"rescan_interval"});
-  expect_error("[sessions]\nrescan_interval = 86401\n", 2, {"rescan_interval"});
-  expect_error("[sessions]\nmax_read_bytes = 63\n", 2, {"max_read_bytes"});
-  expect_error("[sessions]\nmax_read_bytes = 16777217\n", 2, {"max_read_bytes"});
-  expect_error("[sessions]\nmax_read_bytes = 99999999999999999999999\n", 2, {"max_read_bytes"});
-  expect_error("[sessions]\nmax_depth = 9\n", 2, {"max_depth"});
-  expect_error("[sessions]\nmax_depth = 10\n", 2, {"max_depth"});
-  expect_error("[sessions]\nmax_depth = 0x2\n", 2, {"max_depth"});
+  expect_bad_sessions_values("active_minutes",
+                             {BadValue{"abc", "abc"}, BadValue{"-5", "-5"}, BadValue{"1.5"}, BadValue{""},
+                              BadValue{"0", "minimum"}, BadValue{"10081", "too large"}});
+  expect_bad_sessions_values("rescan_interval", {BadValue{"0"}, BadValue{"86401"}});
+  expect_bad_sessions_values("max_read_bytes",
+                             {BadValue{"63"}, BadValue{"16777217"}, BadValue{"99999999999999999999999"}});
+  expect_bad_sessions_values("max_depth", {BadValue{"9"}, BadValue{"10"}, BadValue{"0x2"}});
 }
 
 TEST(DaemonConfigErrors, RelativePaths) {

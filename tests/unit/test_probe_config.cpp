@@ -116,14 +116,17 @@ TEST(ProbeConfig, ErrorsNameTheFileAndLine) {
   expect_error("[probe x]\ntype = http\nurl = http://a/\nstatus = 99\n", 4, {"status"});
   expect_error("[probe x]\ntype = tcp\naddress = nowhere\n", 3, {"host:port"});
   expect_error("[probe x]\ntype = tcp\naddress = a:70000\n", 3, {"port"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\nurl = http://a/\n", 4, {"unknown setting for a tcp probe"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\nperiod = 0\n", 4, {"period"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\ntimeout = 61\n", 4, {"timeout", "out of range"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\nrise = 0\n", 4, {"rise"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\ncritical = maybe\n", 4, {"critical"});
+  // One bad setting after a valid tcp probe's: named on line 4.
+  for (const auto& [setting, fragment] : {std::pair{"url = http://a/", "unknown setting for a tcp probe"},
+                                          std::pair{"period = 0", "period"}, std::pair{"timeout = 61", "out of range"},
+                                          std::pair{"rise = 0", "rise"}, std::pair{"critical = maybe", "critical"}}) {
+    expect_error("[probe x]\ntype = tcp\naddress = a:1\n" + std::string(setting) + "\n", 4, {fragment});
+  }
+  expect_error("[probe x]\ntype = tcp\naddress = a:1\ntimeout = 61\n", 4, {"timeout"});  // and names the setting
   expect_error("[probe bad.name]\ntype = tcp\naddress = a:1\n", 1, {"[probe bad.name]"});
   expect_error("[probe abcdefghijabcdefghijabcdefghijab]\ntype = tcp\naddress = a:1\n", 1, {"probe"});
-  expect_error("[probe x]\ntype = tcp\naddress = a:1\n[probe x]\ntype = tcp\naddress = a:2\n", 4, {"already defined at line 1"});
+  expect_error("[probe x]\ntype = tcp\naddress = a:1\n[probe x]\ntype = tcp\naddress = a:2\n", 4,
+               {"already defined at line 1"});
   expect_error("[probes]\nresults = relative.json\n", 2, {"absolute path"});
   expect_error("[probes]\nfoo = 1\n", 2, {"unknown setting"});
   expect_error("[probe x]\ntype = postgresql\n", 1, {"conninfo_file is missing"});
