@@ -67,6 +67,28 @@ class RequestValuesTest : public ::testing::Test {
     return settings;
   }
 
+  // The helper's writer with a first payload published; a failure to open
+  // is recorded and leaves an inert writer, so that what follows fails too.
+  snap::SnapshotWriter published(const snap::Payload& first) {
+    auto writer = snap::SnapshotWriter::open(path_);
+    EXPECT_TRUE(writer) << writer.error().message;
+    if (!writer) return {};
+    writer->publish(first);
+    return std::move(*writer);
+  }
+
+  // Publishes payloads whose sessions equal their load in hundredths until
+  // the readers have done plenty of reads (bounded in time), then stops them.
+  void publish_while_reading(snap::SnapshotWriter& writer, const std::atomic<std::uint64_t>& reads,
+                             std::atomic<bool>& stop, std::vector<std::thread>& readers) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (std::uint32_t i = 1; reads.load() < 20000 && std::chrono::steady_clock::now() < deadline; ++i) {
+      writer.publish(payload(i % 100000, i % 100000));
+    }
+    stop = true;
+    for (auto& thread : readers) thread.join();
+  }
+
   std::string directory_;
   std::string path_;
 };
@@ -91,9 +113,7 @@ TEST_F(RequestValuesTest, MissingSnapshotIsInconnuWithNoInventedValues) {
 }
 
 TEST_F(RequestValuesTest, FreshSnapshotExportsValuesAndVerdict) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer) << writer.error().message;
-  writer->publish(payload(3, 152));
+  snap::SnapshotWriter writer = published(payload(3, 152));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   cm::RequestValues values;
@@ -110,13 +130,13 @@ TEST_F(RequestValuesTest, FreshSnapshotExportsValuesAndVerdict) {
   EXPECT_EQ(transition, cm::Transition::none);
 
   // Reaching a threshold is "surcharge"; the cut wins over it.
-  writer->publish(payload(10, 152));
+  writer.publish(payload(10, 152));
   source.compute(vhost("a.test", "10", "4"), cm::coarse_monotonic_now_ns(), values, nullptr);
   EXPECT_EQ(values.verdict, Verdict::surcharge);
   EXPECT_EQ(text(values, cm::Variable::sessions_actives), "10");
   ControlState cut;
   cut.cut_active = true;
-  writer->publish(payload(10, 152, cut));
+  writer.publish(payload(10, 152, cut));
   source.compute(vhost("a.test", "10", "4"), cm::coarse_monotonic_now_ns(), values, nullptr);
   EXPECT_EQ(values.verdict, Verdict::coupure);
   EXPECT_TRUE(values.cut);
@@ -145,9 +165,7 @@ TEST_F(RequestValuesTest, OverridesApplyPerVhostThenGlobally) {
 }
 
 TEST_F(RequestValuesTest, StaleThenRecovered) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(2, 100));
+  snap::SnapshotWriter writer = published(payload(2, 100));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   auto settings = vhost("a.test", nullptr, nullptr);
@@ -166,16 +184,14 @@ TEST_F(RequestValuesTest, StaleThenRecovered) {
   EXPECT_EQ(transition, cm::Transition::became_stale);
   source.compute(settings, cm::coarse_monotonic_now_ns() + 4'000'000'000ULL, values, &transition);
   EXPECT_EQ(transition, cm::Transition::none);
-  writer->heartbeat();
+  writer.heartbeat();
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
   EXPECT_EQ(transition, cm::Transition::recovered);
 }
 
 TEST_F(RequestValuesTest, ReplacedFileIsReopenedAfterItGoesStale) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(2, 100));
+  snap::SnapshotWriter writer = published(payload(2, 100));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   auto settings = vhost("a.test", nullptr, nullptr);
@@ -198,9 +214,7 @@ TEST_F(RequestValuesTest, ReplacedFileIsReopenedAfterItGoesStale) {
 }
 
 TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(2, 100));
+  snap::SnapshotWriter writer = published(payload(2, 100));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   const auto settings = vhost("a.test", nullptr, nullptr);
@@ -218,10 +232,8 @@ TEST_F(RequestValuesTest, TruncatedUnderTheMappingFailsOpenInsteadOfCrashing) {
   EXPECT_EQ(transition, cm::Transition::became_missing);
 
   // The helper notices and re-creates the file; the next reopen maps it.
-  ASSERT_TRUE(writer->needs_reopen());
-  auto recreated = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(recreated) << recreated.error().message;
-  recreated->publish(payload(4, 100));
+  ASSERT_TRUE(writer.needs_reopen());
+  const snap::SnapshotWriter recreated = published(payload(4, 100));
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
   EXPECT_EQ(text(values, cm::Variable::sessions_actives), "4");
@@ -385,9 +397,7 @@ TEST_F(RequestValuesTest, AnOverrideGoneFromTheSnapshotIsGoneFromTheValues) {
 }
 
 TEST_F(RequestValuesTest, TheFastPathFollowsTheSharedHysteresis) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(12, 100));
+  snap::SnapshotWriter writer = published(payload(12, 100));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   cm::SharedBlock block{};
@@ -428,9 +438,7 @@ TEST(SharedStateHold, DelaysTheReleaseButNeverATrip) {
 }
 
 TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(2, 100));
+  snap::SnapshotWriter writer = published(payload(2, 100));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   const auto settings = vhost("a.test", nullptr, nullptr);
@@ -449,10 +457,8 @@ TEST_F(RequestValuesTest, TheFastPathFailsOpenOnAFileTruncatedUnderTheMapping) {
   EXPECT_EQ(compute_fresh(source, settings, cm::coarse_monotonic_now_ns()), nullptr);
 
   // The helper re-creates the file: followed as before.
-  ASSERT_TRUE(writer->needs_reopen());
-  auto recreated = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(recreated) << recreated.error().message;
-  recreated->publish(payload(4, 100));
+  ASSERT_TRUE(writer.needs_reopen());
+  const snap::SnapshotWriter recreated = published(payload(4, 100));
   source.compute(settings, cm::coarse_monotonic_now_ns(), values, &transition);
   EXPECT_EQ(values.health, cm::Health::fresh);
   EXPECT_EQ(transition, cm::Transition::recovered);
@@ -475,9 +481,7 @@ TEST(LastingTexts, AreTheRenderingsOfTheSameNumbers) {
 }
 
 TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(0, 0));
+  snap::SnapshotWriter writer = published(payload(0, 0));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   const auto settings = vhost("a.test", nullptr, nullptr);
@@ -498,21 +502,13 @@ TEST_F(RequestValuesTest, ThreadsSeeConsistentValuesWhileTheWriterPublishes) {
       }
     });
   }
-  // Publish until the readers have done plenty of reads (bounded in time).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (std::uint32_t i = 1; reads.load() < 20000 && std::chrono::steady_clock::now() < deadline; ++i) {
-    writer->publish(payload(i % 100000, i % 100000));
-  }
-  stop = true;
-  for (auto& thread : readers) thread.join();
+  publish_while_reading(writer, reads, stop, readers);
   EXPECT_EQ(inconsistent.load(), 0U);
   EXPECT_GE(reads.load(), 20000U);
 }
 
 TEST_F(RequestValuesTest, TheFastPathSeesConsistentValuesWhileTheWriterPublishes) {
-  auto writer = snap::SnapshotWriter::open(path_);
-  ASSERT_TRUE(writer);
-  writer->publish(payload(0, 0));
+  snap::SnapshotWriter writer = published(payload(0, 0));
   cm::SnapshotSource source;
   source.open(path_.c_str());
   const auto settings = vhost("a.test", nullptr, nullptr);
@@ -540,12 +536,7 @@ TEST_F(RequestValuesTest, TheFastPathSeesConsistentValuesWhileTheWriterPublishes
       }
     });
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (std::uint32_t i = 1; reads.load() < 20000 && std::chrono::steady_clock::now() < deadline; ++i) {
-    writer->publish(payload(i % 100000, i % 100000));
-  }
-  stop = true;
-  for (auto& thread : readers) thread.join();
+  publish_while_reading(writer, reads, stop, readers);
   EXPECT_EQ(inconsistent.load(), 0U);
   EXPECT_GE(reads.load(), 20000U);
   EXPECT_GT(fast.load(), 0U);
