@@ -116,6 +116,9 @@ module AP_MODULE_DECLARE_DATA coupecircuit_module = {
     cmh::merge_server_config,
     cmh::kCommands,
     cmh::register_hooks,
-    AP_MODULE_FLAG_NONE,
+    // Every virtual host gets its own merged settings, even without a
+    // directive of ours: finish_settings() writes the vhost's name into them,
+    // which a shared pointer to the main server's settings would mix up.
+    AP_MODULE_FLAG_ALWAYS_MERGE,
 };
 }

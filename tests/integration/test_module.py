@@ -227,6 +227,9 @@ def test_vhost_thresholds(helper, make_apache, module_so, variant):
         # ServerName in mixed case: overrides name vhosts case-insensitively.
         VirtualHost("A.Test", ["CoupeCircuitThreshold sessions 100 90", "CoupeCircuitThreshold load 50"]),
         VirtualHost("b.test", ["CoupeCircuitThreshold sessions 200"]),
+        # Without any directive of the module: each keeps its own name.
+        VirtualHost("c.test"),
+        VirtualHost("d.test"),
     ])
     client = apache.client()
     a = client.env(host="a.test")
@@ -241,6 +244,11 @@ def test_vhost_thresholds(helper, make_apache, module_so, variant):
     wait_env(client, lambda e: e["SEUIL_SESSIONS_ACTIVES"] == "7", 1.0, "a.test override", since, host="a.test")
     for _ in range(5):
         assert client.env(host="b.test")["SEUIL_SESSIONS_ACTIVES"] == "200"
+    helper.ctl_ok("threshold", "set", "sessions", "9", "--vhost", "c.test")
+    wait_env(client, lambda e: e["SEUIL_SESSIONS_ACTIVES"] == "9", 1.0, "c.test override", host="c.test")
+    for host in ("d.test", "a.test", "b.test"):
+        assert client.env(host=host)["SEUIL_SESSIONS_ACTIVES"] != "9", host
+    helper.ctl_ok("threshold", "unset", "sessions", "--vhost", "c.test")
     assert apache.pid() == parent and "graceful" not in apache.error_log_text().lower()
 
     # Global override: below a vhost override, above the directives.
