@@ -65,6 +65,14 @@ Result<void> check_format(const json& root, std::string_view expected) {
   return {};
 }
 
+// A JSON object whose "format" is `expected`.
+Result<json> parse_document(std::string_view text, std::string_view expected) {
+  auto root = parse_object(text);
+  if (!root) return root.error();
+  if (auto format = check_format(*root, expected); !format) return format.error();
+  return root;
+}
+
 // "cut" and "thresholds", read by the state file's own parser.
 Result<ControlState> control_state_of(const json& root) {
   json state = json::object();
@@ -195,9 +203,8 @@ Result<ClusterControl> parse_cluster_control(std::string_view json_text) {
 std::string serialize_cluster_control(const ClusterControl& control) { return one_line(control_to_json(control)); }
 
 Result<NodeReport> parse_node_report(std::string_view json_text) {
-  auto root = parse_object(json_text);
+  auto root = parse_document(json_text, kNodeReportFormat);
   if (!root) return root.error();
-  if (auto format = check_format(*root, kNodeReportFormat); !format) return format.error();
   NodeReport report;
   for (const auto& [key, value] : root->items()) {
     Result<void> parsed;
@@ -266,9 +273,8 @@ EffectiveControl effective_control(const ControlState& local, const ClusterContr
 std::string mirror_path_for(const std::string& state_path) { return state_path + ".cluster"; }
 
 Result<ClusterMirror> parse_cluster_mirror(std::string_view json_text) {
-  auto root = parse_object(json_text);
+  auto root = parse_document(json_text, kMirrorFormat);
   if (!root) return root.error();
-  if (auto format = check_format(*root, kMirrorFormat); !format) return format.error();
   ClusterMirror mirror;
   for (const auto& [key, value] : root->items()) {
     if (key == "cluster") {

@@ -28,4 +28,14 @@ bool detach_from_terminal() {
   return true;
 }
 
+int open_stop_signals() noexcept {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  return ::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
 }  // namespace coupecircuit

@@ -3,6 +3,11 @@
 // without supervision (systemd runs both with --foreground, Type=notify).
 #pragma once
 
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdint>
 #include <string>
 
 namespace coupecircuit {
@@ -16,5 +21,23 @@ void make_absolute(std::string& path);
 // Called once the configuration was accepted, so that the parent exits 0
 // only then. False (errno set) when a step failed.
 bool detach_from_terminal();
+
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (threads started
+// later inherit the mask: the signals reach the signalfd only) and returns
+// a non-blocking signalfd for them (-1, errno set, on failure).
+[[nodiscard]] int open_stop_signals() noexcept;
+
+// Reads what is pending on the signalfd `fd`: each SIGHUP calls
+// on_hangup() (reload); any other signal ends the reading and is returned
+// (the program stops). 0 when nothing but hang-ups was pending.
+template <typename OnHangup>
+[[nodiscard]] std::uint32_t read_signals(int fd, OnHangup on_hangup) {
+  signalfd_siginfo info{};
+  while (::read(fd, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    if (info.ssi_signo != SIGHUP) return info.ssi_signo;
+    on_hangup();
+  }
+  return 0;
+}
 
 }  // namespace coupecircuit

@@ -29,14 +29,6 @@ json threshold_set_json(const snapshot::ThresholdSet& set) {
   return node;
 }
 
-const char* store_kind_name(std::uint32_t kind) {
-  switch (kind) {
-    case snapshot::kStoreRedis: return "redis";
-    case snapshot::kStoreRedisCluster: return "rediscluster";
-    default: return "files";
-  }
-}
-
 json sessions_json(const snapshot::Payload& p) {
   json active = json::object();
   json inactive = json::object();
@@ -146,6 +138,14 @@ json cluster_json(const snapshot::Payload& p) {
 }
 
 }  // namespace
+
+const char* store_kind_name(std::uint32_t kind) noexcept {
+  switch (kind) {
+    case snapshot::kStoreRedis: return "redis";
+    case snapshot::kStoreRedisCluster: return "rediscluster";
+    default: return "files";
+  }
+}
 
 json payload_to_json(const snapshot::Payload& p) {
   const bool cut = (p.flags & snapshot::kFlagCutActive) != 0;

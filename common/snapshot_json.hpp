@@ -4,6 +4,8 @@
 // sessions.known, load["1"]); decimal values are strings such as "1.52".
 #pragma once
 
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "snapshot_layout.hpp"
@@ -11,5 +13,8 @@
 namespace coupecircuit {
 
 [[nodiscard]] nlohmann::json payload_to_json(const snapshot::Payload& payload);
+
+// "files", "redis" or "rediscluster": the name of a payload's store_kind.
+[[nodiscard]] const char* store_kind_name(std::uint32_t kind) noexcept;
 
 }  // namespace coupecircuit

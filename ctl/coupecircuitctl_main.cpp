@@ -92,14 +92,6 @@ bool over_global_threshold(const snapshot::Payload& payload) {
   return check_thresholds(payload, global, 0, 0).over;
 }
 
-const char* store_kind_name(std::uint32_t kind) {
-  switch (kind) {
-    case snapshot::kStoreRedis: return "redis";
-    case snapshot::kStoreRedisCluster: return "rediscluster";
-    default: return "files";
-  }
-}
-
 void print_store(const snapshot::Payload& p) {
   if (p.store_kind == snapshot::kStoreFiles) return;
   const bool unavailable = (p.flags & snapshot::kFlagSessionsUnavailable) != 0;

@@ -74,6 +74,24 @@ namespace {
 constexpr std::string_view kSaturationKind = "saturation:";
 constexpr std::uint64_t kMaxSaturationTrip = probes::kMaxSaturationPct;
 
+// RELEASE of a threshold whose TRIP is set: 90 % of TRIP (always < TRIP)
+// when not given, else `parsed` (the value of `release`), which must be
+// lower than TRIP. The one rule for every kind of threshold.
+template <typename Parsed>
+Result<void> set_release(std::string_view kind, std::string_view trip, std::string_view release, const Parsed& parsed,
+                         ThresholdDirective& result) {
+  result.release = default_release(result.trip);
+  if (release.empty()) return {};
+  if (!parsed) return make_error("CoupeCircuitThreshold " + std::string(kind) + " RELEASE: " + parsed.error().message);
+  if (*parsed >= result.trip) {
+    return make_error("CoupeCircuitThreshold " + std::string(kind) + ": RELEASE " + quoted(release) +
+                      " must be lower than TRIP " + quoted(trip));
+  }
+  result.release = *parsed;
+  result.release_given = true;
+  return {};
+}
+
 // CoupeCircuitThreshold saturation:NAME TRIP [RELEASE]: integer percent.
 Result<ThresholdDirective> parse_saturation_threshold(std::string_view kind, std::string_view trip,
                                                       std::string_view release) {
@@ -90,18 +108,8 @@ Result<ThresholdDirective> parse_saturation_threshold(std::string_view kind, std
                       " is not a whole percentage from 1 to " + std::to_string(kMaxSaturationTrip));
   }
   result.trip = *trip_value;
-  result.release = default_release(result.trip);
-  if (!release.empty()) {
-    auto release_value = parse_unsigned(release, kMaxSaturationTrip);
-    if (!release_value) {
-      return make_error("CoupeCircuitThreshold " + std::string(kind) + " RELEASE: " + release_value.error().message);
-    }
-    if (*release_value >= result.trip) {
-      return make_error("CoupeCircuitThreshold " + std::string(kind) + ": RELEASE " + quoted(release) +
-                        " must be lower than TRIP " + quoted(trip));
-    }
-    result.release = *release_value;
-    result.release_given = true;
+  if (auto given = set_release(kind, trip, release, parse_unsigned(release, kMaxSaturationTrip), result); !given) {
+    return given.error();
   }
   return result;
 }
@@ -126,20 +134,7 @@ Result<ThresholdDirective> parse_threshold(std::string_view kind, std::string_vi
   auto trip_value = parse_threshold_value(threshold_kind, trip);  // the rule shared with the helper and the CLI
   if (!trip_value) return make_error("CoupeCircuitThreshold " + std::string(kind) + " TRIP: " + trip_value.error().message);
   result.trip = *trip_value;
-  if (release.empty()) {
-    result.release = default_release(result.trip);  // 90 % of TRIP, always < TRIP
-  } else {
-    auto release_value = parse(release);
-    if (!release_value) {
-      return make_error("CoupeCircuitThreshold " + std::string(kind) + " RELEASE: " + release_value.error().message);
-    }
-    if (*release_value >= result.trip) {
-      return make_error("CoupeCircuitThreshold " + std::string(kind) + ": RELEASE " + quoted(release) +
-                        " must be lower than TRIP " + quoted(trip));
-    }
-    result.release = *release_value;
-    result.release_given = true;
-  }
+  if (auto given = set_release(kind, trip, release, parse(release), result); !given) return given.error();
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdlib>
 
+#include "command_line.hpp"
 #include "config_text.hpp"
 #include "daemon_start.hpp"
 #include "prepare.hpp"
@@ -40,12 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--results", line.results_path, "Results file (overrides [probes] results)");
   app.add_flag("--foreground", line.foreground, "Do not detach (systemd, tests)");
   app.add_flag("--once", line.once, "Check every probe once, write the results, exit");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    const int status = app.exit(error);
-    return status == 0 ? 0 : 2;
-  }
+  if (const auto status = coupecircuit::parse_command_line(app, argc, argv)) return *status;
   line.config_given = config_option->count() > 0;
   coupecircuit::make_absolute(line.config_path);
   if (line.results_path) coupecircuit::make_absolute(*line.results_path);

@@ -81,6 +81,28 @@ std::string transfer_error(CURLcode code, const ProbeSpec& spec) {
   return curl_easy_strerror(code);  // curl's own fixed text, never the server's
 }
 
+// One transfer with the settings shared by every check: configure(curl,
+// transfer) adds the check's own, judge(curl, transfer, code) says what is
+// wrong ("" when the dependency is up).
+template <typename Configure, typename Judge>
+CheckOutcome perform(const ProbeSpec& spec, const std::atomic<bool>& stop, Configure configure, Judge judge) {
+  CheckOutcome outcome;
+  const std::int64_t started = monotonic_us();
+  Transfer transfer;
+  transfer.stop = &stop;
+  CurlHandle handle = new_handle(spec, transfer);
+  if (!handle) {
+    outcome.error = "cannot create a curl handle";
+    return outcome;
+  }
+  configure(handle.get(), transfer);
+  const CURLcode code = curl_easy_perform(handle.get());
+  outcome.latency_us = elapsed_us(started);
+  outcome.error = judge(handle.get(), transfer, code);
+  outcome.up = outcome.error.empty();
+  return outcome;
+}
+
 class HttpCheck final : public Check {
  public:
   explicit HttpCheck(ProbeSpec spec) : spec_(std::move(spec)) {
@@ -99,16 +121,13 @@ class HttpCheck final : public Check {
   }
 
   CheckOutcome run(const std::atomic<bool>& stop) override {
-    CheckOutcome outcome;
-    const std::int64_t started = monotonic_us();
-    Transfer transfer;
-    transfer.stop = &stop;
-    CurlHandle handle = new_handle(spec_, transfer);
-    if (!handle) {
-      outcome.error = "cannot create a curl handle";
-      return outcome;
-    }
-    CURL* curl = handle.get();
+    return perform(
+        spec_, stop, [this](CURL* curl, Transfer& transfer) { configure(curl, transfer); },
+        [this](CURL* curl, const Transfer& transfer, CURLcode code) { return judge(curl, transfer, code); });
+  }
+
+ private:
+  void configure(CURL* curl, Transfer& transfer) const {
     curl_easy_setopt(curl, CURLOPT_URL, spec_.http.url.c_str());
     if (spec_.http.method == "HEAD") {
       curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
@@ -124,24 +143,18 @@ class HttpCheck final : public Check {
       curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (!spec_.http.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, spec_.http.ca_file.c_str());
-    const CURLcode code = curl_easy_perform(curl);
-    outcome.latency_us = elapsed_us(started);
-    if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && transfer.body_full)) {
-      outcome.error = transfer_error(code, spec_);
-      return outcome;
-    }
-    long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    if (!status_accepted(spec_.http.statuses, status)) {
-      outcome.error = "status " + std::to_string(status);
-      return outcome;
-    }
-    outcome.error = body_error(transfer.body);
-    outcome.up = outcome.error.empty();
-    return outcome;
   }
 
- private:
+  // Empty when the dependency is up: transfer done (or stopped once the
+  // body read is full), status accepted, body matching.
+  [[nodiscard]] std::string judge(CURL* curl, const Transfer& transfer, CURLcode code) const {
+    if (code != CURLE_OK && !(code == CURLE_WRITE_ERROR && transfer.body_full)) return transfer_error(code, spec_);
+    long status = 0;
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (!status_accepted(spec_.http.statuses, status)) return "status " + std::to_string(status);
+    return body_error(transfer.body);
+  }
+
   struct CodeDeleter {
     void operator()(pcre2_code* code) const noexcept { pcre2_code_free(code); }
   };
@@ -182,22 +195,15 @@ class TcpCheck final : public Check {
   }
 
   CheckOutcome run(const std::atomic<bool>& stop) override {
-    CheckOutcome outcome;
-    const std::int64_t started = monotonic_us();
-    Transfer transfer;
-    transfer.stop = &stop;
-    CurlHandle handle = new_handle(spec_, transfer);
-    if (!handle) {
-      outcome.error = "cannot create a curl handle";
-      return outcome;
-    }
-    curl_easy_setopt(handle.get(), CURLOPT_URL, url_.c_str());
-    curl_easy_setopt(handle.get(), CURLOPT_CONNECT_ONLY, 1L);
-    const CURLcode code = curl_easy_perform(handle.get());
-    outcome.latency_us = elapsed_us(started);
-    outcome.up = code == CURLE_OK;
-    if (!outcome.up) outcome.error = transfer_error(code, spec_);
-    return outcome;
+    return perform(
+        spec_, stop,
+        [this](CURL* curl, Transfer& /*transfer*/) {
+          curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
+          curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
+        },
+        [this](CURL* /*curl*/, const Transfer& /*transfer*/, CURLcode code) {
+          return code == CURLE_OK ? std::string() : transfer_error(code, spec_);
+        });
   }
 
  private:

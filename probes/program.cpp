@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "atomic_file.hpp"
+#include "daemon_start.hpp"
 #include "log.hpp"
 #include "runner.hpp"
 #include "unique_fd.hpp"
@@ -84,15 +85,8 @@ class Program {
   }
 
   bool open_descriptors() {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    // Blocked before any probe thread starts: the threads inherit the mask
-    // and the signals reach the signalfd only.
-    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
-    signals_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+    // Before any probe thread starts: the threads inherit the mask.
+    signals_.reset(open_stop_signals());
     changes_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     if (!signals_ || !changes_) {
       log::error(log::id::kProbesCannotRun, std::string("signalfd/eventfd: ") + errno_text(errno));
@@ -133,16 +127,10 @@ class Program {
   }
 
   bool handle_signals() {
-    signalfd_siginfo info{};
-    while (::read(signals_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-      if (info.ssi_signo == SIGHUP) {
-        reload();
-      } else {
-        log::info(log::id::kProbesStopping, std::string("stopping on SIG") + ::sigabbrev_np(static_cast<int>(info.ssi_signo)));
-        return false;
-      }
-    }
-    return true;
+    const std::uint32_t stop = read_signals(signals_.get(), [this] { reload(); });
+    if (stop == 0) return true;
+    log::info(log::id::kProbesStopping, std::string("stopping on SIG") + ::sigabbrev_np(static_cast<int>(stop)));
+    return false;
   }
 
   void reload() {

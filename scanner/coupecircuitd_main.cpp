@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "command_line.hpp"
 #include "daemon.hpp"
 #include "daemon_start.hpp"
 #include "daemon_config.hpp"
@@ -92,12 +93,7 @@ int main(int argc, char** argv) {
   app.add_flag("--check", line.check,
                "Check the configuration (and the password files it names) and exit: 0 valid, 2 not (the error names "
                "the line)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    const int status = app.exit(error);
-    return status == 0 ? 0 : 2;
-  }
+  if (const auto status = coupecircuit::parse_command_line(app, argc, argv)) return *status;
   line.config_given = config_option->count() > 0;
   make_paths_absolute(line);
   // A write to a closed pipe (stderr read by a process that went away) must

@@ -20,7 +20,9 @@
 #include "agent.hpp"
 #include "atomic_file.hpp"
 #include "cluster_node.hpp"
+#include "daemon_start.hpp"
 #include "decimal.hpp"
+#include "file_identity.hpp"
 #include "history.hpp"
 #include "load_signals.hpp"
 #include "log.hpp"
@@ -53,24 +55,6 @@ constexpr nfds_t kPollCount = 5;
 std::string base_name_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
-// What is known of the state file when it was last read: a change of any of
-// these makes the periodic pass read it again, whatever inotify said.
-struct FileIdentity {
-  bool exists = false;
-  dev_t device = 0;
-  ino_t inode = 0;
-  off_t size = 0;
-  std::int64_t mtime_ns = 0;
-  bool operator==(const FileIdentity&) const = default;
-};
-
-FileIdentity identity_of(const std::string& path) {
-  struct stat info {};
-  if (::lstat(path.c_str(), &info) != 0) return {};
-  return {true, info.st_dev, info.st_ino, info.st_size,
-          static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000LL + info.st_mtim.tv_nsec};
 }
 
 // Everything a configuration holds open, built whole before it replaces the
@@ -459,16 +443,10 @@ void Daemon::handle_inotify_event(const inotify_event& event) {
 }
 
 bool Daemon::handle_signals() {
-  signalfd_siginfo info{};
-  while (::read(signals_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-    if (info.ssi_signo == SIGHUP) {
-      reload();
-    } else {
-      log::info(log::id::kStopping, std::string("stopping on ") + ::strsignal(static_cast<int>(info.ssi_signo)));
-      return false;
-    }
-  }
-  return true;
+  const std::uint32_t stop = read_signals(signals_fd_.get(), [this] { reload(); });
+  if (stop == 0) return true;
+  log::info(log::id::kStopping, std::string("stopping on ") + ::strsignal(static_cast<int>(stop)));
+  return false;
 }
 
 void Daemon::reload() {
@@ -588,15 +566,7 @@ int Daemon::start() {
   commit(std::move(*resources));
   load_state(true);
   refresh_load_signals();
-  if (!options_.once) {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-    signals_fd_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
-  }
+  if (!options_.once) signals_fd_.reset(open_stop_signals());
   full_scan();
   wait_first_store_pass();
   probes_.refresh(snapshot::realtime_now_ns() / 1'000'000LL);

@@ -77,7 +77,7 @@ void fill_probe_table(bool configured, const probes::ProbeResults* results, std:
 void ProbeResultsReader::configure(bool configured, const std::string& path) {
   if (path != path_) {
     results_.reset();
-    identity_ = Identity{};
+    identity_ = FileIdentity{};
   }
   configured_ = configured;
   path_ = path;
@@ -108,12 +108,7 @@ void ProbeResultsReader::report_invalid(const std::string& why, std::int64_t now
 
 void ProbeResultsReader::refresh(std::int64_t now_wall_ms) {
   if (!configured_) return;
-  struct stat info {};
-  Identity now;
-  if (::lstat(path_.c_str(), &info) == 0) {
-    now = {true, info.st_dev, info.st_ino, info.st_size,
-           static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000LL + info.st_mtim.tv_nsec};
-  }
+  const FileIdentity now = identity_of(path_);
   if (now != identity_) {
     identity_ = now;
     if (now.exists) read_file();

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "file_identity.hpp"
 #include "probe_results.hpp"
 #include "snapshot_layout.hpp"
 
@@ -35,20 +36,12 @@ class ProbeResultsReader {
   void fill(snapshot::Payload& payload, std::int64_t now_wall_ms) const noexcept;
 
  private:
-  struct Identity {
-    bool exists = false;
-    dev_t device = 0;
-    ino_t inode = 0;
-    off_t size = 0;
-    std::int64_t mtime_ns = 0;
-    bool operator==(const Identity&) const = default;
-  };
   void read_file();
   void report_invalid(const std::string& why, std::int64_t now_wall_ms);
 
   bool configured_ = false;
   std::string path_;
-  Identity identity_;
+  FileIdentity identity_;
   std::optional<probes::ProbeResults> results_;  // the last valid ones
   bool stale_ = false;                           // as last logged
   bool stale_logged_ = false;                    // stale_ has been logged at least once

@@ -456,14 +456,7 @@ std::uint32_t RedisSessionStore::Worker::scan_masters(std::string* error) {
 // A complete pass: keys not seen are gone; the store is available again.
 // Under mutex_. Returns the notice to log ("" when none).
 std::string RedisSessionStore::Worker::record_success(std::int64_t now_wall_ns, std::uint64_t started_ns) {
-  for (auto it = keys_.begin(); it != keys_.end();) {
-    if (it->second.epoch != epoch_) {
-      account(it->second, -1);
-      keys_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  erase_unseen(keys_, epoch_, [this](const auto& entry) { account(entry, -1); });
   std::string came_back = !status_.available && status_.passes > 0 ? "sessions in Redis counted again" : "";
   status_.available = true;
   status_.unavailable_since_wall_s = 0;

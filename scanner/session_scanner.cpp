@@ -280,14 +280,7 @@ Result<ScanStatistics> SessionScanner::full_scan() {
     walk(root.get(), "", 0, 0, unread_before_s(), statistics, workers);
   }
 
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    if (it->second.epoch != epoch_) {
-      account(it->second, -1);
-      entries_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
+  erase_unseen(entries_, epoch_, [this](const auto& entry) { account(entry, -1); });
   statistics.duration_us = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count());
   return statistics;

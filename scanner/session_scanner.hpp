@@ -75,6 +75,21 @@ struct ScanStatistics {
   std::uint64_t duration_us = 0;
 };
 
+// After a complete pass: forgets every entry of `entries` (a map of structs
+// with an `epoch` member) that the pass did not mark with its `epoch`,
+// calling forget(entry) first so that it leaves the counts.
+template <typename Map, typename Epoch, typename Forget>
+void erase_unseen(Map& entries, Epoch epoch, Forget forget) {
+  for (auto it = entries.begin(); it != entries.end();) {
+    if (it->second.epoch != epoch) {
+      forget(it->second);
+      entries.erase(it++);  // absl::flat_hash_map::erase(iterator) returns nothing
+    } else {
+      ++it;
+    }
+  }
+}
+
 class SessionScanner {
  public:
   explicit SessionScanner(ScanOptions options);

@@ -31,13 +31,10 @@ import json
 import math
 import os
 import platform
-import pwd
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -50,12 +47,12 @@ sys.path.insert(0, str(SOURCE_DIR / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
+import probes_harness  # noqa: E402
 import loadgen  # noqa: E402
 import report  # noqa: E402
 from redis_harness import RedisServer, redis_available  # noqa: E402
 
 HOST = "app.example"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 HAPROXY_BIN = "/usr/sbin/haproxy"
 DB_MAX_CONNECTIONS = 30        # as in the incident
 FPM_CHILDREN = 32              # per node: 64 PHP workers for 27 application connections
@@ -103,72 +100,27 @@ def log(message: str) -> None:
 
 # ---------------------------------------------------------------- PostgreSQL
 
-class Postgres:
-    """A cluster of its own in a temporary directory, on 127.0.0.1:<free port>."""
+class Postgres(probes_harness.Postgres):
+    """The tests' PostgreSQL starter with the application's schema, bigger
+    buffers and warnings only in its log."""
 
     def __init__(self, max_connections: int = DB_MAX_CONNECTIONS):
-        self.max_connections = max_connections
-        self.directory = Path(tempfile.mkdtemp(prefix="cc-overload-pg-"))
-        os.chmod(self.directory, 0o755)
-        self.data = self.directory / "data"
-        self.log_path = self.directory / "postgres.log"
-        self.port = harness.free_port()
-        self.process: subprocess.Popen | None = None
-        self.user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, self.user, self.user)
-
-    def _as_owner(self, command: list[str]) -> list[str]:
-        return ["runuser", "-u", self.user, "--", *command] if os.geteuid() == 0 else command
+        super().__init__(max_connections, prefix="cc-overload-pg-", monitor=False,
+                         settings={"shared_buffers": "64MB", "log_min_messages": "warning", "log_line_prefix": "%m "})
 
     @property
     def dsn(self) -> str:
         return f"host=127.0.0.1 port={self.port} dbname=app user=app connect_timeout=5"
 
     def start(self) -> None:
-        env = harness.clean_env()
-        subprocess.run(self._as_owner([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                                       "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]),
-                       check=True, capture_output=True, env=env, timeout=120)
-        settings = {"port": self.port, "listen_addresses": "127.0.0.1", "unix_socket_directories": self.directory,
-                    "max_connections": self.max_connections, "shared_buffers": "64MB", "fsync": "off",
-                    "synchronous_commit": "off", "full_page_writes": "off", "log_min_messages": "warning",
-                    "log_line_prefix": "%m ", "logging_collector": "off"}
-        command = [str(PG_BIN / "postgres"), "-D", str(self.data)]
-        for key, value in settings.items():
-            command += ["-c", f"{key}={value}"]
-        with open(self.log_path, "ab") as output:
-            self.process = subprocess.Popen(self._as_owner(command), stdin=subprocess.DEVNULL, stdout=output,
-                                            stderr=output, env=env, start_new_session=True)
-        harness.wait_for(lambda: self.process.poll() is None and subprocess.run(
-            [str(PG_BIN / "pg_isready"), "-q", "-h", str(self.directory), "-p", str(self.port)],
-            env=env, timeout=10).returncode == 0, bool, 60, "PostgreSQL accepts connections",
-            interval=0.2)
-        self.psql("CREATE ROLE app LOGIN")
-        self.psql("CREATE DATABASE app OWNER app")
-        self.psql((HERE / "app" / "schema.sql").read_text(), database="app", user="app")
-
-    def psql(self, sql: str, database: str = "postgres", user: str = "postgres") -> str:
-        result = subprocess.run(self._as_owner([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                                                "-h", str(self.directory), "-p", str(self.port), "-U", user,
-                                                "-d", database, "-At", "-c", sql]),
-                                capture_output=True, text=True, env=harness.clean_env(), timeout=120)
-        if result.returncode != 0:
-            raise RuntimeError(f"psql failed: {result.stderr}")
-        return result.stdout
+        super().start()
+        self.psql((HERE / "app" / "schema.sql").read_text(), database="app", user="app", timeout=120)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            # postgres runs under runuser: signal the whole group (fast shutdown).
-            os.killpg(self.process.pid, signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        super().stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

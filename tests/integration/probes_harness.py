@@ -88,11 +88,16 @@ class Probes:
 class Postgres:
     """A PostgreSQL cluster of its own in a temporary directory, on
     127.0.0.1:<free port>, run as the postgres user when the tests run as
-    root; a role and a database "app", trust authentication."""
+    root; a role and a database "app", trust authentication. `settings`
+    adds to or overrides the server settings; `monitor` grants pg_monitor
+    to "app" (what the saturation query reads)."""
 
-    def __init__(self, max_connections: int = 30):
+    def __init__(self, max_connections: int = 30, prefix: str = "cc-probes-pg-",
+                 settings: dict | None = None, monitor: bool = True):
         self.max_connections = max_connections
-        self.directory = Path(tempfile.mkdtemp(prefix="cc-probes-pg-"))
+        self.extra_settings = dict(settings or {})
+        self.monitor = monitor
+        self.directory = Path(tempfile.mkdtemp(prefix=prefix))
         os.chmod(self.directory, 0o755)
         self.data = self.directory / "data"
         self.log_path = self.directory / "postgres.log"
@@ -113,7 +118,8 @@ class Postgres:
                            check=True, capture_output=True, env=env, timeout=120)
         settings = {"port": self.port, "listen_addresses": "127.0.0.1", "unix_socket_directories": self.directory,
                     "max_connections": self.max_connections, "shared_buffers": "16MB", "fsync": "off",
-                    "synchronous_commit": "off", "full_page_writes": "off", "logging_collector": "off"}
+                    "synchronous_commit": "off", "full_page_writes": "off", "logging_collector": "off",
+                    **self.extra_settings}
         command = [str(PG_BIN / "postgres"), "-D", str(self.data)]
         for key, value in settings.items():
             command += ["-c", f"{key}={value}"]
@@ -126,14 +132,15 @@ class Postgres:
         if initdb:
             self.psql("CREATE ROLE app LOGIN")
             self.psql("CREATE DATABASE app OWNER app")
-            self.psql("GRANT pg_monitor TO app")
+            if self.monitor:
+                self.psql("GRANT pg_monitor TO app")
         return self
 
-    def psql(self, sql: str) -> str:
+    def psql(self, sql: str, database: str = "postgres", user: str = "postgres", timeout: float = 60) -> str:
         result = subprocess.run(self._as_owner([str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                                                "-h", str(self.directory), "-p", str(self.port), "-U", "postgres",
-                                                "-d", "postgres", "-At", "-c", sql]),
-                                capture_output=True, text=True, env=clean_env(), timeout=60)
+                                                "-h", str(self.directory), "-p", str(self.port), "-U", user,
+                                                "-d", database, "-At", "-c", sql]),
+                                capture_output=True, text=True, env=clean_env(), timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"psql failed: {result.stderr}")
         return result.stdout
