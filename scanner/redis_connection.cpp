@@ -231,11 +231,13 @@ std::uint32_t key_slot(std::string_view key) noexcept {
     const auto close = key.find('}', open + 1);
     if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
   }
-  std::uint16_t crc = 0;  // CRC16-CCITT (XModem), as Redis Cluster computes it
+  // CRC16-CCITT (XModem), as Redis Cluster computes it; kept in an unsigned
+  // int (no promotion to a signed int), cut to 16 bits at each step.
+  unsigned crc = 0;
   for (const char c : key) {
-    crc = static_cast<std::uint16_t>(crc ^ (static_cast<std::uint16_t>(static_cast<unsigned char>(c)) << 8U));
+    crc ^= static_cast<unsigned>(static_cast<unsigned char>(c)) << 8U;
     for (int bit = 0; bit < 8; ++bit) {
-      crc = (crc & 0x8000U) != 0 ? static_cast<std::uint16_t>((crc << 1U) ^ 0x1021U) : static_cast<std::uint16_t>(crc << 1U);
+      crc = (crc & 0x8000U) != 0 ? ((crc << 1U) ^ 0x1021U) & 0xFFFFU : (crc << 1U) & 0xFFFFU;
     }
   }
   return crc % kClusterSlots;
