@@ -37,6 +37,10 @@
 #   COUPECIRCUIT_CLANG_TIDY_NOT_IN    with blocking, the files (regex on the
 #                                     path from the source root) whose
 #                                     findings are listed but do not fail
+#   COUPECIRCUIT_CLANG_TIDY_CHECKS    added to .clang-tidy's checks (default
+#                                     '-clang-analyzer-*': the path-sensitive
+#                                     analyzer doubles clang-tidy's time; set
+#                                     it empty to run every check)
 set -euo pipefail
 source_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="${COUPECIRCUIT_BUILD_DIR:-$source_dir/build}"
@@ -101,6 +105,7 @@ clang_tidy_lane() {
   [ "$clang_tidy" = blocking ] || mode=(--report)
   mode+=(--fail-on "${COUPECIRCUIT_CLANG_TIDY_FAIL_ON:-readability-function-cognitive-complexity}")
   mode+=(--not-in "${COUPECIRCUIT_CLANG_TIDY_NOT_IN:-^\$}")
+  mode+=(--checks "${COUPECIRCUIT_CLANG_TIDY_CHECKS--clang-analyzer-*}")
   phase "clang-tidy ($clang_tidy)" nice -n 19 "$source_dir/tests/lint/run_clang_tidy.sh" "${mode[@]}" \
     --jobs "$jobs" "$build_dir"
 }
